@@ -1,0 +1,21 @@
+"""vambe-import: open one Vambe WhatsApp ticket per spreadsheet row, safely.
+
+The library behind the ``vambe-import`` command::
+
+    from importer import load_config, run_import, validate_file
+
+    config = load_config("config.toml")
+    summary = validate_file("clientes.csv", config, out_dir="check")
+    summary = run_import("clientes.csv", config, api_key=os.environ["VAMBE_API_KEY"])
+    print(summary.counts, summary.paths["results.csv"])
+"""
+
+__version__ = "0.1.0"
+
+from .config import Config, load_config  # noqa: E402
+from .exceptions import ImporterError  # noqa: E402
+from .job import Plan, run_import, validate_file  # noqa: E402
+from .report import Summary  # noqa: E402
+
+__all__ = ["Config", "ImporterError", "Plan", "Summary", "load_config", "run_import",
+           "validate_file", "__version__"]

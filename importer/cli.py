@@ -1,0 +1,257 @@
+"""The ``vambe-import`` command: a thin layer over :mod:`importer.job`.
+
+This is the one place where errors become messages and exit codes:
+
+====  =====================================================================
+0     every row sent (or, for ``validate``, valid), or a duplicate of one that was
+1     some rows not sent (the reports say which), or the confirmation was declined
+2     could not start: usage, config, input file, output folder, missing key
+3     stopped by a fatal API answer: key rejected (401/403), phone ID unknown (404)
+130   interrupted (Ctrl-C or SIGTERM)
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .exceptions import ImporterError, MissingApiKeyError
+from .job import Plan, run_import, validate_file
+from .journal import RowResult
+from .report import Summary
+
+EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_CANNOT_START, EXIT_FATAL_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+API_KEY_VARIABLE = "VAMBE_API_KEY"
+
+
+class _CliError(click.ClickException):
+    """An :class:`ImporterError` at the edge: one line on stderr, its own exit code."""
+
+    def __init__(self, error: ImporterError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+def exit_code(summary: Summary) -> int:
+    if summary.fatal_error:
+        return EXIT_FATAL_API
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.stopped == "declined" or not summary.all_done:
+        return EXIT_NOT_ALL_SENT
+    return EXIT_OK
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vambe-import")
+@click.option("--traceback", is_flag=True, help="On an error, show the full traceback.")
+@click.pass_context
+def cli(context: click.Context, traceback: bool) -> None:
+    """Open one Vambe WhatsApp ticket per spreadsheet row, safely."""
+    context.obj = {"traceback": traceback}
+
+
+def _guarded(function):
+    """Turn library errors into one-line messages (or tracebacks with --traceback)."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ImporterError as error:
+            if click.get_current_context().obj.get("traceback"):
+                raise
+            raise _CliError(error) from None
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+_file_argument = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+_config_option = click.option("--config", "config_path", required=True,
+                              type=click.Path(dir_okay=False, path_type=Path),
+                              help="The TOML config mapping the file's columns to the API.")
+_out_option = click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                           help="Folder for the reports (default: ./<file name>-import).")
+_sheet_option = click.option("--sheet", help="XLSX sheet to read (default: [input] sheet, or"
+                                             " the first sheet).")
+
+
+def _print_summary(summary: Summary) -> None:
+    counts = summary.counts
+    shown = [summary.done_status, "invalid", "duplicate", "failed", "unknown", "skipped"]
+    click.echo(f"{summary.total_rows} rows: "
+               + ", ".join(f"{counts[status]} {status}" for status in shown))
+    for note in summary.notes:
+        click.echo(f"Note: {note}")
+    if summary.finished_at is not None:
+        click.echo("Reports: " + ", ".join(str(path) for path in summary.paths.values()))
+
+
+@cli.command()
+@_file_argument
+@_config_option
+@_out_option
+@_sheet_option
+@_guarded
+def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None) -> None:
+    """Check every row of FILE and write the reports, sending nothing.
+
+    Needs no API key; with VAMBE_API_KEY set, stages are also checked against the account.
+    """
+    summary = validate_file(file, config_path, out_dir=out_dir, sheet=sheet,
+                            api_key=os.environ.get(API_KEY_VARIABLE) or None)
+    _print_summary(summary)
+    sys.exit(exit_code(summary))
+
+
+@cli.command()
+@_file_argument
+@_config_option
+@_out_option
+@_sheet_option
+@click.option("--sandbox", is_flag=True,
+              help="Send to a sandbox API started in this process (no account, no network).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before sending.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out: rows already sent are never sent again.")
+@click.option("--retry-unknown", is_flag=True,
+              help="With --resume, send again the rows whose outcome is unknown (they may"
+                   " have reached the customer).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_guarded
+def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, sandbox: bool,
+        yes: bool, resume: bool, retry_unknown: bool, quiet: bool) -> None:
+    """Open one ticket per valid row of FILE and write the reports.
+
+    The API key is read from the VAMBE_API_KEY environment variable.
+    """
+    from .config import load_config
+
+    config = load_config(config_path)
+    if sandbox:
+        from .sandbox import DEFAULT_PHONE_ID, SandboxServer, SandboxState
+
+        server = SandboxServer(SandboxState(phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID)))
+        server.start()
+        config = config.model_copy(
+            update={"api": config.api.model_copy(update={"base_url": server.url})}
+        )
+        api_key = server.state.api_key
+    else:
+        server = None
+        api_key = os.environ.get(API_KEY_VARIABLE, "")
+        if not api_key:
+            raise MissingApiKeyError(
+                f"{API_KEY_VARIABLE} is not set: export your Vambe API key first"
+                " (or try the demo with --sandbox)"
+            )
+    progress = _Progress(enabled=not quiet and sys.stderr.isatty())
+    ask = not yes and sys.stdin.isatty()
+    try:
+        summary = run_import(file, config, api_key=api_key, out_dir=out_dir, sheet=sheet,
+                             resume=resume, retry_unknown=retry_unknown,
+                             confirm=_confirm if ask else None, on_result=progress.update,
+                             on_note=progress.note)
+    finally:
+        progress.close()
+        if server is not None:
+            server.stop()
+    if summary.stopped == "declined":
+        click.echo("Nothing sent.")
+        sys.exit(EXIT_NOT_ALL_SENT)
+    if summary.fatal_error:
+        click.echo(f"Stopped: {summary.fatal_error}", err=True)
+    elif summary.interrupted:
+        click.echo(f"Interrupted: {summary.stopped}", err=True)
+    _print_summary(summary)
+    if server is not None:
+        state = server.state
+        click.echo(f"Sandbox received {len(state.received)} requests and opened"
+                   f" {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
+    if summary.finished_at is not None and not summary.all_done:
+        click.echo(f"Rows not sent are in {summary.paths['errors.csv']} (fix and import it"
+                   " again); failed and skipped rows are retried by --resume.")
+    sys.exit(exit_code(summary))
+
+
+def _confirm(plan: Plan) -> bool:
+    click.echo(plan.describe(), err=True)
+    return click.confirm("Send now?", default=False, err=True)
+
+
+class _Progress:
+    """A tqdm bar on stderr while sending; silent when stderr is not a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._bar = None
+        self._counts: dict[str, int] = {}
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.25)
+
+    def update(self, result: RowResult) -> None:
+        if self._bar is None:
+            return
+        self._counts[result.status] = self._counts.get(result.status, 0) + 1
+        self._bar.update(1)
+        if result.status in ("sent", "failed", "unknown"):
+            self._bar.set_postfix(
+                {status: self._counts.get(status, 0) for status in ("sent", "failed", "unknown")},
+                refresh=False,
+            )
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            click.echo(text, err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8787, show_default=True, type=int, help="Port to listen on.")
+@click.option("--api-key", default=None, help="The key clients must send (default: sandbox-key).")
+@click.option("--rate-limit", type=float, default=None,
+              help="Requests allowed in any 1-second window; more are answered 429.")
+@click.option("--latency", type=float, default=0.0, show_default=True,
+              help="Seconds added before every answer.")
+@click.option("--fail-503", type=float, default=0.0, show_default=True,
+              help="Fraction of ticket requests answered 503 without processing.")
+@click.option("--fail-500", type=float, default=0.0, show_default=True,
+              help="Fraction processed, then answered 500 (outcome unknown to the client).")
+@click.option("--drop", type=float, default=0.0, show_default=True,
+              help="Fraction processed, then the connection dropped mid-answer.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed for the fault draws, so a run can be reproduced.")
+def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
+            fail_503: float, fail_500: float, drop: float, seed: int) -> None:
+    """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
+    from .sandbox import DEFAULT_API_KEY, DEFAULT_PHONE_ID, Faults, SandboxServer, SandboxState
+
+    faults = Faults(rate_limit=rate_limit, latency=latency, fail_503=fail_503,
+                    fail_500=fail_500, drop=drop, seed=seed)
+    state = SandboxState(api_key=api_key or DEFAULT_API_KEY, faults=faults)
+    try:
+        server = SandboxServer(state, host=host, port=port)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    click.echo(f"Sandbox API on {server.url} (phone ID {DEFAULT_PHONE_ID});"
+               f" set [api] base_url = \"{server.url}\" and"
+               f" {API_KEY_VARIABLE}={state.api_key}. Ctrl-C stops it.")
+    server.serve_forever()
+    click.echo(f"Sandbox stopped: {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
+
+
+def main() -> None:
+    cli(prog_name="vambe-import")

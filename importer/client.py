@@ -1,0 +1,199 @@
+"""Vambe's public API, as the importer uses it: list pipelines, open tickets.
+
+Every answer and every transport failure is classified here, in one table, because the
+classification decides whether a customer can be messaged twice:
+
+=====================================================  =========  =========================
+answer                                                  outcome    meaning
+=====================================================  =========  =========================
+2xx                                                     sent       ticket opened
+400 and other 4xx                                       rejected   not processed, fix the row
+401, 403 (key), 404 (phone ID)                          fatal      no request can succeed
+429                                                     throttled  not processed, send later
+503, refused, connect or pool timeout                   retry      never reached the server
+500, 502, 504, read/write timeout, dropped connection   unknown    the ticket may exist
+=====================================================  =========  =========================
+
+httpx2 is the maintained drop-in fork of httpx; httpx 0.28.1 pays a failed import on every
+request without ``sniffio`` and measured 2.6x slower here (FIELD-NOTES).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+
+import httpx2 as httpx
+
+from . import __version__
+from .exceptions import ApiUnavailableError, FatalApiError
+
+SENT, REJECTED, FATAL, THROTTLED, RETRY, UNKNOWN = (
+    "sent", "rejected", "fatal", "throttled", "retry", "unknown",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    id: str
+    name: str
+    stages: tuple[Stage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one request came to, already classified (see the module's table)."""
+
+    outcome: str
+    http_status: int | None = None
+    ai_contact_id: str = ""
+    error_code: str = ""
+    error: str = ""
+    retry_after: float | None = None
+
+
+def classify_status(status: int, text: str, headers: httpx.Headers) -> Answer:
+    if 200 <= status < 300:
+        try:
+            contact = json.loads(text).get("aiContactId") or ""
+        except (ValueError, AttributeError):
+            contact = ""
+        return Answer(SENT, status, ai_contact_id=str(contact))
+    reason = _error_message(text)
+    if status in (401, 403):
+        return Answer(FATAL, status, error_code="api_key_rejected",
+                      error=f"API key rejected (HTTP {status}): {reason}")
+    if status == 404:
+        return Answer(FATAL, status, error_code="phone_id_unknown",
+                      error=f"phone ID not found (HTTP 404): {reason}")
+    if status == 429:
+        return Answer(THROTTLED, status, error_code="throttled",
+                      error=f"throttled by the API (HTTP 429): {reason}",
+                      retry_after=parse_retry_after(headers.get("retry-after")))
+    if status == 503:
+        return Answer(RETRY, status, error_code="api_unavailable",
+                      error=f"API unavailable (HTTP 503): {reason}",
+                      retry_after=parse_retry_after(headers.get("retry-after")))
+    if 400 <= status < 500:
+        return Answer(REJECTED, status, error_code="api_rejected",
+                      error=f"API rejected the row (HTTP {status}): {reason}")
+    return Answer(UNKNOWN, status, error_code="outcome_unknown",
+                  error=f"API error (HTTP {status}) after receiving the request: the ticket"
+                        f" may exist: {reason}")
+
+
+def classify_exception(error: Exception, timeout: float) -> Answer:
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return Answer(RETRY, error_code="connection_failed",
+                      error=f"could not connect to the API: {_describe(error)}")
+    if isinstance(error, httpx.TimeoutException):
+        return Answer(UNKNOWN, error_code="outcome_unknown",
+                      error=f"no answer within {timeout:g} s after sending: the ticket may exist")
+    return Answer(UNKNOWN, error_code="outcome_unknown",
+                  error=f"connection lost after sending ({_describe(error)}): the ticket may exist")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds to wait: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message(text: str) -> str:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        message = body["message"]
+        if isinstance(message, list):
+            message = "; ".join(str(part) for part in message)
+        return " ".join(str(message).split())[:300]
+    return " ".join(text.split())[:300] or "(no message)"
+
+
+def _describe(error: Exception) -> str:
+    return str(error) or type(error).__name__
+
+
+class VambeClient:
+    """An async session with one account; open it with ``async with``."""
+
+    def __init__(self, base_url: str, api_key: str, *, phone_id: str, channel: str = "whatsapp",
+                 timeout: float = 30, max_connections: int = 8) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._ticket_url = f"{self.base_url}/api/public/ticket/open/{channel}/{phone_id}"
+        self._http = httpx.AsyncClient(
+            headers={"x-api-key": api_key, "user-agent": f"vambe-import/{__version__}"},
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+        )
+
+    async def __aenter__(self) -> VambeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._http.aclose()
+
+    async def open_ticket(self, body: bytes, idempotency_key: str) -> Answer:
+        """POST one ticket; never raises for HTTP or network trouble, it classifies it."""
+        try:
+            response = await self._http.post(
+                self._ticket_url,
+                content=body,
+                headers={"content-type": "application/json", "idempotency-key": idempotency_key},
+            )
+        except httpx.TransportError as error:
+            return classify_exception(error, self.timeout)
+        return classify_status(response.status_code, response.text, response.headers)
+
+    async def list_pipelines(self) -> list[Pipeline]:
+        """The account's pipelines; fatal answers raise, as they would for every ticket."""
+        url = f"{self.base_url}/api/public/pipeline"
+        try:
+            response = await self._http.get(url)
+        except httpx.TransportError as error:
+            raise ApiUnavailableError(
+                f"could not reach the API at {self.base_url} to list stages:"
+                f" {_describe(error)}; nothing was sent"
+            ) from None
+        answer = classify_status(response.status_code, response.text, response.headers)
+        if answer.outcome == FATAL and answer.http_status in (401, 403):
+            raise FatalApiError(f"{answer.error}; check VAMBE_API_KEY; nothing was sent")
+        if answer.outcome != SENT:
+            raise ApiUnavailableError(
+                f"GET /api/public/pipeline answered HTTP {response.status_code}:"
+                f" {_error_message(response.text)}; nothing was sent"
+            )
+        try:
+            return [
+                Pipeline(
+                    str(item["id"]), str(item.get("name") or ""),
+                    tuple(Stage(str(stage["id"]), str(stage.get("name") or ""))
+                          for stage in item.get("stages") or []),
+                )
+                for item in response.json()
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ApiUnavailableError(
+                "GET /api/public/pipeline answered with an unexpected body; nothing was sent"
+            ) from None

@@ -1,0 +1,271 @@
+"""The TOML config: which API to call and how each spreadsheet column maps to the request.
+
+The model is strict (unknown keys are errors) because a misspelt setting that is silently
+ignored is how a campaign goes to the wrong stage. Settings that depend on the input file
+(mapped columns, message placeholders) are checked against its headers by
+:func:`Config.check_columns` once the file is open.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .exceptions import ConfigError
+
+DEFAULT_BASE_URL = "https://api.vambe.ai"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    """Where to send and how fast. Defaults are safe for a first campaign, not the fastest."""
+
+    base_url: str = DEFAULT_BASE_URL
+    channel: Literal["whatsapp"] = "whatsapp"
+    phone_id: str
+    # 5/s: well under WhatsApp's ~80 msg/s per number and kind to an API with no published limit.
+    rate_limit_per_second: Annotated[float, Field(gt=0, le=1000)] = 5
+    # 8 in flight covers 5/s up to 1.6 s of latency (in flight = rate x latency).
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30
+    # Retries of requests that never reached the server (503, refused, connect timeout).
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    # First backoff before such a retry; doubled each time, with full jitter, capped at 60 s.
+    retry_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+    # How long one row may stay throttled by 429 answers before it is given up as failed.
+    max_throttle_seconds: Annotated[float, Field(ge=0, le=86400)] = 600
+
+    @field_validator("phone_id", mode="before")
+    @classmethod
+    def _numeric_phone_id(cls, value: object) -> str:
+        text = str(value).strip() if isinstance(value, (str, int)) else ""
+        if not text.isdigit():
+            raise ValueError(
+                f"must be the numeric WhatsApp Business phone ID, got {value!r}"
+            )
+        return text
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
+class InputSettings(_Section):
+    sheet: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            import codecs
+
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError(f"must be a single character, got {value!r}")
+        return value
+
+
+class ColumnSettings(_Section):
+    phone: str
+    contact_name: str | None = None
+    email: str | None = None
+    stage: str | None = None
+
+
+class DefaultSettings(_Section):
+    stage_id: str | None = None
+    country: str | None = None
+    phone_check: Literal["valid", "possible"] = "valid"
+
+    @field_validator("stage_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is not None and not is_uuid(value):
+            raise ValueError(f"must be a stage UUID, got {value!r}")
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"must be a two-letter country code such as CL or MX, got {value!r}")
+        return region
+
+
+class Constant(_Section):
+    value: str
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> str:
+        return str(value)
+
+
+MetadataMap = dict[str, str | Constant]
+
+
+class MessageSettings(_Section):
+    content: str
+    ai_generated: bool = False
+
+
+class DedupeSettings(_Section):
+    within_file: Literal["first", "last", "none"] = "first"
+
+
+class Config(_Section):
+    api: ApiSettings
+    input: InputSettings = InputSettings()
+    columns: ColumnSettings
+    defaults: DefaultSettings = DefaultSettings()
+    contact_metadata: MetadataMap = {}
+    ticket_metadata: MetadataMap = {}
+    integration_data: MetadataMap = {}
+    message: MessageSettings | None = None
+    dedupe: DedupeSettings = DedupeSettings()
+
+    source: str = Field(default="config", exclude=True)
+
+    def mapped_columns(self) -> list[tuple[str, str]]:
+        """Every (setting, column header) pair the config reads from the file."""
+        pairs = [
+            (f"[columns] {name}", header)
+            for name, header in self.columns.model_dump().items()
+            if header is not None
+        ]
+        for section in ("contact_metadata", "ticket_metadata", "integration_data"):
+            for key, source in getattr(self, section).items():
+                if isinstance(source, str):
+                    pairs.append((f"[{section}] {key}", source))
+        if self.message is not None:
+            for header in parse_template(self.message.content).columns:
+                pairs.append(("[message] content", header))
+        return pairs
+
+    def check_columns(self, headers: list[str], file_name: str) -> None:
+        """Fail before anything is sent if a setting names a column the file does not have."""
+        present = set(headers)
+        for setting, header in self.mapped_columns():
+            if header not in present:
+                shown = ", ".join(repr(h) for h in headers[:12])
+                raise ConfigError(
+                    f"{self.source}: {setting}: column {header!r} is not in {file_name}"
+                    f" (its columns: {shown}{', ...' if len(headers) > 12 else ''})"
+                )
+        if self.defaults.stage_id is None and self.columns.stage is None:
+            raise ConfigError(
+                f"{self.source}: [defaults] stage_id: required when [columns] has no stage"
+            )
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36
+
+
+class Template:
+    """A message with ``{Column header}`` placeholders, parsed once; ``{{`` and ``}}`` are braces."""
+
+    _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+    def __init__(self, text: str) -> None:
+        self.parts: list[tuple[bool, str]] = []  # (is_column, literal text or header)
+        position = 0
+        for match in self._TOKEN.finditer(text):
+            self.parts.append((False, text[position : match.start()]))
+            token = match.group(0)
+            if token in ("{{", "}}"):
+                self.parts.append((False, token[0]))
+            elif match.group(1) is None or not match.group(1).strip():
+                raise ValueError(
+                    f"unbalanced or empty brace at character {match.start() + 1}"
+                    " (write {{ or }} for a literal brace)"
+                )
+            else:
+                self.parts.append((True, match.group(1).strip()))
+            position = match.end()
+        self.parts.append((False, text[position:]))
+        self.parts = [(is_col, value) for is_col, value in self.parts if is_col or value]
+        self.columns = [value for is_col, value in self.parts if is_col]
+
+
+def parse_template(text: str) -> Template:
+    return Template(text)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a config file; every problem becomes one :class:`ConfigError` line."""
+    path = Path(path)
+    name = path.name
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config file ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{name}: not valid TOML: {error}") from None
+    if "api_key" in raw.get("api", {}):
+        raise ConfigError(
+            f"{name}: [api] api_key: the key is read from the VAMBE_API_KEY environment"
+            " variable, never from the config; remove it from the file"
+        )
+    try:
+        config = Config.model_validate({**raw, "source": name})
+    except ValidationError as error:
+        raise ConfigError(f"{name}: {_first_problem(error)}") from None
+    if config.message is not None:
+        try:
+            parse_template(config.message.content)
+        except ValueError as error:
+            raise ConfigError(f"{name}: [message] content: {error}") from None
+    return config
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    location = [str(part) for part in problem["loc"]]
+    # Union members (str | Constant) add their type names to the location; drop them.
+    location = [part for part in location if part not in ("str", "Constant")]
+    if len(location) >= 2:
+        where = f"[{location[0]}] {'.'.join(location[1:])}"
+    elif location:
+        where = f"[{location[0]}]"
+    else:
+        where = "config"
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown setting"
+    if kind == "missing":
+        return f"{where}: required setting is missing"
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"

@@ -1,0 +1,48 @@
+"""The importer's own errors, each with the exit code the CLI turns it into.
+
+Every error here is something a user can act on, so its message is one line that names the
+file, row, column or setting at fault. The CLI prints ``str(error)`` and exits with
+``error.exit_code``; library callers catch :class:`ImporterError`.
+
+    ImporterError                exit 2: could not start
+    ├── ConfigError              the TOML config is unreadable or a setting is wrong
+    ├── InputFileError           the spreadsheet is missing, empty or not what it claims
+    ├── MissingApiKeyError       VAMBE_API_KEY is not set
+    ├── OutputFolderError        the output folder holds another run, or cannot be written
+    ├── ApiUnavailableError      the API could not be reached before anything was sent
+    └── FatalApiError            exit 3: the API refused the key or the phone ID
+"""
+
+from __future__ import annotations
+
+
+class ImporterError(Exception):
+    """Base of every error the importer reports to a user."""
+
+    exit_code = 2
+
+
+class ConfigError(ImporterError):
+    """The config file cannot be used as written."""
+
+
+class InputFileError(ImporterError):
+    """The input spreadsheet cannot be read."""
+
+
+class MissingApiKeyError(ImporterError):
+    """Sending needs VAMBE_API_KEY in the environment."""
+
+
+class OutputFolderError(ImporterError):
+    """The output folder cannot take this run (it holds another run, or is not writable)."""
+
+
+class ApiUnavailableError(ImporterError):
+    """The API did not answer before anything was sent; nothing happened."""
+
+
+class FatalApiError(ImporterError):
+    """The API rejected the key (401/403) or the phone ID (404): no request can succeed."""
+
+    exit_code = 3

@@ -1,0 +1,268 @@
+"""The two jobs a user runs, as plain functions: :func:`validate_file` and :func:`run_import`.
+
+Both stream the input once through read -> map -> validate; ``run_import`` hands valid rows
+to the sender and writes the reports from the journal at the end, ``validate_file`` writes
+them as it goes. The CLI is a thin layer over these two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .client import Pipeline, VambeClient
+from .config import Config, load_config
+from .exceptions import ConfigError, OutputFolderError
+from .journal import Journal, RowResult, holds_run
+from .mapping import RowMapper
+from .read import SourceRow, Table, open_table
+from .report import ReportWriter, Summary, with_sources
+from .send import Sender
+from .validate import CheckedRow, StageResolver, Validator
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run is about to do, for the confirmation question."""
+
+    rows: int
+    to_send: int
+    messages: int
+    already_sent: int
+    not_valid: int
+    rate_per_second: float
+    base_url: str
+    phone_id: str
+
+    @property
+    def estimated_seconds(self) -> float:
+        return self.to_send / self.rate_per_second
+
+    def describe(self) -> str:
+        minutes, seconds = divmod(round(self.estimated_seconds), 60)
+        return (
+            f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
+            f" through {self.base_url} (phone ID {self.phone_id}) at"
+            f" {self.rate_per_second:g}/s, about {minutes} min {seconds} s."
+            f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
+            f" {self.already_sent} were sent by an earlier run."
+        )
+
+
+def default_out_dir(input_path: str | Path) -> Path:
+    """``clientes.csv`` -> ``./clientes-import``: one folder per input, in the current directory."""
+    return Path.cwd() / f"{Path(input_path).stem}-import"
+
+
+def _as_config(config: Config | str | Path) -> Config:
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def _open_input(input_path: str | Path, config: Config, sheet: str | None) -> Table:
+    table = open_table(input_path, sheet=sheet or config.input.sheet,
+                       encoding=config.input.encoding, delimiter=config.input.delimiter)
+    config.check_columns(list(table.headers), table.path.name)
+    return table
+
+
+def _checked(table: Table, config: Config, stages: StageResolver
+             ) -> Iterator[tuple[SourceRow, CheckedRow]]:
+    """The pipeline up to the verdict, streaming: read -> map -> validate."""
+    mapper = RowMapper(config, table.headers)
+    validator = Validator(config, stages)
+    if config.dedupe.within_file == "last":
+        phone_column = table.headers.index(config.columns.phone)
+        validator.learn_last_rows((row.number, row.cells[phone_column]) for row in table.rows())
+    for source in table.rows():
+        yield source, validator.check(mapper.map(source))
+
+
+def _check_default_stage(config: Config, stages: StageResolver) -> None:
+    stage_id = config.defaults.stage_id
+    if stage_id is not None and not stages.exists(stage_id):
+        raise ConfigError(
+            f"{config.source}: [defaults] stage_id: stage {stage_id} is not in the account's"
+            " pipelines (vambe-import stages lists them)"
+        )
+
+
+async def _fetch_pipelines(config: Config, api_key: str) -> list[Pipeline]:
+    api = config.api
+    async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
+                           timeout=api.timeout_seconds, max_connections=1) as client:
+        return await client.list_pipelines()
+
+
+def validate_file(input_path: str | Path, config: Config | str | Path, *,
+                  out_dir: str | Path | None = None, api_key: str | None = None,
+                  sheet: str | None = None) -> Summary:
+    """Check every row and write the reports, sending nothing.
+
+    With an API key, stage names and IDs are checked against the account's pipelines;
+    without one, stage UUIDs are taken as written and stage names cannot be resolved.
+    """
+    config = _as_config(config)
+    table = _open_input(input_path, config, sheet)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(input_path)
+    if holds_run(out):
+        raise OutputFolderError(
+            f"{out} holds a run; validating into it would overwrite its reports;"
+            " choose another --out folder"
+        )
+    pipelines = asyncio.run(_fetch_pipelines(config, api_key)) if api_key else None
+    stages = StageResolver(pipelines)
+    _check_default_stage(config, stages)
+    summary = Summary("validate", out_dir=out)
+    writer = ReportWriter(out, table)
+    try:
+        for source, checked in _checked(table, config, stages):
+            result = RowResult(checked.number, checked.status, checked.phone,
+                               error_code=checked.error_code, error=checked.error)
+            summary.counts[result.status] += 1
+            writer.add(result, source)
+    except BaseException:
+        writer.discard()
+        raise
+    if stages.unchecked or (pipelines is None and config.defaults.stage_id):
+        summary.notes.append(
+            f"stages were not checked against the account ({stages.unchecked} rows name one):"
+            " set VAMBE_API_KEY to check them"
+        )
+    summary.finished_at = datetime.now(timezone.utc)
+    writer.commit(summary)
+    return summary
+
+
+def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: str,
+               out_dir: str | Path | None = None, sheet: str | None = None,
+               resume: bool = False, retry_unknown: bool = False,
+               confirm: Callable[[Plan], bool] | None = None,
+               on_result: Callable[[RowResult], None] | None = None,
+               on_note: Callable[[str], None] | None = None,
+               handle_signals: bool = True) -> Summary:
+    """Open one ticket per valid row and write the reports; returns the run's summary.
+
+    ``confirm`` is shown the :class:`Plan` before anything is sent; returning False ends
+    the run with nothing sent (``summary.stopped == "declined"``). With ``handle_signals``
+    (main thread only) a first Ctrl-C or SIGTERM lets requests in flight finish and writes
+    the reports; a second stops at once and leaves the reports to ``--resume``.
+    """
+    config = _as_config(config)
+    table = _open_input(input_path, config, sheet)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(input_path)
+    api = config.api
+    identity = {"base_url": api.base_url, "channel": api.channel, "phone_id": api.phone_id}
+    journal = Journal.open(out, identity=identity, resume=resume)
+    try:
+        return asyncio.run(_run(table, config, journal, api_key, retry_unknown=retry_unknown,
+                                confirm=confirm, on_result=on_result, on_note=on_note,
+                                handle_signals=handle_signals))
+    finally:
+        journal.close()
+
+
+async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
+               retry_unknown: bool, confirm: Callable[[Plan], bool] | None,
+               on_result: Callable[[RowResult], None] | None,
+               on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
+    api = config.api
+    summary = Summary("run", out_dir=journal.path.parent)
+    async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
+                           timeout=api.timeout_seconds,
+                           max_connections=api.max_concurrency) as client:
+        stages = StageResolver(await client.list_pipelines())
+        _check_default_stage(config, stages)
+        if confirm is not None and not confirm(_plan(table, config, stages, journal)):
+            summary.stopped = "declined"
+            return summary
+        sender = Sender(client, journal, api, retry_unknown=retry_unknown,
+                        on_result=on_result, on_note=on_note)
+        rows = (checked for _, checked in _checked(table, config, stages))
+        with _stop_on_signals(sender, enabled=handle_signals) as stop:
+            try:
+                await sender.run(rows)
+            except asyncio.CancelledError:
+                if not stop.hard:
+                    raise
+                summary.interrupted = True
+                summary.stopped = "stopped at once by a second Ctrl-C; reports not written"
+                return summary
+    summary.interrupted = stop.count > 0
+    summary.stopped = sender.stopped
+    summary.fatal_error = sender.fatal.error if sender.fatal else None
+    _write_run_reports(table, journal, summary)
+    return summary
+
+
+def _plan(table: Table, config: Config, stages: StageResolver, journal: Journal) -> Plan:
+    rows = to_send = messages = already_sent = 0
+    for _, checked in _checked(table, config, stages):
+        rows += 1
+        if checked.request is None:
+            continue
+        prior = journal.prior(checked.request.key)
+        if prior is not None and prior.state == "sent":
+            already_sent += 1
+        else:
+            to_send += 1
+            messages += checked.request.has_message
+    return Plan(rows, to_send, messages, already_sent, rows - to_send - already_sent,
+                config.api.rate_limit_per_second, config.api.base_url, config.api.phone_id)
+
+
+def _write_run_reports(table: Table, journal: Journal, summary: Summary) -> None:
+    writer = ReportWriter(journal.path.parent, table)
+    try:
+        for result, source in with_sources(journal.results(), table.rows()):
+            summary.counts[result.status] += 1
+            writer.add(result, source)
+    except BaseException:
+        writer.discard()
+        raise
+    summary.finished_at = datetime.now(timezone.utc)
+    writer.commit(summary)
+
+
+class _stop_on_signals:
+    """First SIGINT/SIGTERM: stop taking rows. Second: cancel the run where it stands."""
+
+    def __init__(self, sender: Sender, *, enabled: bool) -> None:
+        self.sender = sender
+        self.enabled = enabled
+        self.count = 0
+        self.hard = False
+        self._task: asyncio.Task | None = None
+        self._installed: list[int] = []
+
+    def _on_signal(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.sender.request_stop("interrupted")
+            print("Stopping: letting requests in flight finish (Ctrl-C again to stop at once)",
+                  file=sys.stderr)
+        elif self._task is not None and not self.hard:
+            self.hard = True
+            self._task.cancel()
+
+    def __enter__(self) -> _stop_on_signals:
+        if not self.enabled:
+            return self
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._on_signal)
+            except (RuntimeError, ValueError, NotImplementedError):
+                continue  # not the main thread, or no signal support: Ctrl-C works as usual
+            self._installed.append(signum)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._installed:
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,132 @@
+"""Write results.csv, errors.csv and summary.json, whole or not at all.
+
+Each file is written under a temporary name and renamed into place, so a reader never
+finds a half-written report, and reports from an earlier run stay intact until the new
+ones are complete. errors.csv is the input's own format (encoding, delimiter, columns)
+plus four columns, so the user fixes it in Excel and imports it again with the same config.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .journal import RowResult
+from .read import FORMULA_TRIGGERS, SourceRow, Table
+
+RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
+                   "error_code", "error")
+ERROR_COLUMNS = ("_row", "_status", "_error_code", "_error")
+STATUSES = ("sent", "valid", "invalid", "duplicate", "failed", "unknown", "skipped")
+ERROR_STATUSES = frozenset({"invalid", "failed", "unknown"})
+
+
+@dataclass
+class Summary:
+    """The counts of one run or validation, as summary.json and the terminal show them."""
+
+    mode: str  # "run" or "validate"
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime | None = None
+    stopped: str | None = None  # why a run stopped early: "interrupted", an API error...
+    interrupted: bool = False
+    fatal_error: str | None = None  # the API's fatal answer (key or phone ID rejected)
+    out_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done_status(self) -> str:
+        return "sent" if self.mode == "run" else "valid"
+
+    @property
+    def all_done(self) -> bool:
+        """Every row reached the API (or would), or repeats one that did."""
+        done = self.counts[self.done_status] + self.counts["duplicate"]
+        return done == self.total_rows
+
+    def as_json(self) -> dict:
+        finished = self.finished_at or datetime.now(timezone.utc)
+        shown = [self.done_status] + [s for s in STATUSES if s not in ("sent", "valid")]
+        return {
+            "total_rows": self.total_rows,
+            **{status: self.counts[status] for status in shown},
+            "stopped": self.stopped,
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "elapsed_seconds": round((finished - self.started_at).total_seconds(), 3),
+        }
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        assert self.out_dir is not None
+        return {name: self.out_dir / name for name in ("results.csv", "errors.csv", "summary.json")}
+
+
+def neutralize(cell: str) -> str:
+    """OWASP CSV-injection guard: a leading apostrophe, which the reader removes again."""
+    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+
+
+class ReportWriter:
+    """Streams results and error rows to temporary files; :meth:`commit` renames them in."""
+
+    def __init__(self, out_dir: Path, table: Table) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
+        self._results_path = out_dir / "results.csv.tmp"
+        self._errors_path = out_dir / "errors.csv.tmp"
+        self._results_file = self._results_path.open("w", encoding="utf-8", newline="")
+        self._errors_file = self._errors_path.open(
+            "w", encoding=table.encoding, errors="replace", newline=""
+        )
+        self._results = csv.writer(self._results_file)
+        self._errors = csv.writer(self._errors_file, delimiter=table.delimiter)
+        self._results.writerow(RESULTS_COLUMNS)
+        self._errors.writerow([neutralize(h) for h in table.headers] + list(ERROR_COLUMNS))
+
+    def add(self, result: RowResult, source: SourceRow | None) -> None:
+        self._results.writerow(
+            (result.row, result.status, result.phone, result.ai_contact_id,
+             "" if result.http_status is None else result.http_status, result.attempts,
+             result.error_code, result.error)
+        )
+        if result.status in ERROR_STATUSES and source is not None:
+            self._errors.writerow(
+                [neutralize(cell) for cell in source.cells]
+                + [result.row, result.status, result.error_code, result.error]
+            )
+
+    def commit(self, summary: Summary) -> None:
+        self._results_file.close()
+        self._errors_file.close()
+        os.replace(self._results_path, self.out_dir / "results.csv")
+        os.replace(self._errors_path, self.out_dir / "errors.csv")
+        summary_tmp = self.out_dir / "summary.json.tmp"
+        summary_tmp.write_text(json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(summary_tmp, self.out_dir / "summary.json")
+
+    def discard(self) -> None:
+        for handle, path in ((self._results_file, self._results_path),
+                             (self._errors_file, self._errors_path)):
+            handle.close()
+            path.unlink(missing_ok=True)
+
+
+def with_sources(results: Iterable[RowResult], rows: Iterator[SourceRow]
+                 ) -> Iterator[tuple[RowResult, SourceRow | None]]:
+    """Pair results (in row order) with the input rows they describe, reading both once."""
+    source = next(rows, None)
+    for result in results:
+        while source is not None and source.number < result.row:
+            source = next(rows, None)
+        yield result, source if source is not None and source.number == result.row else None

@@ -1,0 +1,265 @@
+"""The sandbox API: Vambe's public endpoints as ``../shared/API.md`` describes them, in memory.
+
+It checks the key, the phone ID and the body as the real API does, finds or creates contacts
+by phone digits (same number, same ``aiContactId``), stores every ticket, and records every
+request it received so tests can assert on the exact payloads. :class:`Faults` makes it
+misbehave on purpose, reproducibly from a seed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DEFAULT_API_KEY = "sandbox-key"
+DEFAULT_PHONE_ID = "123456789"
+
+PIPELINES = [
+    {
+        "id": "3f2b8a1e-0c4d-4e5f-8a9b-1c2d3e4f5a6b",
+        "name": "Ventas",
+        "description": "Campañas y seguimiento de pedidos",
+        "stages": [
+            {"id": "550e8400-e29b-41d4-a716-446655440000", "name": "Nuevo",
+             "description": "Primer contacto"},
+            {"id": "550e8400-e29b-41d4-a716-446655440001", "name": "Contactado",
+             "description": "Ya respondió"},
+            {"id": "550e8400-e29b-41d4-a716-446655440002", "name": "Seguimiento",
+             "description": "Pedido en curso"},
+        ],
+    },
+    {
+        "id": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+        "name": "Soporte",
+        "description": "Casos de postventa",
+        "stages": [
+            {"id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "name": "Nuevo",
+             "description": "Caso abierto"},
+            {"id": "7c9e6679-7425-40de-944b-e07fc1f90ae8", "name": "Resuelto",
+             "description": "Caso cerrado"},
+        ],
+    },
+]
+
+
+@dataclass
+class Faults:
+    """Misbehaviour to inject; fractions are of ticket requests, drawn from ``seed``."""
+
+    rate_limit: float | None = None  # requests allowed in any 1 s window; more get 429
+    latency: float = 0.0  # seconds added before every answer
+    fail_503: float = 0.0  # answered 503 without processing (safe to retry)
+    fail_500: float = 0.0  # processed (ticket created), then answered 500
+    drop: float = 0.0  # processed, then the connection is dropped mid-answer
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the sandbox saw it."""
+
+    method: str
+    path: str
+    status: int
+    body: object
+    idempotency_key: str | None
+    at: float
+
+
+@dataclass
+class SandboxState:
+    """Everything the sandbox knows; safe to read from the test's thread."""
+
+    api_key: str = DEFAULT_API_KEY
+    phone_ids: tuple[str, ...] = (DEFAULT_PHONE_ID,)
+    faults: Faults = field(default_factory=Faults)
+    pipelines: list = field(default_factory=lambda: json.loads(json.dumps(PIPELINES)))
+    contacts: dict[str, str] = field(default_factory=dict)
+    tickets: list[dict] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(self.faults.seed)
+        self._window: deque[float] = deque()
+
+    def tickets_per_phone(self) -> Counter:
+        """How many tickets each phone (as digits) got: more than one is a duplicate message."""
+        with self._lock:
+            return Counter(ticket["phone_digits"] for ticket in self.tickets)
+
+    def ticket_bodies(self) -> list[dict]:
+        with self._lock:
+            return [ticket["body"] for ticket in self.tickets]
+
+    def stage_ids(self) -> set[str]:
+        return {stage["id"] for pipeline in self.pipelines for stage in pipeline["stages"]}
+
+    def _record(self, request: Request, status: int, body: object) -> None:
+        with self._lock:
+            self.received.append(Received(request.method, request.url.path, status, body,
+                                          request.headers.get("idempotency-key"), time.time()))
+
+    def _admit(self) -> float | None:
+        """Under the rate limit: None. Over it: seconds until a request would be admitted."""
+        limit = self.faults.rate_limit
+        if limit is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if len(self._window) >= limit:
+                return self._window[0] + 1.0 - now
+            self._window.append(now)
+        return None
+
+    def _draw(self) -> str:
+        faults = self.faults
+        with self._lock:
+            roll = self._random.random()
+        for name, share in (("503", faults.fail_503), ("500", faults.fail_500),
+                            ("drop", faults.drop)):
+            if roll < share:
+                return name
+            roll -= share
+        return "ok"
+
+
+def _error(status: int, message: str, error: str) -> JSONResponse:
+    return JSONResponse({"statusCode": status, "message": message, "error": error}, status)
+
+
+class _DroppedResponse(Response):
+    """Starts an answer, then breaks the connection: the client cannot know what happened."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"100")]})
+        raise ConnectionAbortedError("sandbox fault: connection dropped after processing")
+
+
+def _check_body(body: object, state: SandboxState) -> str | None:
+    """The API's body validation; returns the 400 message, or None when the body is good."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    phone = body.get("to_phone_number")
+    if not isinstance(phone, (str, int)) or isinstance(phone, bool):
+        return "to_phone_number is required"
+    digits = re.sub(r"\D", "", str(phone))
+    try:
+        number = phonenumbers.parse("+" + digits)
+        if not phonenumbers.is_possible_number(number):
+            return "Invalid phone number"
+    except phonenumbers.NumberParseException:
+        return "Invalid phone number"
+    if body.get("stage_id") not in state.stage_ids():
+        return "Invalid stage ID"
+    for name in ("contact_name", "email"):
+        if name in body and not isinstance(body[name], str):
+            return f"{name} must be a string"
+    if "email" in body:
+        try:
+            validate_email(body["email"], check_deliverability=False)
+        except EmailNotValidError:
+            return "email must be an email"
+    for name in ("contact_metadata", "ticket_metadata", "integration_data"):
+        if name in body and not isinstance(body[name], dict):
+            return f"{name} must be an object"
+    if "message" in body:
+        message = body["message"]
+        if not isinstance(message, dict) or not isinstance(message.get("ai_generated"), bool):
+            return "message.ai_generated must be a boolean"
+        for name in ("content", "templateId"):
+            if name in message and not isinstance(message[name], str):
+                return f"message.{name} must be a string"
+    return None
+
+
+def create_app(state: SandboxState) -> Starlette:
+    """The ASGI app serving ``state``."""
+
+    async def guarded(request: Request) -> Response | None:
+        if state.faults.latency:
+            await asyncio.sleep(state.faults.latency)
+        wait = state._admit()
+        if wait is not None:
+            return JSONResponse(
+                {"statusCode": 429, "message": "Too many requests"}, 429,
+                headers={"retry-after": str(max(1, math.ceil(wait)))},
+            )
+        if request.headers.get("x-api-key") != state.api_key:
+            return _error(401, "Invalid or missing API key", "Unauthorized")
+        return None
+
+    async def open_ticket(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        refusal = await guarded(request)
+        if refusal is None:
+            refusal = await _open_ticket(request, body)
+        state._record(request, refusal.status_code, body)
+        return refusal
+
+    async def _open_ticket(request: Request, body: object) -> Response:
+        phone_id = request.path_params["phone_id"]
+        if not phone_id.isdigit() or phone_id not in state.phone_ids:
+            return _error(404, f"Phone ID {phone_id} not found", "Not Found")
+        fault = state._draw()
+        if fault == "503":
+            return _error(503, "Service temporarily unavailable", "Service Unavailable")
+        problem = _check_body(body, state)
+        if problem is not None:
+            return _error(400, problem, "Bad Request")
+        digits = re.sub(r"\D", "", str(body["to_phone_number"]))
+        with state._lock:
+            contact = state.contacts.setdefault(digits, str(uuid.uuid4()))
+            state.tickets.append({"id": str(uuid.uuid4()), "contact_id": contact,
+                                  "phone_digits": digits, "body": body,
+                                  "created_at": time.time()})
+        if fault == "500":
+            return _error(500, "Internal server error", "Internal Server Error")
+        if fault == "drop":
+            return _DroppedResponse()
+        return JSONResponse({"aiContactId": contact, "status": "ok"})
+
+    async def list_pipelines(request: Request) -> Response:
+        refusal = await guarded(request)
+        response = refusal or JSONResponse(state.pipelines)
+        state._record(request, response.status_code, None)
+        return response
+
+    async def list_channels(request: Request) -> Response:
+        refusal = await guarded(request)
+        response = refusal or JSONResponse([
+            {"id": phone_id, "name": f"Sandbox WhatsApp {phone_id}",
+             "phone_number": "+56 9 8765 4321", "client_id": "sandbox"}
+            for phone_id in state.phone_ids
+        ])
+        state._record(request, response.status_code, None)
+        return response
+
+    return Starlette(routes=[
+        Route("/api/public/ticket/open/whatsapp/{phone_id}", open_ticket, methods=["POST"]),
+        Route("/api/public/pipeline", list_pipelines, methods=["GET"]),
+        Route("/api/public/channels/whatsapp", list_channels, methods=["GET"]),
+    ])

@@ -1,0 +1,60 @@
+"""Serve the sandbox API with uvicorn on a loopback port, in a background thread.
+
+The same pattern as httpx's own test suite: a real server on a free port, so tests and the
+``run --sandbox`` demo exercise real HTTP, connections and timeouts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+
+from .app import SandboxState, create_app
+
+
+class SandboxServer:
+    """``with SandboxServer() as sandbox:`` serves ``sandbox.state`` at ``sandbox.url``."""
+
+    def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.state = state or SandboxState()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        config = uvicorn.Config(create_app(self.state), log_level="critical",
+                                access_log=False, lifespan="off", timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._socket]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the sandbox API did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until Ctrl-C (the ``vambe-import sandbox`` command)."""
+        self._server.run(sockets=[self._socket])
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,285 @@
+"""Decide, row by row, whether a ticket may be opened, and build the exact request body.
+
+A row becomes ``valid`` (with the body to send), ``invalid`` (with a stable error code and
+a sentence for a person) or ``duplicate``. The rule for phones is to refuse rather than
+guess: a number Excel turned into scientific notation has lost digits, and no cleverness
+gets them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+
+from .client import Pipeline
+from .config import Config, is_uuid
+from .mapping import MappedRow
+
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
+_FLOAT_ZERO = re.compile(r"^(\+?\d+)[.,]0+$")
+_EXCEL_DIGITS = 15
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRequest:
+    """What will be sent for one row, and the content key that identifies it across runs."""
+
+    phone: str
+    body: dict
+    key: str
+    has_message: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRow:
+    """A row's verdict: ``valid`` with its request, or ``invalid``/``duplicate`` with a reason."""
+
+    number: int
+    status: str
+    phone: str = ""
+    error_code: str = ""
+    error: str = ""
+    request: TicketRequest | None = None
+
+
+class RowProblem(Exception):
+    """A reason a row cannot be sent: a stable code for scripts and a sentence for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ---------------------------------------------------------------- phones
+
+
+class PhoneNormalizer:
+    """Raw cell text to E.164, cached: campaign files repeat numbers and formats."""
+
+    def __init__(self, country: str | None, policy: str = "valid", cache_size: int = 65536):
+        self.country = country
+        self.policy = policy
+        self.normalize = lru_cache(maxsize=cache_size)(self._normalize)
+
+    def _normalize(self, raw: str) -> str | RowProblem:
+        """The E.164 form, or the problem (returned, not raised, so it can be cached)."""
+        if not raw:
+            return RowProblem("phone_missing", "phone is empty")
+        text = raw.replace(" ", "")
+        if _SCIENTIFIC.match(text):
+            return RowProblem(
+                "phone_damaged",
+                f"phone {raw!r} is in scientific notation, so Excel has dropped digits;"
+                " format the column as text and export again",
+            )
+        float_zero = _FLOAT_ZERO.match(text)
+        if float_zero:
+            digits = float_zero.group(1).lstrip("+")
+            if len(digits) > _EXCEL_DIGITS:
+                return RowProblem(
+                    "phone_damaged",
+                    f"phone {raw!r} was stored as a number with more than {_EXCEL_DIGITS}"
+                    " digits, so Excel has changed it; format the column as text",
+                )
+            raw = float_zero.group(1)  # "56987654321.0": every digit is still there
+        try:
+            number = phonenumbers.parse(raw, self.country)
+        except NumberParseException as error:
+            if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+                if self.country is None:
+                    return RowProblem(
+                        "phone_no_country",
+                        f"phone {raw!r} has no country code and [defaults] country is not set",
+                    )
+                return RowProblem("phone_invalid", f"phone {raw!r} has an unknown country code")
+            if error.error_type == NumberParseException.NOT_A_NUMBER:
+                return RowProblem("phone_invalid", f"phone {raw!r} is not a phone number")
+            if error.error_type in (
+                NumberParseException.TOO_SHORT_NSN,
+                NumberParseException.TOO_SHORT_AFTER_IDD,
+            ):
+                return RowProblem("phone_too_short", f"phone {raw!r} is too short")
+            return RowProblem("phone_too_long", f"phone {raw!r} is too long")
+        _drop_obsolete_mexican_prefix(number)
+        reason = phonenumbers.is_possible_number_with_reason(number)
+        if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH):
+            return RowProblem("phone_too_short", f"phone {raw!r} is too short for its country")
+        if reason == ValidationResult.TOO_LONG:
+            return RowProblem("phone_too_long", f"phone {raw!r} is too long for its country")
+        if reason == ValidationResult.INVALID_COUNTRY_CODE:
+            return RowProblem("phone_invalid", f"phone {raw!r} has an unknown country code")
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        if self.policy == "valid" and not phonenumbers.is_valid_number(number):
+            region = phonenumbers.region_code_for_country_code(number.country_code)
+            return RowProblem(
+                "phone_invalid",
+                f"phone {raw!r} ({e164}) is not a valid number for {region}"
+                " (if your numbers are newer than the phone data, set"
+                ' [defaults] phone_check = "possible")',
+            )
+        return e164
+
+
+def _drop_obsolete_mexican_prefix(number: phonenumbers.PhoneNumber) -> None:
+    """``+52 1 55 1234 5678`` has been ``+52 55 1234 5678`` since 2019."""
+    national = str(number.national_number)
+    if number.country_code == 52 and len(national) == 11 and national.startswith("1"):
+        number.national_number = int(national[1:])
+
+
+# ---------------------------------------------------------------- stages
+
+
+class StageResolver:
+    """Stage cells (a UUID or a stage name) to stage IDs, against the account's pipelines.
+
+    Without a listing (``validate`` with no API key) every cell is taken as written and
+    counted in :attr:`unchecked`. A name may be qualified as ``Pipeline / Stage`` when two
+    pipelines have a stage of the same name.
+    """
+
+    def __init__(self, pipelines: list[Pipeline] | None) -> None:
+        self.checked = pipelines is not None
+        self.unchecked = 0
+        self._ids: set[str] = set()
+        self._by_name: dict[str, list[str]] = {}
+        for pipeline in pipelines or []:
+            for stage in pipeline.stages:
+                self._ids.add(stage.id.lower())
+                for name in (stage.name, f"{pipeline.name} / {stage.name}"):
+                    self._by_name.setdefault(_fold(name), []).append(stage.id)
+
+    def exists(self, stage_id: str) -> bool:
+        return not self.checked or stage_id.lower() in self._ids
+
+    def resolve(self, cell: str) -> str:
+        if not self.checked:
+            self.unchecked += 1
+            return cell  # validate without a key: resolved against the account at run time
+        if is_uuid(cell):
+            if not self.exists(cell):
+                raise RowProblem("stage_unknown", f"stage {cell} is not in the account's pipelines")
+            return cell
+        matches = self._by_name.get(_fold(cell), [])
+        if not matches:
+            raise RowProblem("stage_unknown", f"no stage named {cell!r} in the account's pipelines")
+        if len(set(matches)) > 1:
+            raise RowProblem(
+                "stage_ambiguous",
+                f"stage name {cell!r} is in more than one pipeline; write 'Pipeline / Stage'"
+                " or the stage UUID",
+            )
+        return matches[0]
+
+
+def _fold(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+# ---------------------------------------------------------------- rows
+
+
+def _check_email(text: str) -> None:
+    try:
+        validate_email(text, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise RowProblem("email_invalid", f"email {text!r} is not valid: {error}") from None
+
+
+def content_key(channel: str, phone_id: str, phone: str, stage_id: str, message: str | None,
+                occurrence: int) -> str:
+    """What identifies a request across runs: what it would do, not where the row stands."""
+    material = json.dumps([channel, phone_id, phone, stage_id, message, occurrence])
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+class Validator:
+    """Checks mapped rows in file order; holds the only state that grows: phones seen."""
+
+    def __init__(self, config: Config, stages: StageResolver) -> None:
+        self.config = config
+        self.stages = stages
+        self.phones = PhoneNormalizer(config.defaults.country, config.defaults.phone_check)
+        self.policy = config.dedupe.within_file
+        self._first_row_of_phone: dict[str, int] = {}
+        self._last_row_of_phone: dict[str, int] = {}
+        self._occurrences: dict[str, int] = {}
+
+    def learn_last_rows(self, phones: Iterable[tuple[int, str]]) -> None:
+        """First pass for ``within_file = "last"``: which row holds each phone last."""
+        for number, raw in phones:
+            phone = self.phones.normalize(raw)
+            if not isinstance(phone, RowProblem):
+                self._last_row_of_phone[phone] = number
+
+    def check(self, row: MappedRow) -> CheckedRow:
+        phone = self.phones.normalize(row.phone)
+        if isinstance(phone, RowProblem):
+            return CheckedRow(row.number, "invalid", "", phone.code, phone.message)
+        repeated = self._repeated_row(phone, row.number)
+        if repeated is not None:
+            return CheckedRow(row.number, "duplicate", phone, "duplicate_phone",
+                              f"same phone as row {repeated}")
+        try:
+            request = self._request(row, phone)
+        except RowProblem as problem:
+            return CheckedRow(row.number, "invalid", phone, problem.code, problem.message)
+        return CheckedRow(row.number, "valid", phone, request=request)
+
+    def _repeated_row(self, phone: str, number: int) -> int | None:
+        """The row this one repeats, per [dedupe]; a phone's first row claims it even if invalid."""
+        if self.policy == "none":
+            return None
+        if self.policy == "last":
+            last = self._last_row_of_phone.get(phone, number)
+            return last if last != number else None
+        first = self._first_row_of_phone.setdefault(phone, number)
+        return first if first != number else None
+
+    def _request(self, row: MappedRow, phone: str) -> TicketRequest:
+        config = self.config
+        if row.stage:
+            stage_id = self.stages.resolve(row.stage)
+        else:
+            stage_id = config.defaults.stage_id
+            if stage_id is None:
+                raise RowProblem("stage_missing", "stage is empty and [defaults] stage_id is not set")
+        if row.email:
+            _check_email(row.email)
+        if row.empty_placeholders:
+            names = ", ".join(repr(name) for name in row.empty_placeholders)
+            raise RowProblem(
+                "placeholder_empty", f"the message needs {names}, which is empty in this row"
+            )
+        body: dict = {"to_phone_number": phone, "stage_id": stage_id}
+        if row.contact_name:
+            body["contact_name"] = row.contact_name
+        if row.email:
+            body["email"] = row.email
+        for field in ("contact_metadata", "ticket_metadata", "integration_data"):
+            values = getattr(row, field)
+            if values:
+                body[field] = values
+        if row.message is not None:
+            body["message"] = {
+                "content": row.message,
+                "ai_generated": config.message.ai_generated,
+            }
+        occurrence = 0
+        if self.policy == "none":
+            base = content_key(config.api.channel, config.api.phone_id, phone, stage_id,
+                               row.message, 0)
+            occurrence = self._occurrences.get(base, 0)
+            self._occurrences[base] = occurrence + 1
+        key = content_key(config.api.channel, config.api.phone_id, phone, stage_id,
+                          row.message, occurrence)
+        return TicketRequest(phone, body, key, row.message is not None)
