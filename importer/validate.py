@@ -227,8 +227,8 @@ class Validator:
             return CheckedRow(row.number, "invalid", "", phone.code, phone.message)
         repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
-            return CheckedRow(row.number, "duplicate", phone, "duplicate_phone",
-                              f"same phone as row {repeated}")
+            return CheckedRow(row.number, "duplicate", phone, error_code="duplicate_phone",
+                              error=f"same phone as row {repeated}")
         try:
             request = self._request(row, phone)
         except RowProblem as problem:

@@ -1,0 +1,140 @@
+"""Shared fixtures: a real sandbox API on a free loopback port, configs, input files, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from importer.cli import cli
+from importer.sandbox import DEFAULT_API_KEY, Faults, SandboxServer, SandboxState
+
+# Valid Chilean mobiles (libphonenumber's data); +56 9 1... is unallocated, so not valid.
+PHONES = [f"+5698765{n:04d}" for n in range(4321, 4421)]
+STAGE_NEW = "550e8400-e29b-41d4-a716-446655440000"
+STAGE_CONTACTED = "550e8400-e29b-41d4-a716-446655440001"
+SUPPORT_NEW = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+@pytest.fixture
+def sandbox():
+    """A fresh sandbox API, served over HTTP on 127.0.0.1 for one test."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_sandbox():
+    """Start sandboxes with chosen faults; all are stopped after the test."""
+    servers = []
+
+    def start(**faults) -> SandboxServer:
+        server = SandboxServer(SandboxState(faults=Faults(**faults))).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_text(sections: dict) -> str:
+    lines = []
+    for section, values in sections.items():
+        if values is None:
+            continue
+        lines.append(f"[{section}]")
+        lines.extend(f'"{key}" = {_toml_value(value)}' for key, value in values.items()
+                     if value is not None)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def base_sections(url: str) -> dict:
+    return {
+        "api": {"base_url": url, "phone_id": "123456789", "rate_limit_per_second": 200,
+                "max_concurrency": 8, "timeout_seconds": 5, "max_retries": 3,
+                "retry_backoff_seconds": 0.01},
+        "columns": {"phone": "Teléfono", "contact_name": "Nombre", "email": "Correo"},
+        "defaults": {"stage_id": STAGE_NEW, "country": "CL"},
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a config for ``url``; ``changes`` replace or drop (None) whole sections."""
+
+    def write(url: str = "http://127.0.0.1:9", name: str = "config.toml", **changes) -> Path:
+        sections = base_sections(url)
+        for section, values in changes.items():
+            if values is not None and section in sections and isinstance(values, dict):
+                values = {**sections[section], **values}
+            sections[section] = values
+        path = tmp_path / name
+        path.write_text(config_text(sections), encoding="utf-8")
+        return path
+
+    return write
+
+
+def csv_bytes(rows: list[list[str]], *, delimiter: str = ",", encoding: str = "utf-8",
+              newline: str = "\n") -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator=newline).writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path):
+    """Write rows (header first) as a CSV file and return its path."""
+
+    def write(rows: list[list[str]], name: str = "clientes.csv", **options) -> Path:
+        path = tmp_path / name
+        path.write_bytes(csv_bytes(rows, **options))
+        return path
+
+    return write
+
+
+def people(count: int, start: int = 0) -> list[list[str]]:
+    """A header and ``count`` valid rows of name, phone and email."""
+    rows = [["Nombre", "Teléfono", "Correo"]]
+    for n in range(start, start + count):
+        rows.append([f"Cliente {n}", PHONES[n], f"cliente{n}@example.com"])
+    return rows
+
+
+@pytest.fixture
+def invoke(tmp_path: Path, monkeypatch):
+    """Run ``vambe-import`` in process, in tmp_path, with the sandbox's key in the environment."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, api_key: str | None = DEFAULT_API_KEY, input: str | None = None) -> Result:
+        env = {"VAMBE_API_KEY": api_key} if api_key is not None else {"VAMBE_API_KEY": ""}
+        return CliRunner().invoke(cli, [str(arg) for arg in args], env=env, input=input,
+                                  catch_exceptions=False)
+
+    return run
+
+
+def read_results(out_dir: Path) -> list[dict[str, str]]:
+    with (out_dir / "results.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_errors(out_dir: Path, encoding: str = "utf-8", delimiter: str = ",") -> list[list[str]]:
+    with (out_dir / "errors.csv").open(encoding=encoding, newline="") as handle:
+        return list(csv.reader(handle, delimiter=delimiter))

@@ -1,0 +1,52 @@
+"""The README is the manual: every command, option and error code must be in it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from importer.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _long_options(command) -> list[str]:
+    return [opt for param in command.params for opt in param.opts if opt.startswith("--")]
+
+
+def test_every_command_and_option_is_documented():
+    """Each command has a section and each of its long options appears in backticks."""
+    missing = []
+    for option in _long_options(cli):
+        if f"`{option}" not in README:
+            missing.append(option)
+    for name, command in cli.commands.items():
+        if f"### `{name}`" not in README:
+            missing.append(f"command {name}")
+        missing.extend(f"{name} {opt}" for opt in _long_options(command)
+                       if f"`{opt}" not in README and opt != "--help")
+    assert missing == []
+
+
+def test_every_error_code_is_documented():
+    """Every error code the importer can write is in the README's table, for scripts."""
+    codes = set()
+    for path in (ROOT / "importer").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        codes.update(re.findall(r'RowProblem\(\s*"([a-z_]+)"', text))
+        codes.update(re.findall(r'error_code="([a-z_]+)"', text))
+    assert {"phone_damaged", "duplicate_phone", "outcome_unknown"} <= codes
+    assert sorted(code for code in codes if f"`{code}`" not in README) == []
+
+
+def test_quick_start_has_exactly_the_two_commands():
+    """The README's quick start: install-and-test, then the sandbox demo on the sample data."""
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.+?)\n```", section)
+    assert commands == [
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -q",
+        ".venv/bin/vambe-import run sample_data/campana_noviembre.csv --config config.example.toml --sandbox",
+    ]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert commands[0] in ci

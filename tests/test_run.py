@@ -1,0 +1,234 @@
+"""A whole run: reports with exact columns, exit codes, config errors, the library API."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from importer import load_config, run_import, validate_file
+from importer.sandbox import DEFAULT_API_KEY
+
+from .conftest import PHONES, STAGE_NEW, read_errors, read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_csv, invoke,
+                                                  tmp_path):
+    """results.csv lists every row in order; errors.csv keeps the input's format and columns."""
+    source = write_csv([["Nombre", "Teléfono", "Correo", "Empresa"],
+                        ["Ana", PHONES[0], "", "=SUMA(A1)"], ["Begoña", "123", "", "@acme"],
+                        ["Ana bis", PHONES[0], "", ""]], delimiter=";", encoding="cp1252")
+    result = invoke("run", source, "--config", write_config(sandbox.url), "--out", "informe")
+    assert result.exit_code == 1
+    out = tmp_path / "informe"
+    contact = sandbox.state.contacts["56987654321"]
+    assert read_results(out) == [
+        {"row": "2", "status": "sent", "phone": PHONES[0], "ai_contact_id": contact,
+         "http_status": "200", "attempts": "1", "error_code": "", "error": ""},
+        {"row": "3", "status": "invalid", "phone": "", "ai_contact_id": "", "http_status": "",
+         "attempts": "0", "error_code": "phone_too_short",
+         "error": "phone '123' is too short for its country"},
+        {"row": "4", "status": "duplicate", "phone": PHONES[0], "ai_contact_id": "",
+         "http_status": "", "attempts": "0", "error_code": "duplicate_phone",
+         "error": "same phone as row 2"},
+    ]
+    assert read_errors(out, encoding="cp1252", delimiter=";") == [
+        ["Nombre", "Teléfono", "Correo", "Empresa", "_row", "_status", "_error_code", "_error"],
+        ["Begoña", "123", "", "'@acme", "3", "invalid", "phone_too_short",
+         "phone '123' is too short for its country"],
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {k: summary[k] for k in ("total_rows", "sent", "invalid", "duplicate", "failed",
+                                    "unknown", "skipped")} == {
+        "total_rows": 3, "sent": 1, "invalid": 1, "duplicate": 1, "failed": 0, "unknown": 0,
+        "skipped": 0}
+    assert set(summary) >= {"started_at", "finished_at", "elapsed_seconds"}
+    assert result.stdout == (
+        "3 rows: 1 sent, 1 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped\n"
+        "Reports: informe/results.csv, informe/errors.csv, informe/summary.json\n"
+        "Rows not sent are in informe/errors.csv (fix and import it again); failed and skipped"
+        " rows are retried by --resume.\n")
+
+
+def test_fixed_errors_file_imports_again_with_the_same_config(sandbox, write_config, write_csv,
+                                                              invoke, tmp_path):
+    """errors.csv, edited and imported again, sends the fixed rows: formulas neutralized and undone."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 8765 4321", "ana@"],
+                        ["Luis", "-", ""]])
+    config = write_config(sandbox.url)
+    invoke("validate", source, "--config", config)
+    errors_file = tmp_path / "clientes-import" / "errors.csv"
+    text = errors_file.read_text(encoding="utf-8")
+    assert "'+56 9 8765 4321" in text and "'-" in text
+    fixed = tmp_path / "arreglado.csv"
+    fixed.write_text(text.replace("ana@", "ana@example.com").replace("'-", PHONES[1]),
+                     encoding="utf-8")
+    result = invoke("run", fixed, "--config", config)
+    assert result.exit_code == 0, result.output
+    assert [(b["to_phone_number"], b.get("email")) for b in sandbox.state.ticket_bodies()] == [
+        (PHONES[0], "ana@example.com"), (PHONES[1], None)]
+
+
+def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):
+    """For XLSX input, errors.csv is UTF-8 with a BOM and commas, as Excel opens it."""
+    import openpyxl
+
+    source = tmp_path / "libro.xlsx"
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Teléfono", "Nombre"])
+    workbook.active.append([12345, "Peña"])
+    workbook.save(source)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[api]\nbase_url = "{sandbox.url}"\nphone_id = 123456789\n'
+                      '[columns]\nphone = "Teléfono"\n'
+                      f'[defaults]\nstage_id = "{STAGE_NEW}"\ncountry = "CL"\n', encoding="utf-8")
+    invoke("validate", source, "--config", config)
+    raw = (tmp_path / "libro-import" / "errors.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfTel\xc3\xa9fono,Nombre,_row,")
+    assert "12345,Peña,2,invalid,phone_too_short" in raw.decode("utf-8-sig")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"api": {"phone_id": "abc"}},
+     "[api] phone_id: must be the numeric WhatsApp Business phone ID, got 'abc'"),
+    ({"api": {"speed": 3}}, "[api] speed: unknown setting"),
+    ({"defaults": {"stage_id": "etapa-1"}}, "[defaults] stage_id: must be a stage UUID, got 'etapa-1'"),
+    ({"columns": {"email": "E-mail"}},
+     "[columns] email: column 'E-mail' is not in clientes.csv (its columns: 'Nombre', 'Teléfono', 'Correo')"),
+    ({"message": {"content": "Hola {Apodo}!"}},
+     "[message] content: column 'Apodo' is not in clientes.csv (its columns: 'Nombre', 'Teléfono', 'Correo')"),
+    ({"message": {"content": "Hola {Nombre!"}},
+     "[message] content: unbalanced or empty brace at character 6 (write {{ or }} for a literal brace)"),
+    ({"api": {"channel": "sms"}}, "[api] channel: Input should be 'whatsapp'"),
+    ({"columns": {"phone": None}}, "[columns] phone: required setting is missing"),
+    ({"api": {"rate_limit_per_second": 0}}, "[api] rate_limit_per_second: Input should be greater than 0"),
+    ({"defaults": {"country": "Chile"}},
+     "[defaults] country: must be a two-letter country code such as CL or MX, got 'Chile'"),
+    ({"api": {"api_key": "secret"}},
+     "[api] api_key: the key is read from the VAMBE_API_KEY environment variable, never from"
+     " the config; remove it from the file"),
+])
+def test_config_errors_name_the_setting(sandbox, write_config, write_csv, invoke, changes, message):
+    """Every config mistake stops before sending with one line naming the setting, exit 2."""
+    if changes.get("columns", {}).get("phone", "") is None:
+        changes = {"columns": {"contact_name": "Nombre"}}
+        path = write_config(sandbox.url)
+        text = path.read_text(encoding="utf-8").replace('"phone" = "Teléfono"\n', "")
+        path.write_text(text, encoding="utf-8")
+    else:
+        path = write_config(sandbox.url, **changes)
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
+    result = invoke("run", source, "--config", path)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: config.toml: {message}\n"
+    assert sandbox.state.received == []
+
+
+def test_bad_toml_and_missing_config(write_csv, invoke, tmp_path):
+    """Unparseable TOML and a missing config file are one-line errors, exit 2."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
+    (tmp_path / "roto.toml").write_text("[api\nphone_id = 1\n", encoding="utf-8")
+    broken = invoke("validate", source, "--config", tmp_path / "roto.toml")
+    assert broken.exit_code == 2
+    assert re.fullmatch(r"Error: roto\.toml: not valid TOML: .+\n", broken.stderr)
+    missing = invoke("validate", source, "--config", tmp_path / "nada.toml")
+    assert missing.exit_code == 2
+    assert missing.stderr == f"Error: {tmp_path / 'nada.toml'}: config file not found\n"
+
+
+def test_traceback_flag_shows_the_traceback(write_csv, invoke, tmp_path):
+    """--traceback lets the error through for debugging instead of the one-line message."""
+    from importer.exceptions import ConfigError
+
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
+    with pytest.raises(ConfigError):
+        invoke("--traceback", "validate", source, "--config", tmp_path / "nada.toml")
+
+
+def test_missing_api_key_exits_2_before_anything(sandbox, write_config, write_csv, invoke):
+    """``run`` without VAMBE_API_KEY stops with exit 2 and contacts nobody."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
+    result = invoke("run", source, "--config", write_config(sandbox.url), api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: VAMBE_API_KEY is not set: export your Vambe API key first"
+                             " (or try the demo with --sandbox)\n")
+    assert sandbox.state.received == []
+
+
+def test_rejected_key_on_stage_listing_exits_3(sandbox, write_config, write_csv, invoke):
+    """A key refused by GET /pipeline stops with exit 3 before any ticket request."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
+    result = invoke("run", source, "--config", write_config(sandbox.url), api_key="wrong")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: API key rejected (HTTP 401)")
+    assert [r.path for r in sandbox.state.received] == ["/api/public/pipeline"]
+
+
+def test_every_row_sent_exits_0_with_contact_ids(sandbox, write_config, write_csv, invoke,
+                                                 tmp_path):
+    """A clean file: exit 0, and each row carries the aiContactId the API gave that row."""
+    from .conftest import people
+
+    result = invoke("run", write_csv(people(20)), "--config", write_config(sandbox.url))
+    assert result.exit_code == 0, result.output
+    results = read_results(tmp_path / "clientes-import")
+    contacts = sandbox.state.contacts
+    assert [r["ai_contact_id"] for r in results] == [contacts[p[1:]] for p in PHONES[:20]]
+    keys = [r.idempotency_key for r in sandbox.state.received if r.body]
+    assert len(set(keys)) == 20 and all(re.fullmatch(r"[0-9a-f]{32}", k) for k in keys)
+
+
+def test_sandbox_flag_runs_the_sample_without_account(invoke):
+    """The README's demo: the bundled sample through ``--sandbox``, no key needed."""
+    result = invoke("run", ROOT / "sample_data" / "campana_noviembre.csv", "--config",
+                    ROOT / "config.example.toml", "--sandbox", api_key=None)
+    assert result.exit_code == 1, result.output
+    assert "45 rows: 35 sent, 9 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped" in result.stdout
+    assert "Sandbox received 36 requests and opened 35 tickets for 35 contacts." in result.stdout
+
+
+def test_sample_xlsx_validates_like_the_csv(invoke, tmp_path):
+    """The XLSX sample (numeric phones, dates) gives the same verdicts as the CSV sample."""
+    config = ROOT / "config.example.toml"
+    for kind in ("csv", "xlsx"):
+        invoke("validate", ROOT / "sample_data" / f"campana_noviembre.{kind}", "--config", config,
+               "--out", kind, api_key=None)
+    from_csv = read_results(tmp_path / "csv")
+    assert [(r["row"], r["status"], r["phone"]) for r in from_csv] == [
+        (r["row"], r["status"], r["phone"]) for r in read_results(tmp_path / "xlsx")
+    ]
+    assert len(from_csv) == 45
+
+
+def test_library_api_returns_the_summary(sandbox, write_config, write_csv, tmp_path):
+    """The functions behind the CLI can be called from Python and return counts and paths."""
+    from .conftest import people
+
+    config = load_config(write_config(sandbox.url))
+    source = write_csv(people(3))
+    checked = validate_file(source, config, out_dir=tmp_path / "check")
+    assert checked.counts["valid"] == 3 and sandbox.state.tickets == []
+    summary = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=tmp_path / "run",
+                         handle_signals=False)
+    assert summary.counts["sent"] == 3 and summary.all_done
+    assert summary.paths["results.csv"] == tmp_path / "run" / "results.csv"
+
+
+def test_confirmation_shows_the_plan_and_no_sends_nothing(sandbox, write_config, write_csv,
+                                                          tmp_path):
+    """Declining the confirmation sends nothing; the plan counts tickets and messages."""
+    from .conftest import people
+
+    config = load_config(write_config(sandbox.url, message={"content": "Hola {Nombre}"}))
+    plans = []
+    summary = run_import(write_csv(people(4)), config, api_key=DEFAULT_API_KEY,
+                         out_dir=tmp_path / "r", confirm=lambda plan: plans.append(plan) or False,
+                         handle_signals=False)
+    assert summary.stopped == "declined"
+    assert sandbox.state.tickets == []
+    assert (plans[0].rows, plans[0].to_send, plans[0].messages) == (4, 4, 4)
+    assert plans[0].describe().startswith("About to open 4 tickets and send 4 WhatsApp messages")

@@ -1,0 +1,185 @@
+"""Validation: nobody wrong is messaged, and every refusal says why in a stable code."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import PHONES, STAGE_CONTACTED, STAGE_NEW, SUPPORT_NEW, read_results
+
+
+def _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows, **config_changes):
+    source = write_csv(rows)
+    result = invoke("run", source, "--config", write_config(sandbox.url, **config_changes))
+    return result, read_results(tmp_path / "clientes-import")
+
+
+@pytest.mark.parametrize(("phone", "code"), [
+    ("5.69877E+10", "phone_damaged"),
+    ("5,69877E+10", "phone_damaged"),
+    ("1234567890123456.0", "phone_damaged"),
+    ("12345", "phone_too_short"),
+    ("+56 9 1234 5678", "phone_invalid"),
+    ("hola", "phone_invalid"),
+    ("", "phone_missing"),
+    ("+56 9 8765 4321 0000 1111", "phone_too_long"),
+])
+def test_untrustworthy_phones_are_refused_not_repaired(sandbox, write_config, write_csv, invoke,
+                                                       tmp_path, phone, code):
+    """Damaged, short, invalid or missing phones make the row invalid and nothing is sent."""
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                                [["Nombre", "Teléfono", "Correo"], ["Ana", phone, ""]])
+    assert result.exit_code == 1
+    assert (results[0]["status"], results[0]["error_code"]) == ("invalid", code)
+    assert sandbox.state.tickets == []
+
+
+def test_phone_formats_normalize_to_e164(sandbox, write_config, write_csv, invoke, tmp_path):
+    """Local, international, float-suffixed and old Mexican forms all reach the API in E.164."""
+    rows = [["Nombre", "Teléfono", "Correo"],
+            ["a", "9 8765 4321", ""], ["b", "+56 (9) 8765-4322", ""], ["c", "56987654323.0", ""],
+            ["d", "+52 1 55 1234 5678", ""], ["e", "+54 9 11 2345-6789", ""]]
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows)
+    assert result.exit_code == 0, result.output
+    expected = ["+56987654321", "+56987654322", "+56987654323", "+525512345678", "+5491123456789"]
+    assert [b["to_phone_number"] for b in sandbox.state.ticket_bodies()] == expected
+    assert [row["phone"] for row in results] == expected
+
+
+def test_possible_policy_accepts_numbers_newer_than_the_data(sandbox, write_config, write_csv,
+                                                             invoke, tmp_path):
+    """``phone_check = "possible"`` sends a well-formed number libphonenumber calls invalid."""
+    result, _ = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                          [["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 1234 5678", ""]],
+                          defaults={"phone_check": "possible"})
+    assert result.exit_code == 0, result.output
+    assert sandbox.state.ticket_bodies()[0]["to_phone_number"] == "+56912345678"
+
+
+def test_number_without_country_code_needs_a_default_country(sandbox, write_config, write_csv,
+                                                             invoke, tmp_path):
+    """With no [defaults] country, a local number cannot be placed: it is refused."""
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                                [["Nombre", "Teléfono", "Correo"], ["Ana", "9 8765 4321", ""],
+                                 ["Luis", PHONES[1], ""]],
+                                defaults={"stage_id": STAGE_NEW, "country": None})
+    assert [(r["status"], r["error_code"]) for r in results] == [
+        ("invalid", "phone_no_country"), ("sent", "")]
+
+
+def test_bad_email_is_invalid_and_good_email_is_sent(sandbox, write_config, write_csv, invoke,
+                                                     tmp_path):
+    """Email syntax is checked without DNS."""
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                                [["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], "ana@"],
+                                 ["Luis", PHONES[1], "luis@example.com"]])
+    assert [(r["status"], r["error_code"]) for r in results] == [
+        ("invalid", "email_invalid"), ("sent", "")]
+    assert sandbox.state.ticket_bodies()[0]["email"] == "luis@example.com"
+
+
+def test_stage_names_and_ids_resolve_against_the_account(sandbox, write_config, write_csv,
+                                                         invoke, tmp_path):
+    """Names (any case), ``Pipeline / Stage``, UUIDs; unknown and ambiguous names are invalid."""
+    rows = [["Nombre", "Teléfono", "Correo", "Etapa"],
+            ["a", PHONES[0], "", "contactado"], ["b", PHONES[1], "", "Soporte / Nuevo"],
+            ["c", PHONES[2], "", STAGE_CONTACTED], ["d", PHONES[3], "", ""],
+            ["e", PHONES[4], "", "Nuevo"], ["f", PHONES[5], "", "Reactivación"],
+            ["g", PHONES[6], "", "11111111-2222-3333-4444-555555555555"]]
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                                columns={"stage": "Etapa"})
+    assert [b["stage_id"] for b in sandbox.state.ticket_bodies()] == [
+        STAGE_CONTACTED, SUPPORT_NEW, STAGE_CONTACTED, STAGE_NEW]
+    assert [r["error_code"] for r in results[4:]] == [
+        "stage_ambiguous", "stage_unknown", "stage_unknown"]
+    assert results[4]["error"] == ("stage name 'Nuevo' is in more than one pipeline;"
+                                   " write 'Pipeline / Stage' or the stage UUID")
+
+
+def test_default_stage_missing_from_account_stops_before_sending(sandbox, write_config, write_csv,
+                                                                 invoke):
+    """A default stage the account lacks is a config error (exit 2) and nothing is sent."""
+    config = write_config(sandbox.url, defaults={"stage_id": "11111111-2222-3333-4444-555555555555"})
+    result = invoke("run", write_csv([["Nombre", "Teléfono", "Correo"], ["a", PHONES[0], ""]]),
+                    "--config", config)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: config.toml: [defaults] stage_id: stage"
+                             " 11111111-2222-3333-4444-555555555555 is not in the account's"
+                             " pipelines (vambe-import stages lists them)\n")
+    assert sandbox.state.tickets == []
+
+
+def test_message_placeholders_render_and_empty_ones_refuse_the_row(sandbox, write_config,
+                                                                   write_csv, invoke, tmp_path):
+    """``{Nombre}`` is filled from the row; an empty placeholder never sends "Hola !"."""
+    rows = [["Nombre", "Teléfono", "Correo", "Pedido"],
+            ["Ana", PHONES[0], "", " 1001 "], ["", PHONES[1], "", "1002"]]
+    result, results = _run_rows(
+        sandbox, write_config, write_csv, invoke, tmp_path, rows,
+        message={"content": "Hola {Nombre}! Pedido {Pedido} {{confirmado}}", "ai_generated": False})
+    assert sandbox.state.ticket_bodies()[0]["message"] == {
+        "content": "Hola Ana! Pedido 1001 {confirmado}", "ai_generated": False}
+    assert (results[1]["error_code"], results[1]["error"]) == (
+        "placeholder_empty", "the message needs 'Nombre', which is empty in this row")
+
+
+def test_metadata_trimmed_strings_and_empty_cells_omitted(sandbox, write_config, write_csv,
+                                                          invoke):
+    """Metadata values are trimmed strings, constants included; empty cells are left out."""
+    rows = [["Nombre", "Teléfono", "Correo", "Empresa", "Plan", "Shopify"],
+            ["Ana", PHONES[0], "", " Acme ", "", "  77  "]]
+    result = invoke("run", write_csv(rows), "--config", write_config(
+        sandbox.url, contact_metadata={"company": "Empresa", "plan": "Plan",
+                                       "source": {"value": 2026}},
+        ticket_metadata={"plan": "Plan"}, integration_data={"shopify_order_id": "Shopify"}))
+    assert result.exit_code == 0, result.output
+    body = sandbox.state.ticket_bodies()[0]
+    assert body["contact_metadata"] == {"company": "Acme", "source": "2026"}
+    assert "ticket_metadata" not in body
+    assert body["integration_data"] == {"shopify_order_id": "77"}
+
+
+@pytest.mark.parametrize(("policy", "statuses", "sent_names"), [
+    ("first", ["sent", "duplicate", "sent", "duplicate"], ["a", "c"]),
+    ("last", ["duplicate", "duplicate", "sent", "sent"], ["c", "d"]),
+    ("none", ["sent", "sent", "sent", "sent"], ["a", "b", "c", "d"]),
+])
+def test_duplicates_within_the_file(sandbox, write_config, write_csv, invoke, tmp_path, policy,
+                                    statuses, sent_names):
+    """Rows with the same normalized phone: ``first``, ``last`` or ``none`` is sent."""
+    rows = [["Nombre", "Teléfono", "Correo"], ["a", PHONES[0], ""], ["b", "9 8765 4321", ""],
+            ["c", PHONES[1], ""], ["d", "56987654321", ""]]
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                                dedupe={"within_file": policy})
+    assert [r["status"] for r in results] == statuses
+    assert [b["contact_name"] for b in sandbox.state.ticket_bodies()] == sent_names
+    errors = {r["row"]: r["error"] for r in results if r["status"] == "duplicate"}
+    expected = {"first": {"3": "same phone as row 2", "5": "same phone as row 2"},
+                "last": {"2": "same phone as row 5", "3": "same phone as row 5"},
+                "none": {}}[policy]
+    assert errors == expected
+
+
+def test_validate_sends_nothing_and_marks_valid_rows(sandbox, write_config, write_csv, invoke,
+                                                     tmp_path):
+    """``validate`` writes the same reports with ``valid`` and opens no ticket."""
+    rows = [["Nombre", "Teléfono", "Correo", "Etapa"], ["a", PHONES[0], "", "Contactado"],
+            ["b", "123", "", ""], ["c", PHONES[1], "", "Nada"]]
+    result = invoke("validate", write_csv(rows), "--config",
+                    write_config(sandbox.url, columns={"stage": "Etapa"}))
+    assert result.exit_code == 1
+    results = read_results(tmp_path / "clientes-import")
+    assert [(r["status"], r["error_code"]) for r in results] == [
+        ("valid", ""), ("invalid", "phone_too_short"), ("invalid", "stage_unknown")]
+    assert sandbox.state.tickets == []
+    assert [r.path for r in sandbox.state.received] == ["/api/public/pipeline"]
+
+
+def test_validate_without_key_takes_stages_as_written(write_config, write_csv, invoke, tmp_path):
+    """Without VAMBE_API_KEY nothing is fetched; stage cells are not judged, and it says so."""
+    rows = [["Nombre", "Teléfono", "Correo", "Etapa"], ["a", PHONES[0], "", "Contactado"]]
+    result = invoke("validate", write_csv(rows), "--config",
+                    write_config(columns={"stage": "Etapa"}), api_key=None)
+    assert result.exit_code == 0, result.output
+    assert ("Note: stages were not checked against the account (1 rows name one):"
+            " set VAMBE_API_KEY to check them") in result.stdout
+    assert read_results(tmp_path / "clientes-import")[0]["status"] == "valid"
