@@ -62,6 +62,9 @@ def _guarded(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("Interrupted before sending began; nothing was sent.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except ImporterError as error:
             if click.get_current_context().obj.get("traceback"):
                 raise
@@ -133,6 +136,9 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     """
     from .config import load_config
 
+    if retry_unknown and not resume:
+        raise click.UsageError("--retry-unknown goes with --resume: it re-sends rows whose"
+                               " outcome an earlier run could not know")
     config = load_config(config_path)
     if sandbox:
         from .sandbox import DEFAULT_PHONE_ID, SandboxServer, SandboxState
@@ -167,8 +173,12 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         sys.exit(EXIT_NOT_ALL_SENT)
     if summary.fatal_error:
         click.echo(f"Stopped: {summary.fatal_error}", err=True)
+    elif summary.interrupted and summary.finished_at is None:
+        click.echo(f"Interrupted: {summary.stopped}; --resume finishes the run.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     elif summary.interrupted:
-        click.echo(f"Interrupted: {summary.stopped}", err=True)
+        click.echo("Interrupted: rows not attempted are skipped; --resume continues the run.",
+                   err=True)
     _print_summary(summary)
     if server is not None:
         state = server.state
@@ -225,7 +235,9 @@ class _Progress:
 @click.option("--rate-limit", type=float, default=None,
               help="Requests allowed in any 1-second window; more are answered 429.")
 @click.option("--latency", type=float, default=0.0, show_default=True,
-              help="Seconds added before every answer.")
+              help="Seconds added before answering each ticket request.")
+@click.option("--throttle", type=float, default=0.0, show_default=True,
+              help="Fraction of ticket requests answered 429 without processing.")
 @click.option("--fail-503", type=float, default=0.0, show_default=True,
               help="Fraction of ticket requests answered 503 without processing.")
 @click.option("--fail-500", type=float, default=0.0, show_default=True,
@@ -235,11 +247,11 @@ class _Progress:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the fault draws, so a run can be reproduced.")
 def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
-            fail_503: float, fail_500: float, drop: float, seed: int) -> None:
+            throttle: float, fail_503: float, fail_500: float, drop: float, seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
     from .sandbox import DEFAULT_API_KEY, DEFAULT_PHONE_ID, Faults, SandboxServer, SandboxState
 
-    faults = Faults(rate_limit=rate_limit, latency=latency, fail_503=fail_503,
+    faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
                     fail_500=fail_500, drop=drop, seed=seed)
     state = SandboxState(api_key=api_key or DEFAULT_API_KEY, faults=faults)
     try:

@@ -20,8 +20,10 @@ request without ``sniffio`` and measured 2.6x slower here (FIELD-NOTES).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import random
 import time
 from dataclasses import dataclass
 
@@ -166,34 +168,42 @@ class VambeClient:
             return classify_exception(error, self.timeout)
         return classify_status(response.status_code, response.text, response.headers)
 
-    async def list_pipelines(self) -> list[Pipeline]:
-        """The account's pipelines; fatal answers raise, as they would for every ticket."""
+    async def list_pipelines(self, *, retries: int = 3, backoff: float = 1.0) -> list[Pipeline]:
+        """The account's pipelines. A GET is safe to repeat, so 429, 5xx and network
+        trouble are retried; a rejected key raises, as it would for every ticket."""
         url = f"{self.base_url}/api/public/pipeline"
-        try:
-            response = await self._http.get(url)
-        except httpx.TransportError as error:
-            raise ApiUnavailableError(
-                f"could not reach the API at {self.base_url} to list stages:"
-                f" {_describe(error)}; nothing was sent"
-            ) from None
-        answer = classify_status(response.status_code, response.text, response.headers)
-        if answer.outcome == FATAL and answer.http_status in (401, 403):
-            raise FatalApiError(f"{answer.error}; check VAMBE_API_KEY; nothing was sent")
-        if answer.outcome != SENT:
-            raise ApiUnavailableError(
-                f"GET /api/public/pipeline answered HTTP {response.status_code}:"
-                f" {_error_message(response.text)}; nothing was sent"
+        for attempt in range(retries + 1):
+            try:
+                response = await self._http.get(url)
+            except httpx.TransportError as error:
+                answer = classify_exception(error, self.timeout)
+            else:
+                answer = classify_status(response.status_code, response.text, response.headers)
+                if answer.outcome == SENT:
+                    return _parse_pipelines(response.text)
+                if answer.outcome == FATAL and answer.http_status in (401, 403):
+                    raise FatalApiError(f"{answer.error}; check VAMBE_API_KEY; nothing was sent")
+            if answer.outcome not in (RETRY, THROTTLED, UNKNOWN) or attempt == retries:
+                break
+            delay = random.uniform(0, backoff * 2**attempt)
+            await asyncio.sleep(max(delay, answer.retry_after or 0.0))
+        hint = "; check [api] base_url" if answer.http_status == 404 else ""
+        raise ApiUnavailableError(
+            f"could not list stages at {url}: {answer.error}{hint}; nothing was sent"
+        )
+
+
+def _parse_pipelines(text: str) -> list[Pipeline]:
+    try:
+        return [
+            Pipeline(
+                str(item["id"]), str(item.get("name") or ""),
+                tuple(Stage(str(stage["id"]), str(stage.get("name") or ""))
+                      for stage in item.get("stages") or []),
             )
-        try:
-            return [
-                Pipeline(
-                    str(item["id"]), str(item.get("name") or ""),
-                    tuple(Stage(str(stage["id"]), str(stage.get("name") or ""))
-                          for stage in item.get("stages") or []),
-                )
-                for item in response.json()
-            ]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise ApiUnavailableError(
-                "GET /api/public/pipeline answered with an unexpected body; nothing was sent"
-            ) from None
+            for item in json.loads(text)
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ApiUnavailableError(
+            "GET /api/public/pipeline answered with an unexpected body; nothing was sent"
+        ) from None

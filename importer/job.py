@@ -56,7 +56,7 @@ class Plan:
 
 def default_out_dir(input_path: str | Path) -> Path:
     """``clientes.csv`` -> ``./clientes-import``: one folder per input, in the current directory."""
-    return Path.cwd() / f"{Path(input_path).stem}-import"
+    return Path(f"{Path(input_path).stem}-import")
 
 
 def _as_config(config: Config | str | Path) -> Config:
@@ -95,7 +95,8 @@ async def _fetch_pipelines(config: Config, api_key: str) -> list[Pipeline]:
     api = config.api
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=1) as client:
-        return await client.list_pipelines()
+        return await client.list_pipelines(retries=api.max_retries,
+                                           backoff=api.retry_backoff_seconds)
 
 
 def validate_file(input_path: str | Path, config: Config | str | Path, *,
@@ -175,7 +176,8 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds,
                            max_connections=api.max_concurrency) as client:
-        stages = StageResolver(await client.list_pipelines())
+        stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
+                                                           backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)
         if confirm is not None and not confirm(_plan(table, config, stages, journal)):
             summary.stopped = "declined"

@@ -45,14 +45,19 @@ def test_phone_formats_normalize_to_e164(sandbox, write_config, write_csv, invok
     assert [row["phone"] for row in results] == expected
 
 
-def test_possible_policy_accepts_numbers_newer_than_the_data(sandbox, write_config, write_csv,
-                                                             invoke, tmp_path):
-    """``phone_check = "possible"`` sends a well-formed number libphonenumber calls invalid."""
-    result, _ = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
-                          [["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 1234 5678", ""]],
-                          defaults={"phone_check": "possible"})
-    assert result.exit_code == 0, result.output
-    assert sandbox.state.ticket_bodies()[0]["to_phone_number"] == "+56912345678"
+def test_possible_policy_sends_numbers_the_data_calls_invalid(sandbox, write_config, write_csv,
+                                                               invoke, tmp_path):
+    """``phone_check = "possible"`` sends a well-formed number; the API's 400 makes it failed."""
+    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                                [["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 1234 5678", ""]],
+                                defaults={"phone_check": "possible"})
+    assert result.exit_code == 1
+    assert [(r.status, r.body["to_phone_number"]) for r in sandbox.state.received if r.body] == [
+        (400, "+56912345678")]
+    assert {k: results[0][k] for k in ("status", "http_status", "attempts", "error_code",
+                                       "error")} == {
+        "status": "failed", "http_status": "400", "attempts": "1", "error_code": "api_rejected",
+        "error": "API rejected the row (HTTP 400): Invalid phone number"}
 
 
 def test_number_without_country_code_needs_a_default_country(sandbox, write_config, write_csv,

@@ -62,7 +62,8 @@ class Faults:
     """Misbehaviour to inject; fractions are of ticket requests, drawn from ``seed``."""
 
     rate_limit: float | None = None  # requests allowed in any 1 s window; more get 429
-    latency: float = 0.0  # seconds added before every answer
+    latency: float = 0.0  # seconds added before answering each ticket request
+    throttle: float = 0.0  # answered 429 (Retry-After: 1) without processing
     fail_503: float = 0.0  # answered 503 without processing (safe to retry)
     fail_500: float = 0.0  # processed (ticket created), then answered 500
     drop: float = 0.0  # processed, then the connection is dropped mid-answer
@@ -133,8 +134,8 @@ class SandboxState:
         faults = self.faults
         with self._lock:
             roll = self._random.random()
-        for name, share in (("503", faults.fail_503), ("500", faults.fail_500),
-                            ("drop", faults.drop)):
+        for name, share in (("429", faults.throttle), ("503", faults.fail_503),
+                            ("500", faults.fail_500), ("drop", faults.drop)):
             if roll < share:
                 return name
             roll -= share
@@ -143,6 +144,11 @@ class SandboxState:
 
 def _error(status: int, message: str, error: str) -> JSONResponse:
     return JSONResponse({"statusCode": status, "message": message, "error": error}, status)
+
+
+def _too_many(wait: float) -> JSONResponse:
+    return JSONResponse({"statusCode": 429, "message": "Too many requests"}, 429,
+                        headers={"retry-after": str(max(1, math.ceil(wait)))})
 
 
 class _DroppedResponse(Response):
@@ -165,7 +171,7 @@ def _check_body(body: object, state: SandboxState) -> str | None:
     digits = re.sub(r"\D", "", str(phone))
     try:
         number = phonenumbers.parse("+" + digits)
-        if not phonenumbers.is_possible_number(number):
+        if not phonenumbers.is_valid_number(number):
             return "Invalid phone number"
     except phonenumbers.NumberParseException:
         return "Invalid phone number"
@@ -196,14 +202,9 @@ def create_app(state: SandboxState) -> Starlette:
     """The ASGI app serving ``state``."""
 
     async def guarded(request: Request) -> Response | None:
-        if state.faults.latency:
-            await asyncio.sleep(state.faults.latency)
         wait = state._admit()
         if wait is not None:
-            return JSONResponse(
-                {"statusCode": 429, "message": "Too many requests"}, 429,
-                headers={"retry-after": str(max(1, math.ceil(wait)))},
-            )
+            return _too_many(wait)
         if request.headers.get("x-api-key") != state.api_key:
             return _error(401, "Invalid or missing API key", "Unauthorized")
         return None
@@ -214,6 +215,8 @@ def create_app(state: SandboxState) -> Starlette:
             body = json.loads(raw)
         except ValueError:
             body = raw.decode("utf-8", "replace")
+        if state.faults.latency:
+            await asyncio.sleep(state.faults.latency)
         refusal = await guarded(request)
         if refusal is None:
             refusal = await _open_ticket(request, body)
@@ -225,6 +228,8 @@ def create_app(state: SandboxState) -> Starlette:
         if not phone_id.isdigit() or phone_id not in state.phone_ids:
             return _error(404, f"Phone ID {phone_id} not found", "Not Found")
         fault = state._draw()
+        if fault == "429":
+            return _too_many(1.0)
         if fault == "503":
             return _error(503, "Service temporarily unavailable", "Service Unavailable")
         problem = _check_body(body, state)

@@ -1,0 +1,5 @@
+"""``python -m importer`` runs the ``vambe-import`` command."""
+
+from .cli import main
+
+main()
