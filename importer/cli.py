@@ -159,11 +159,18 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
             )
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     ask = not yes and sys.stdin.isatty()
+
+    def confirm(plan: Plan) -> bool:
+        """Show the plan (it also sizes the progress bar); ask only at a terminal."""
+        click.echo(plan.describe(), err=True)
+        progress.total = plan.rows
+        return click.confirm("Send now?", default=False, err=True) if ask else True
+
     try:
         summary = run_import(file, config, api_key=api_key, out_dir=out_dir, sheet=sheet,
                              resume=resume, retry_unknown=retry_unknown,
-                             confirm=_confirm if ask else None, on_result=progress.update,
-                             on_note=progress.note)
+                             confirm=confirm if ask or progress.enabled else None,
+                             on_result=progress.update, on_note=progress.note)
     finally:
         progress.close()
         if server is not None:
@@ -190,25 +197,23 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     sys.exit(exit_code(summary))
 
 
-def _confirm(plan: Plan) -> bool:
-    click.echo(plan.describe(), err=True)
-    return click.confirm("Send now?", default=False, err=True)
-
-
 class _Progress:
     """A tqdm bar on stderr while sending; silent when stderr is not a terminal."""
 
     def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total: int | None = None
         self._bar = None
         self._counts: dict[str, int] = {}
-        if enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.25)
 
     def update(self, result: RowResult) -> None:
-        if self._bar is None:
+        if not self.enabled:
             return
+        if self._bar is None:  # created at the first row, after any confirmation question
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, unit="row", file=sys.stderr, dynamic_ncols=True,
+                             mininterval=0.25)
         self._counts[result.status] = self._counts.get(result.status, 0) + 1
         self._bar.update(1)
         if result.status in ("sent", "failed", "unknown"):

@@ -44,14 +44,21 @@ class Plan:
         return self.to_send / self.rate_per_second
 
     def describe(self) -> str:
-        minutes, seconds = divmod(round(self.estimated_seconds), 60)
         return (
             f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
             f" through {self.base_url} (phone ID {self.phone_id}) at"
-            f" {self.rate_per_second:g}/s, about {minutes} min {seconds} s."
+            f" {self.rate_per_second:g}/s, about {_duration(self.estimated_seconds)}."
             f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
             f" {self.already_sent} were sent by an earlier run."
         )
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 def default_out_dir(input_path: str | Path) -> Path:
