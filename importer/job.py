@@ -40,14 +40,15 @@ class Plan:
     phone_id: str
 
     @property
-    def estimated_seconds(self) -> float:
-        return self.to_send / self.rate_per_second
+    def estimated_seconds(self) -> float | None:
+        return self.to_send / self.rate_per_second if self.rate_per_second else None
 
     def describe(self) -> str:
+        pace = (f"at {self.rate_per_second:g}/s, about {_duration(self.estimated_seconds)}"
+                if self.rate_per_second else "with no rate limit")
         return (
             f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
-            f" through {self.base_url} (phone ID {self.phone_id}) at"
-            f" {self.rate_per_second:g}/s, about {_duration(self.estimated_seconds)}."
+            f" through {self.base_url} (phone ID {self.phone_id}) {pace}."
             f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
             f" {self.already_sent} were sent by an earlier run."
         )

@@ -23,6 +23,7 @@ from .exceptions import InputFileError
 # (OWASP CSV injection); the reader removes it again so a fixed file imports unchanged.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _SAMPLE_BYTES = 64 * 1024
+_SUSPECT = frozenset(("'", " ", "\t", "\r", "\n", "\xa0"))  # may need more than strip()
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -51,7 +52,8 @@ class Table:
         width = len(self.headers)
         next(source, None)  # the header row
         for number, record in enumerate(source, start=2):
-            cells = tuple(_clean(cell) for cell in record[:width])
+            cells = tuple([_clean(cell) if cell[:1] in _SUSPECT else cell.strip()
+                           for cell in record[:width]])
             if len(cells) < width:
                 cells += ("",) * (width - len(cells))
             if any(cells):

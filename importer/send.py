@@ -45,6 +45,8 @@ class Sender:
         self._on_note = on_note or (lambda text: print(text, file=sys.stderr))
         self._resume_at = 0.0
         self._last_slowdown = -1e9
+        self._started = time.monotonic()
+        self._requests = 0
         self._limiter: AsyncLimiter | None = None
 
     def request_stop(self, reason: str = "interrupted") -> None:
@@ -54,7 +56,8 @@ class Sender:
     async def run(self, rows: Iterable[CheckedRow]) -> None:
         # A limiter of one slot per 1/R seconds never bursts; AsyncLimiter(R, 1) lets R
         # through at once at the start (FIELD-NOTES). Created here, inside the running loop.
-        self._limiter = AsyncLimiter(1, 1 / self.rate)
+        self._limiter = AsyncLimiter(1, 1 / self.rate) if self.rate else None
+        self._started = time.monotonic()
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
         workers = [asyncio.create_task(self._worker(queue))
                    for _ in range(self.api.max_concurrency)]
@@ -129,6 +132,7 @@ class Sender:
                 return
             self.journal.begin(request.key, row.number, request.phone)
             attempts += 1
+            self._requests += 1
             try:
                 answer = await self.client.open_ticket(body, request.key)
             except asyncio.CancelledError:
@@ -182,7 +186,8 @@ class Sender:
         """Wait out a run-wide 429 pause, then take the next rate-limit slot."""
         while (delay := self._resume_at - time.monotonic()) > 0:
             await asyncio.sleep(delay)
-        await self._limiter.acquire()
+        if self._limiter is not None:
+            await self._limiter.acquire()
 
     def _throttle(self, retry_after: float | None) -> None:
         """A 429 pauses the whole run and slows it down; retries do not each hammer alone."""
@@ -191,6 +196,8 @@ class Sender:
         self._resume_at = max(self._resume_at, now + pause)
         if now - self._last_slowdown > max(pause, 1.0):
             self._last_slowdown = now
+            if not self.rate:  # unpaced: start pacing below the pace that was throttled
+                self.rate = self._requests / max(now - self._started, 1.0)
             self.rate = max(MIN_RATE, self.rate * SLOWDOWN_FACTOR)
             self._limiter = AsyncLimiter(1, 1 / self.rate)
             self._on_note(f"API throttled the run (HTTP 429): pausing {pause:g} s, then"

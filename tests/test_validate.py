@@ -188,3 +188,40 @@ def test_validate_without_key_takes_stages_as_written(write_config, write_csv, i
     assert ("Note: stages were not checked against the account (1 rows name one):"
             " set VAMBE_API_KEY to check them") in result.stdout
     assert read_results(tmp_path / "clientes-import")[0]["status"] == "valid"
+
+
+@pytest.mark.parametrize("address", [
+    "a@b.co", "user+tag@mail.example.org", "A_B-c@Example.COM", "1@2.io", "a..b@example.com",
+    ".a@example.com", "a.@example.com", "a@example.123", "a@-ex.com", "a@ex-.com",
+    "a@ab--cd.com", "a@xn--ls8h.la", "a@example.com.", "a@localhost", "a@x.test",
+    "a@sub.example.local", "josé@example.com", "a@exämple.com", "\"a b\"@example.com",
+    "a" * 65 + "@example.com", "a@" + "b" * 64 + ".com", "a@b@example.com", "a b@example.com",
+])
+def test_email_fast_path_agrees_with_email_validator(address):
+    """The plain-ASCII shortcut accepts exactly what email_validator accepts."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from importer.validate import email_problem
+
+    try:
+        validate_email(address, check_deliverability=False)
+        accepted = True
+    except EmailNotValidError:
+        accepted = False
+    assert (email_problem(address) is None) == accepted
+
+
+def test_duplicates_found_among_many_phones(write_config, write_csv, invoke, tmp_path):
+    """The compact phone index finds every repeat in a file larger than its first table."""
+    rows = [["Nombre", "Teléfono", "Correo"]]
+    for n in range(24_000):
+        person = n % 18_000  # rows 18,002.. repeat the first 6,000 people
+        rows.append([f"c{person}", f"+5698{person:07d}", ""])
+    result = invoke("validate", write_csv(rows), "--config",
+                    write_config(defaults={"phone_check": "possible"}), api_key=None)
+    assert result.exit_code == 0, result.output
+    results = read_results(tmp_path / "clientes-import")
+    duplicates = [r for r in results if r["status"] == "duplicate"]
+    assert len(duplicates) == 6_000
+    assert duplicates[0]["row"] == "18002" and duplicates[0]["error"] == "same phone as row 2"
+    assert duplicates[-1]["error"] == "same phone as row 6001"

@@ -79,7 +79,7 @@ class Received:
     status: int
     body: object
     idempotency_key: str | None
-    at: float
+    at: float  # arrival, time.time()
 
 
 @dataclass
@@ -111,10 +111,10 @@ class SandboxState:
     def stage_ids(self) -> set[str]:
         return {stage["id"] for pipeline in self.pipelines for stage in pipeline["stages"]}
 
-    def _record(self, request: Request, status: int, body: object) -> None:
+    def _record(self, request: Request, status: int, body: object, arrived: float) -> None:
         with self._lock:
             self.received.append(Received(request.method, request.url.path, status, body,
-                                          request.headers.get("idempotency-key"), time.time()))
+                                          request.headers.get("idempotency-key"), arrived))
 
     def _admit(self) -> float | None:
         """Under the rate limit: None. Over it: seconds until a request would be admitted."""
@@ -210,6 +210,7 @@ def create_app(state: SandboxState) -> Starlette:
         return None
 
     async def open_ticket(request: Request) -> Response:
+        arrived = time.time()
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -220,7 +221,7 @@ def create_app(state: SandboxState) -> Starlette:
         refusal = await guarded(request)
         if refusal is None:
             refusal = await _open_ticket(request, body)
-        state._record(request, refusal.status_code, body)
+        state._record(request, refusal.status_code, body, arrived)
         return refusal
 
     async def _open_ticket(request: Request, body: object) -> Response:
@@ -250,7 +251,7 @@ def create_app(state: SandboxState) -> Starlette:
     async def list_pipelines(request: Request) -> Response:
         refusal = await guarded(request)
         response = refusal or JSONResponse(state.pipelines)
-        state._record(request, response.status_code, None)
+        state._record(request, response.status_code, None, time.time())
         return response
 
     async def list_channels(request: Request) -> Response:
@@ -260,10 +261,19 @@ def create_app(state: SandboxState) -> Starlette:
              "phone_number": "+56 9 8765 4321", "client_id": "sandbox"}
             for phone_id in state.phone_ids
         ])
-        state._record(request, response.status_code, None)
+        state._record(request, response.status_code, None, time.time())
         return response
 
+    async def received(request: Request) -> Response:
+        """What the sandbox saw (time, status, path), for benchmarks run against a separate
+        sandbox process; bodies are left out."""
+        with state._lock:
+            seen = [[r.at, r.status, r.path] for r in state.received]
+        return JSONResponse({"received": seen, "tickets": len(state.tickets),
+                             "contacts": len(state.contacts)})
+
     return Starlette(routes=[
+        Route("/_sandbox/received", received, methods=["GET"]),
         Route("/api/public/ticket/open/whatsapp/{phone_id}", open_ticket, methods=["POST"]),
         Route("/api/public/pipeline", list_pipelines, methods=["GET"]),
         Route("/api/public/channels/whatsapp", list_channels, methods=["GET"]),
