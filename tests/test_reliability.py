@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -326,3 +327,26 @@ def test_second_ctrl_c_stops_at_once_and_resume_completes(make_sandbox, write_co
     assert result.exit_code in (0, 1), result.output
     assert max(server.state.tickets_per_phone().values()) == 1
     assert _statuses(out)["unknown"] <= 4
+
+
+def test_concurrency_too_low_for_the_rate_is_said_once(make_sandbox, write_config, write_csv,
+                                                       invoke):
+    """When max_concurrency, not the rate limit, sets the pace, one line says what to change."""
+    server = make_sandbox(latency=0.1)
+    config = write_config(server.url, api={"rate_limit_per_second": 100, "max_concurrency": 2})
+    result = invoke("run", write_csv(people(30)), "--config", config)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "max_concurrency" in line]
+    assert len(notes) == 1
+    assert re.fullmatch(r"max_concurrency = 2 cannot reach 100 requests/s at the observed latency"
+                        r" of 0\.\d\d s \(about [\d.]+/s\); set max_concurrency to (\d+) or more"
+                        r" to reach it", notes[0])
+
+
+def test_paced_run_starts_without_a_burst(make_sandbox, write_config, write_csv, invoke):
+    """At R/s against a server allowing 1.05 x R in any second, not one request is refused."""
+    server = make_sandbox(rate_limit=21)
+    config = write_config(server.url, api={"rate_limit_per_second": 20, "max_concurrency": 8})
+    result = invoke("run", write_csv(people(30)), "--config", config)
+    assert result.exit_code == 0, result.output
+    assert [r.status for r in _ticket_requests(server)] == [200] * 30
