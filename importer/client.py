@@ -62,7 +62,7 @@ class Answer:
     retry_after: float | None = None
 
 
-def classify_status(status: int, text: str, headers: httpx.Headers) -> Answer:
+def classify_status(status: int, text: str | bytes, headers: httpx.Headers) -> Answer:
     if 200 <= status < 300:
         try:
             contact = json.loads(text).get("aiContactId") or ""
@@ -118,11 +118,13 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_message(text: str) -> str:
+def _error_message(text: str | bytes) -> str:
     try:
         body = json.loads(text)
     except ValueError:
         body = None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     if isinstance(body, dict) and body.get("message"):
         message = body["message"]
         if isinstance(message, list):
@@ -144,7 +146,8 @@ class VambeClient:
         self.timeout = timeout
         self._ticket_url = f"{self.base_url}/api/public/ticket/open/{channel}/{phone_id}"
         self._http = httpx.AsyncClient(
-            headers={"x-api-key": api_key, "user-agent": f"vambe-import/{__version__}"},
+            headers={"x-api-key": api_key, "user-agent": f"vambe-import/{__version__}",
+                     "content-type": "application/json"},
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
@@ -159,14 +162,11 @@ class VambeClient:
     async def open_ticket(self, body: bytes, idempotency_key: str) -> Answer:
         """POST one ticket; never raises for HTTP or network trouble, it classifies it."""
         try:
-            response = await self._http.post(
-                self._ticket_url,
-                content=body,
-                headers={"content-type": "application/json", "idempotency-key": idempotency_key},
-            )
+            response = await self._http.post(self._ticket_url, content=body,
+                                             headers={"idempotency-key": idempotency_key})
         except httpx.TransportError as error:
             return classify_exception(error, self.timeout)
-        return classify_status(response.status_code, response.text, response.headers)
+        return classify_status(response.status_code, response.content, response.headers)
 
     async def list_pipelines(self, *, retries: int = 3, backoff: float = 1.0) -> list[Pipeline]:
         """The account's pipelines. A GET is safe to repeat, so 429, 5xx and network

@@ -181,7 +181,7 @@ class Sender:
             if self.stopped is not None:
                 self._record(self._skipped(row, attempts))
                 return
-            self.journal.begin(request.key, row.number, request.phone)
+            await self.journal.begin(request.key, row.number, request.phone)
             attempts += 1
             self._requests += 1
             sent_at = time.monotonic()

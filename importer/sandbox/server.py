@@ -21,7 +21,9 @@ class SandboxServer:
     def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1",
                  port: int = 0) -> None:
         self.state = state or SandboxState()
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say so,
+        # and without it every keep-alive answer waits ~40 ms for a delayed ACK.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
