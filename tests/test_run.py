@@ -233,3 +233,16 @@ def test_confirmation_shows_the_plan_and_no_sends_nothing(sandbox, write_config,
     assert sandbox.state.tickets == []
     assert (plans[0].rows, plans[0].to_send, plans[0].messages) == (4, 4, 4)
     assert plans[0].describe().startswith("About to open 4 tickets and send 4 WhatsApp messages")
+
+
+def test_sandbox_reports_what_it_received(sandbox, write_config, write_csv, invoke):
+    """GET /_sandbox/received lists each request's time, status and path, for benchmarks."""
+    import httpx2
+
+    from .conftest import people
+
+    invoke("run", write_csv(people(2)), "--config", write_config(sandbox.url))
+    seen = httpx2.get(f"{sandbox.url}/_sandbox/received").json()
+    assert [(status, path) for _, status, path in seen["received"]] == [
+        (200, "/api/public/pipeline")] + [(200, "/api/public/ticket/open/whatsapp/123456789")] * 2
+    assert (seen["tickets"], seen["contacts"]) == (2, 2)
