@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 
 from .config import Config, load_config  # noqa: E402
 from .exceptions import ImporterError  # noqa: E402
-from .job import Plan, run_import, validate_file  # noqa: E402
+from .job import Plan, list_stages, run_import, validate_file  # noqa: E402
 from .report import Summary  # noqa: E402
 
-__all__ = ["Config", "ImporterError", "Plan", "Summary", "load_config", "run_import",
-           "validate_file", "__version__"]
+__all__ = ["Config", "ImporterError", "Plan", "Summary", "list_stages", "load_config",
+           "run_import", "validate_file", "__version__"]

@@ -22,7 +22,7 @@ import click
 
 from . import __version__
 from .exceptions import ImporterError, MissingApiKeyError
-from .job import Plan, run_import, validate_file
+from .job import Plan, duration_text, list_stages, run_import, validate_file
 from .journal import RowResult
 from .report import Summary
 
@@ -114,7 +114,16 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
     """
     summary = validate_file(file, config_path, out_dir=out_dir, sheet=sheet,
                             api_key=os.environ.get(API_KEY_VARIABLE) or None)
+    if summary.preview:
+        import json
+
+        click.echo(f"The first {len(summary.preview)} requests that run would send:")
+        for body in summary.preview:
+            click.echo(json.dumps(body, ensure_ascii=False, indent=2))
     _print_summary(summary)
+    if summary.estimated_seconds is not None:
+        click.echo(f"Sending the {summary.counts['valid']} valid rows would take about"
+                   f" {duration_text(summary.estimated_seconds)} at the configured rate.")
     sys.exit(exit_code(summary))
 
 
@@ -131,10 +140,12 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
 @click.option("--retry-unknown", is_flag=True,
               help="With --resume, send again the rows whose outcome is unknown (they may"
                    " have reached the customer).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Send at most N rows (a pilot); --resume sends the rest.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_guarded
 def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, sandbox: bool,
-        yes: bool, resume: bool, retry_unknown: bool, quiet: bool) -> None:
+        yes: bool, resume: bool, retry_unknown: bool, limit: int | None, quiet: bool) -> None:
     """Open one ticket per valid row of FILE and write the reports.
 
     The API key is read from the VAMBE_API_KEY environment variable.
@@ -173,7 +184,7 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
 
     try:
         summary = run_import(file, config, api_key=api_key, out_dir=out_dir, sheet=sheet,
-                             resume=resume, retry_unknown=retry_unknown,
+                             resume=resume, retry_unknown=retry_unknown, limit=limit,
                              confirm=confirm if ask or progress.enabled else None,
                              on_result=progress.update, on_note=progress.note)
     finally:
@@ -236,6 +247,36 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+@cli.command()
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@_guarded
+def stages(config_path: Path, as_json: bool) -> None:
+    """List the account's pipelines and stages with their IDs.
+
+    The stage IDs go in [defaults] stage_id or in a stage column. Needs VAMBE_API_KEY.
+    """
+    import json
+
+    api_key = os.environ.get(API_KEY_VARIABLE, "")
+    if not api_key:
+        raise MissingApiKeyError(f"{API_KEY_VARIABLE} is not set: export your Vambe API key first")
+    pipelines = list_stages(config_path, api_key=api_key)
+    if as_json:
+        click.echo(json.dumps([
+            {"id": p.id, "name": p.name,
+             "stages": [{"id": stage.id, "name": stage.name} for stage in p.stages]}
+            for p in pipelines
+        ], ensure_ascii=False, indent=2))
+        return
+    rows = [("PIPELINE", "STAGE", "STAGE ID")] + [
+        (pipeline.name, stage.name, stage.id) for pipeline in pipelines for stage in pipeline.stages
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    for pipeline_name, stage_name, stage_id in rows:
+        click.echo(f"{pipeline_name:<{widths[0]}}  {stage_name:<{widths[1]}}  {stage_id}")
 
 
 @cli.command()

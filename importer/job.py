@@ -38,23 +38,25 @@ class Plan:
     rate_per_second: float
     base_url: str
     phone_id: str
+    held_back: int = 0  # valid rows left for a later --resume by --limit
 
     @property
     def estimated_seconds(self) -> float | None:
         return self.to_send / self.rate_per_second if self.rate_per_second else None
 
     def describe(self) -> str:
-        pace = (f"at {self.rate_per_second:g}/s, about {_duration(self.estimated_seconds)}"
+        pace = (f"at {self.rate_per_second:g}/s, about {duration_text(self.estimated_seconds)}"
                 if self.rate_per_second else "with no rate limit")
         return (
             f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
             f" through {self.base_url} (phone ID {self.phone_id}) {pace}."
             f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
-            f" {self.already_sent} were sent by an earlier run."
+            f" {self.already_sent} were sent by an earlier run"
+            + (f", {self.held_back} are left for --resume by --limit." if self.held_back else ".")
         )
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
@@ -107,13 +109,24 @@ async def _fetch_pipelines(config: Config, api_key: str) -> list[Pipeline]:
                                            backoff=api.retry_backoff_seconds)
 
 
+def list_stages(config: Config | str | Path, *, api_key: str) -> list[Pipeline]:
+    """The account's pipelines and their stages (``GET /api/public/pipeline``)."""
+    config = _as_config(config)
+    return asyncio.run(_fetch_pipelines(config, api_key))
+
+
+PREVIEW_ROWS = 3
+
+
 def validate_file(input_path: str | Path, config: Config | str | Path, *,
                   out_dir: str | Path | None = None, api_key: str | None = None,
                   sheet: str | None = None) -> Summary:
     """Check every row and write the reports, sending nothing.
 
     With an API key, stage names and IDs are checked against the account's pipelines;
-    without one, stage UUIDs are taken as written and stage names cannot be resolved.
+    without one, stage cells are taken as written. ``summary.preview`` holds the exact
+    bodies of the first rows that would be sent, ``summary.estimated_seconds`` the time
+    sending them all would take at the configured rate.
     """
     config = _as_config(config)
     table = _open_input(input_path, config, sheet)
@@ -134,9 +147,13 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
                                error_code=checked.error_code, error=checked.error)
             summary.counts[result.status] += 1
             writer.add(result, source)
+            if checked.request is not None and len(summary.preview) < PREVIEW_ROWS:
+                summary.preview.append(checked.request.body)
     except BaseException:
         writer.discard()
         raise
+    if config.api.rate_limit_per_second:
+        summary.estimated_seconds = summary.counts["valid"] / config.api.rate_limit_per_second
     if stages.unchecked or (pipelines is None and config.defaults.stage_id):
         summary.notes.append(
             f"stages were not checked against the account ({stages.unchecked} rows name one):"
@@ -149,14 +166,16 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
 
 def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: str,
                out_dir: str | Path | None = None, sheet: str | None = None,
-               resume: bool = False, retry_unknown: bool = False,
+               resume: bool = False, retry_unknown: bool = False, limit: int | None = None,
                confirm: Callable[[Plan], bool] | None = None,
                on_result: Callable[[RowResult], None] | None = None,
                on_note: Callable[[str], None] | None = None,
                handle_signals: bool = True) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
-    ``confirm`` is shown the :class:`Plan` before anything is sent; returning False ends
+    ``limit`` sends at most that many rows (a pilot); the others are ``skipped`` and a later
+    ``resume=True`` run sends them. ``confirm`` is shown the :class:`Plan` before anything is
+    sent; returning False ends
     the run with nothing sent (``summary.stopped == "declined"``). With ``handle_signals``
     (main thread only) a first Ctrl-C or SIGTERM lets requests in flight finish and writes
     the reports; a second stops at once and leaves the reports to ``--resume``.
@@ -169,14 +188,14 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
     journal = Journal.open(out, identity=identity, resume=resume)
     try:
         return asyncio.run(_run(table, config, journal, api_key, retry_unknown=retry_unknown,
-                                confirm=confirm, on_result=on_result, on_note=on_note,
-                                handle_signals=handle_signals))
+                                limit=limit, confirm=confirm, on_result=on_result,
+                                on_note=on_note, handle_signals=handle_signals))
     finally:
         journal.close()
 
 
 async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
-               retry_unknown: bool, confirm: Callable[[Plan], bool] | None,
+               retry_unknown: bool, limit: int | None, confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
     api = config.api
@@ -187,10 +206,10 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)
-        if confirm is not None and not confirm(_plan(table, config, stages, journal)):
+        if confirm is not None and not confirm(_plan(table, config, stages, journal, limit)):
             summary.stopped = "declined"
             return summary
-        sender = Sender(client, journal, api, retry_unknown=retry_unknown,
+        sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
                         on_result=on_result, on_note=on_note)
         rows = (checked for _, checked in _checked(table, config, stages))
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
@@ -209,8 +228,9 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
     return summary
 
 
-def _plan(table: Table, config: Config, stages: StageResolver, journal: Journal) -> Plan:
-    rows = to_send = messages = already_sent = 0
+def _plan(table: Table, config: Config, stages: StageResolver, journal: Journal,
+          limit: int | None) -> Plan:
+    rows = to_send = messages = already_sent = held_back = 0
     for _, checked in _checked(table, config, stages):
         rows += 1
         if checked.request is None:
@@ -218,11 +238,14 @@ def _plan(table: Table, config: Config, stages: StageResolver, journal: Journal)
         prior = journal.prior(checked.request.key)
         if prior is not None and prior.state == "sent":
             already_sent += 1
+        elif limit is not None and to_send >= limit:
+            held_back += 1
         else:
             to_send += 1
             messages += checked.request.has_message
-    return Plan(rows, to_send, messages, already_sent, rows - to_send - already_sent,
-                config.api.rate_limit_per_second, config.api.base_url, config.api.phone_id)
+    return Plan(rows, to_send, messages, already_sent,
+                rows - to_send - already_sent - held_back, config.api.rate_limit_per_second,
+                config.api.base_url, config.api.phone_id, held_back)
 
 
 def _write_run_reports(table: Table, journal: Journal, summary: Summary) -> None:

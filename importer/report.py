@@ -39,6 +39,8 @@ class Summary:
     fatal_error: str | None = None  # the API's fatal answer (key or phone ID rejected)
     out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    preview: list[dict] = field(default_factory=list)  # validate: first bodies to be sent
+    estimated_seconds: float | None = None  # validate: sending time at the configured rate
 
     @property
     def total_rows(self) -> int:

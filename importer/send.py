@@ -82,12 +82,15 @@ class Sender:
     """Sends one run's rows; :meth:`request_stop` lets requests in flight finish."""
 
     def __init__(self, client: VambeClient, journal: Journal, api: ApiSettings, *,
-                 retry_unknown: bool = False, on_result: Callable[[RowResult], None] | None = None,
+                 retry_unknown: bool = False, limit: int | None = None,
+                 on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.journal = journal
         self.api = api
         self.retry_unknown = retry_unknown
+        self.limit = limit  # a pilot: send at most this many rows in this run
+        self._routed = 0
         self.stopped: str | None = None  # why the run stopped taking rows
         self.fatal: Answer | None = None
         self.rate = api.rate_limit_per_second
@@ -144,10 +147,18 @@ class Sender:
                 f"{prior.error} (earlier run; --retry-unknown sends it again)",
             ))
             return None
+        attempts = prior.attempts if prior else 0
         if self.stopped is not None:
-            self._record(self._skipped(row, prior.attempts if prior else 0))
+            self._record(self._skipped(row, attempts))
             return None
-        return row, prior.attempts if prior else 0
+        if self.limit is not None and self._routed >= self.limit:
+            self._record(RowResult(row.number, "skipped", row.phone, attempts=attempts,
+                                   error_code="over_limit",
+                                   error=f"not sent: beyond --limit {self.limit};"
+                                         " --resume sends it"))
+            return None
+        self._routed += 1
+        return row, attempts
 
     @staticmethod
     def _from_prior(row: CheckedRow, prior: PriorRequest, status: str, error: str) -> RowResult:

@@ -350,3 +350,19 @@ def test_paced_run_starts_without_a_burst(make_sandbox, write_config, write_csv,
     result = invoke("run", write_csv(people(30)), "--config", config)
     assert result.exit_code == 0, result.output
     assert [r.status for r in _ticket_requests(server)] == [200] * 30
+
+
+def test_limit_sends_a_pilot_and_resume_sends_the_rest(sandbox, write_config, write_csv, invoke,
+                                                       tmp_path):
+    """``--limit 2`` sends two rows and skips the rest; ``--resume`` sends only those."""
+    source, config = write_csv(people(5)), write_config(sandbox.url)
+    pilot = invoke("run", source, "--config", config, "--limit", "2")
+    assert pilot.exit_code == 1
+    rows = read_results(tmp_path / "clientes-import")
+    assert [(r["status"], r["error_code"]) for r in rows] == [("sent", "")] * 2 + [
+        ("skipped", "over_limit")] * 3
+    assert rows[2]["error"] == "not sent: beyond --limit 2; --resume sends it"
+    rest = invoke("run", source, "--config", config, "--resume")
+    assert rest.exit_code == 0, rest.output
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert len(sandbox.state.tickets) == 5

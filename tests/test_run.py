@@ -246,3 +246,23 @@ def test_sandbox_reports_what_it_received(sandbox, write_config, write_csv, invo
     assert [(status, path) for _, status, path in seen["received"]] == [
         (200, "/api/public/pipeline")] + [(200, "/api/public/ticket/open/whatsapp/123456789")] * 2
     assert (seen["tickets"], seen["contacts"]) == (2, 2)
+
+
+def test_stages_lists_pipelines_as_a_table_and_as_json(sandbox, write_config, invoke):
+    """``stages`` prints the account's stages with their IDs; ``--json`` for scripts."""
+    config = write_config(sandbox.url)
+    table = invoke("stages", "--config", config)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines() == [
+        "PIPELINE  STAGE        STAGE ID",
+        "Ventas    Nuevo        550e8400-e29b-41d4-a716-446655440000",
+        "Ventas    Contactado   550e8400-e29b-41d4-a716-446655440001",
+        "Ventas    Seguimiento  550e8400-e29b-41d4-a716-446655440002",
+        "Soporte   Nuevo        7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        "Soporte   Resuelto     7c9e6679-7425-40de-944b-e07fc1f90ae8",
+    ]
+    listed = json.loads(invoke("stages", "--config", config, "--json").stdout)
+    assert [stage["name"] for stage in listed[1]["stages"]] == ["Nuevo", "Resuelto"]
+    refused = invoke("stages", "--config", config, api_key="wrong")
+    assert refused.exit_code == 3 and refused.stderr.startswith("Error: API key rejected (HTTP 401)")
+    assert invoke("stages", "--config", config, api_key=None).exit_code == 2

@@ -225,3 +225,20 @@ def test_duplicates_found_among_many_phones(write_config, write_csv, invoke, tmp
     assert len(duplicates) == 6_000
     assert duplicates[0]["row"] == "18002" and duplicates[0]["error"] == "same phone as row 2"
     assert duplicates[-1]["error"] == "same phone as row 6001"
+
+
+def test_validate_previews_the_exact_bodies_and_the_duration(sandbox, write_config, write_csv,
+                                                              invoke):
+    """``validate`` ends with the first bodies that would be sent and the time sending takes."""
+    rows = [["Nombre", "Teléfono", "Correo"], ["Ana", "123", ""], ["Luis", PHONES[1], ""],
+            ["Eva", PHONES[2], "eva@example.com"]]
+    config = write_config(sandbox.url, api={"rate_limit_per_second": 0.5},
+                          message={"content": "Hola {Nombre}"})
+    result = invoke("validate", write_csv(rows), "--config", config)
+    assert result.exit_code == 1
+    preview = result.stdout.split("3 rows:")[0]
+    assert preview.startswith("The first 2 requests that run would send:\n{\n")
+    assert '"to_phone_number": "+56987654322"' in preview and '"content": "Hola Eva"' in preview
+    assert result.stdout.endswith(
+        "Sending the 2 valid rows would take about 4 s at the configured rate.\n")
+    assert sandbox.state.tickets == []
