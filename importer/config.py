@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .exceptions import ConfigError
 
@@ -132,8 +133,30 @@ MetadataMap = dict[str, str | Constant]
 
 
 class MessageSettings(_Section):
-    content: str
+    """A plain-text ``content`` with placeholders, or an approved WhatsApp template."""
+
+    content: str | None = None
+    template_id: str | None = None  # the template for every row...
+    template_column: str | None = None  # ...or a column naming it per row (empty: template_id)
+    # The column filling the template's variable. Vambe's document shows one variable carried
+    # in ``content``; how it takes several is not documented, so one is all we send.
+    variable: str | None = None
     ai_generated: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MessageSettings:
+        templated = self.template_id is not None or self.template_column is not None
+        if templated and self.content is not None:
+            raise ValueError("give content (plain text) or a template, not both")
+        if not templated and self.content is None:
+            raise ValueError("needs content, or template_id / template_column")
+        if self.variable is not None and not templated:
+            raise ValueError("variable goes with a template; plain content uses {Column} placeholders")
+        return self
+
+    @property
+    def is_template(self) -> bool:
+        return self.content is None
 
 
 class DedupeSettings(_Section):
@@ -164,9 +187,14 @@ class Config(_Section):
             for key, source in getattr(self, section).items():
                 if isinstance(source, str):
                     pairs.append((f"[{section}] {key}", source))
-        if self.message is not None:
-            for header in parse_template(self.message.content).columns:
+        message = self.message
+        if message is not None and message.content is not None:
+            for header in parse_template(message.content).columns:
                 pairs.append(("[message] content", header))
+        if message is not None:
+            for name in ("template_column", "variable"):
+                if getattr(message, name) is not None:
+                    pairs.append((f"[message] {name}", getattr(message, name)))
         return pairs
 
     def check_columns(self, headers: list[str], file_name: str) -> None:
@@ -244,7 +272,7 @@ def load_config(path: str | Path) -> Config:
         config = Config.model_validate({**raw, "source": name})
     except ValidationError as error:
         raise ConfigError(f"{name}: {_first_problem(error)}") from None
-    if config.message is not None:
+    if config.message is not None and config.message.content is not None:
         try:
             parse_template(config.message.content)
         except ValueError as error:

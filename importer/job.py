@@ -64,6 +64,13 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
+PLAIN_TEXT_NOTE = (
+    "plain-text messages reach only customers who wrote to you in the last 24 hours"
+    " (WhatsApp's customer service window); to start conversations, use an approved template:"
+    " [message] template_id"
+)
+
+
 def default_out_dir(input_path: str | Path) -> Path:
     """``clientes.csv`` -> ``./clientes-import``: one folder per input, in the current directory."""
     return Path(f"{Path(input_path).stem}-import")
@@ -140,6 +147,8 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
     stages = StageResolver(pipelines)
     _check_default_stage(config, stages)
     summary = Summary("validate", out_dir=out)
+    if config.message is not None and not config.message.is_template:
+        summary.notes.append(PLAIN_TEXT_NOTE)
     writer = ReportWriter(out, table)
     try:
         for source, checked in _checked(table, config, stages):
@@ -211,6 +220,8 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
             return summary
         sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
                         on_result=on_result, on_note=on_note)
+        if config.message is not None and not config.message.is_template:
+            sender.note(f"Note: {PLAIN_TEXT_NOTE}")
         rows = (checked for _, checked in _checked(table, config, stages))
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:

@@ -25,8 +25,9 @@ class MappedRow:
     contact_metadata: dict[str, str]
     ticket_metadata: dict[str, str]
     integration_data: dict[str, str]
-    message: str | None
+    message: str | None  # plain text as rendered, or the template variable's value
     empty_placeholders: tuple[str, ...]
+    template_id: str | None = None
 
 
 class RowMapper:
@@ -50,7 +51,11 @@ class RowMapper:
         self._ticket = self._metadata(config.ticket_metadata)
         self._integration = self._metadata(config.integration_data)
         self._message = None
-        if config.message is not None:
+        message = config.message
+        self._template_id = None if message is None else message.template_id
+        self._template_column = column(None if message is None else message.template_column)
+        self._variable = column(None if message is None else message.variable)
+        if message is not None and message.content is not None:
             self._message = [
                 (position[value] if is_column else value, is_column)
                 for is_column, value in parse_template(config.message.content).parts
@@ -80,6 +85,11 @@ class RowMapper:
         cells = row.cells
         message = None
         empty: tuple[str, ...] = ()
+        template_id = self._template_id
+        if self._template_column is not None:
+            template_id = cells[self._template_column] or template_id
+        if self._variable is not None:
+            message = cells[self._variable]
         if self._message is not None:
             pieces = []
             for source, is_column in self._message:
@@ -99,4 +109,5 @@ class RowMapper:
             integration_data=self._fill(cells, self._integration),
             message=message,
             empty_placeholders=empty,
+            template_id=template_id,
         )

@@ -105,6 +105,10 @@ class Sender:
         self._said_concurrency = False
         self._pacer: Pacer | None = None
 
+    def note(self, text: str) -> None:
+        """Tell the operator something once (stderr, or the caller's on_note)."""
+        self._on_note(text)
+
     def request_stop(self, reason: str = "interrupted") -> None:
         if self.stopped is None:
             self.stopped = reason
@@ -257,7 +261,7 @@ class Sender:
         if reachable < 0.95 * self.rate:
             self._said_concurrency = True
             needed = math.ceil(self.rate * self._latency * 1.2)
-            self._on_note(
+            self.note(
                 f"max_concurrency = {concurrency} cannot reach {self.rate:g} requests/s at the"
                 f" observed latency of {self._latency:.2f} s (about {reachable:.3g}/s);"
                 f" set max_concurrency to {needed} or more to reach it"
@@ -286,7 +290,7 @@ class Sender:
             if self._pacer is None:
                 self._pacer = Pacer(self.rate)
             self._pacer.set_rate(self.rate)
-            self._on_note(f"API throttled the run (HTTP 429): pausing {pause:g} s, then"
+            self.note(f"API throttled the run (HTTP 429): pausing {pause:g} s, then"
                           f" sending at {self.rate:.3g}/s")
         if self._pacer is not None:
             self._pacer.hold_until(self._resume_at)

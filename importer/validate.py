@@ -204,6 +204,24 @@ def _fold(name: str) -> str:
 
 # ---------------------------------------------------------------- rows
 
+_LONG_SPACE_RUN = re.compile(r" {5,}")
+
+
+def _check_template_variable(column: str, value: str | None) -> None:
+    """WhatsApp refuses template variables that are empty or hold a newline, a tab or more
+    than four spaces in a row; such a row would fail at Meta, after Vambe said "ok"."""
+    if not value:
+        raise RowProblem("template_variable_invalid",
+                         f"the template variable {column!r} is empty in this row")
+    for bad, what in (("\n", "a line break"), ("\r", "a line break"), ("\t", "a tab")):
+        if bad in value:
+            raise RowProblem("template_variable_invalid",
+                             f"the template variable {column!r} holds {what}, which WhatsApp refuses")
+    if _LONG_SPACE_RUN.search(value):
+        raise RowProblem("template_variable_invalid",
+                         f"the template variable {column!r} holds more than four spaces in a"
+                         " row, which WhatsApp refuses")
+
 
 # Plain ASCII addresses that email_validator always accepts: dot-atom local part, letter-digit
 # labels without "--" (no Punycode) and an alphabetic top-level domain. Anything else, valid
@@ -300,6 +318,14 @@ class Validator:
             raise RowProblem(
                 "placeholder_empty", f"the message needs {names}, which is empty in this row"
             )
+        message = config.message
+        if message is not None and message.is_template:
+            if not row.template_id:
+                raise RowProblem("template_missing",
+                                 f"the template column {message.template_column!r} is empty"
+                                 " and [message] template_id is not set")
+            if message.variable is not None:
+                _check_template_variable(message.variable, row.message)
         body: dict = {"to_phone_number": phone, "stage_id": stage_id}
         if row.contact_name:
             body["contact_name"] = row.contact_name
@@ -309,16 +335,19 @@ class Validator:
             values = getattr(row, field)
             if values:
                 body[field] = values
-        if row.message is not None:
-            body["message"] = {
-                "content": row.message,
-                "ai_generated": config.message.ai_generated,
-            }
+        if message is not None and message.is_template:
+            body["message"] = {"templateId": row.template_id}
+            if row.message is not None:
+                body["message"]["content"] = row.message
+            body["message"]["ai_generated"] = message.ai_generated
+        elif message is not None:
+            body["message"] = {"content": row.message, "ai_generated": message.ai_generated}
+        sent_message = (row.template_id, row.message) if row.template_id else row.message
         occurrence = 0
         if self.policy == "none":  # identical rows are told apart by their occurrence
-            same = hash((phone, stage_id, row.message))
+            same = hash((phone, stage_id, sent_message))
             occurrence = self._occurrences.get(same, 0)
             self._occurrences[same] = occurrence + 1
-        identity = (config.api.channel, config.api.phone_id, phone, stage_id, row.message,
+        identity = (config.api.channel, config.api.phone_id, phone, stage_id, sent_message,
                     occurrence)
-        return TicketRequest(phone, body, row.message is not None, identity)
+        return TicketRequest(phone, body, message is not None, identity)

@@ -242,3 +242,69 @@ def test_validate_previews_the_exact_bodies_and_the_duration(sandbox, write_conf
     assert result.stdout.endswith(
         "Sending the 2 valid rows would take about 4 s at the configured rate.\n")
     assert sandbox.state.tickets == []
+
+
+def test_template_messages_carry_template_id_and_variable(sandbox, write_config, write_csv,
+                                                          invoke, tmp_path):
+    """A template goes as ``templateId`` with its variable as ``content``; per-row templates
+    fall back to ``template_id``; a bad variable value refuses the row, as WhatsApp would."""
+    rows = [["Nombre", "Teléfono", "Correo", "Plantilla"],
+            ["Ana", PHONES[0], "", ""], ["Luis", PHONES[1], "", "reactivacion"],
+            ["", PHONES[2], "", ""], ["Eva\tMar", PHONES[3], "", ""],
+            ["Sol     Luna", PHONES[4], "", ""], ["Lía\nRos", PHONES[5], "", ""]]
+    result, results = _run_rows(
+        sandbox, write_config, write_csv, invoke, tmp_path, rows,
+        message={"template_id": "confirmacion", "template_column": "Plantilla",
+                 "variable": "Nombre"})
+    assert [b["message"] for b in sandbox.state.ticket_bodies()] == [
+        {"templateId": "confirmacion", "content": "Ana", "ai_generated": False},
+        {"templateId": "reactivacion", "content": "Luis", "ai_generated": False},
+    ]
+    assert [(r["error_code"], r["error"]) for r in results[2:]] == [
+        ("template_variable_invalid", "the template variable 'Nombre' is empty in this row"),
+        ("template_variable_invalid",
+         "the template variable 'Nombre' holds a tab, which WhatsApp refuses"),
+        ("template_variable_invalid", "the template variable 'Nombre' holds more than four"
+                                      " spaces in a row, which WhatsApp refuses"),
+        ("template_variable_invalid",
+         "the template variable 'Nombre' holds a line break, which WhatsApp refuses"),
+    ]
+    assert "plain-text messages" not in result.stderr
+
+
+def test_template_column_without_default_refuses_empty_cells(sandbox, write_config, write_csv,
+                                                             invoke, tmp_path):
+    """A row whose template cell is empty, with no template_id to fall back on, is invalid."""
+    rows = [["Nombre", "Teléfono", "Correo", "Plantilla"], ["Ana", PHONES[0], "", ""],
+            ["Luis", PHONES[1], "", "bienvenida"]]
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                           message={"template_column": "Plantilla"})
+    assert [r["error_code"] for r in results] == ["template_missing", ""]
+    assert sandbox.state.ticket_bodies()[0]["message"] == {"templateId": "bienvenida",
+                                                           "ai_generated": False}
+
+
+def test_plain_text_messages_are_flagged_once(sandbox, write_config, write_csv, invoke):
+    """Plain text reaches only customers inside WhatsApp's 24-hour window: said once."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"],
+                        ["Ana", PHONES[0], ""], ["Luis", PHONES[1], ""]])
+    result = invoke("run", source, "--config",
+                    write_config(sandbox.url, message={"content": "Hola {Nombre}"}))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("plain-text messages reach only customers who wrote to you in"
+                               " the last 24 hours") == 1
+    assert "[message] template_id" in result.stderr
+
+
+@pytest.mark.parametrize(("message", "problem"), [
+    ({"content": "Hola", "template_id": "x"}, "give content (plain text) or a template, not both"),
+    ({"ai_generated": True}, "needs content, or template_id / template_column"),
+    ({"content": "Hola", "variable": "Nombre"},
+     "variable goes with a template; plain content uses {Column} placeholders"),
+])
+def test_message_settings_must_make_sense(write_config, write_csv, invoke, message, problem):
+    """A message is plain text or a template, never both or neither: exit 2, one line."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
+    result = invoke("validate", source, "--config", write_config(message=message), api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: config.toml: [message]: {problem}\n"
