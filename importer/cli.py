@@ -3,7 +3,7 @@
 This is the one place where errors become messages and exit codes:
 
 ====  =====================================================================
-0     every row sent (or, for ``validate``, valid), or a duplicate of one that was
+0     every row sent (or, for ``validate``, valid), a duplicate of one that was, or excluded
 1     some rows not sent (the reports say which), or the confirmation was declined
 2     could not start: usage, config, input file, output folder, missing key
 3     stopped by a fatal API answer: key rejected (401/403), phone ID unknown (404)
@@ -93,6 +93,8 @@ _sheet_option = click.option("--sheet", help="XLSX sheet to read (default: [inpu
 def _print_summary(summary: Summary) -> None:
     counts = summary.counts
     shown = [summary.done_status, "invalid", "duplicate", "failed", "unknown", "skipped"]
+    if counts["excluded"]:
+        shown.insert(3, "excluded")
     click.echo(f"{summary.total_rows} rows: "
                + ", ".join(f"{counts[status]} {status}" for status in shown))
     for note in summary.notes:

@@ -161,6 +161,8 @@ class MessageSettings(_Section):
 
 class DedupeSettings(_Section):
     within_file: Literal["first", "last", "none"] = "first"
+    # Files of phones never to contact (opt-outs), relative to the config file's folder.
+    exclude: list[str] = []
 
 
 class Config(_Section):
@@ -175,6 +177,10 @@ class Config(_Section):
     dedupe: DedupeSettings = DedupeSettings()
 
     source: str = Field(default="config", exclude=True)
+    folder: Path = Field(default=Path("."), exclude=True)  # where relative paths start
+
+    def exclude_paths(self) -> list[Path]:
+        return [self.folder / name for name in self.dedupe.exclude]
 
     def mapped_columns(self) -> list[tuple[str, str]]:
         """Every (setting, column header) pair the config reads from the file."""
@@ -269,7 +275,7 @@ def load_config(path: str | Path) -> Config:
             " variable, never from the config; remove it from the file"
         )
     try:
-        config = Config.model_validate({**raw, "source": name})
+        config = Config.model_validate({**raw, "source": name, "folder": path.parent})
     except ValidationError as error:
         raise ConfigError(f"{name}: {_first_problem(error)}") from None
     if config.message is not None and config.message.content is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .client import Pipeline, VambeClient
 from .config import Config, load_config
-from .exceptions import ConfigError, OutputFolderError
+from .exceptions import ConfigError, InputFileError, OutputFolderError
 from .journal import Journal, RowResult, holds_run
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table
@@ -84,6 +84,9 @@ def _open_input(input_path: str | Path, config: Config, sheet: str | None) -> Ta
     table = open_table(input_path, sheet=sheet or config.input.sheet,
                        encoding=config.input.encoding, delimiter=config.input.delimiter)
     config.check_columns(list(table.headers), table.path.name)
+    for path in config.exclude_paths():
+        if not path.is_file():
+            raise ConfigError(f"{config.source}: [dedupe] exclude: {path} not found")
     return table
 
 
@@ -92,11 +95,40 @@ def _checked(table: Table, config: Config, stages: StageResolver
     """The pipeline up to the verdict, streaming: read -> map -> validate."""
     mapper = RowMapper(config, table.headers)
     validator = Validator(config, stages)
+    for path in config.exclude_paths():
+        validator.learn_exclusions(path.name, read_opt_outs(path, config))
     if config.dedupe.within_file == "last":
         phone_column = table.headers.index(config.columns.phone)
         validator.learn_last_rows((row.number, row.cells[phone_column]) for row in table.rows())
     for source in table.rows():
         yield source, validator.check(mapper.map(source))
+
+
+PHONE_HEADERS = ("telefono", "teléfono", "celular", "movil", "móvil", "whatsapp", "phone",
+                 "mobile", "tel", "fono", "numero", "número", "cel")
+
+
+def read_opt_outs(path: Path, config: Config) -> Iterator[str]:
+    """Every cell of every column named like a phone in an opt-out file (CSV or XLSX); a
+    file with a single column is taken whole."""
+    try:
+        table = open_table(path, require_data=False)
+    except InputFileError as error:
+        raise ConfigError(f"{config.source}: [dedupe] exclude: {error}") from None
+    columns = [index for index, header in enumerate(table.headers)
+               if any(word in header.casefold().split() or header.casefold().startswith(word)
+                      for word in PHONE_HEADERS)]
+    if not columns and len(table.headers) == 1:
+        columns = [0]
+        yield table.headers[0]  # a bare list of numbers has no header: its first line counts
+    if not columns:
+        raise ConfigError(
+            f"{config.source}: [dedupe] exclude: {path.name} has no column named like a phone"
+            f" (its columns: {', '.join(repr(h) for h in table.headers)})"
+        )
+    for row in table.rows():
+        for index in columns:
+            yield row.cells[index]
 
 
 def _check_default_stage(config: Config, stages: StageResolver) -> None:

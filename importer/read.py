@@ -61,7 +61,7 @@ class Table:
 
 
 def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
-               delimiter: str | None = None) -> Table:
+               delimiter: str | None = None, require_data: bool = True) -> Table:
     """Open a CSV or XLSX file and read its header, detecting what the config leaves out."""
     path = Path(path)
     if not path.is_file():
@@ -75,16 +75,23 @@ def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | No
     if suffix in (".xlsx", ".xlsm"):
         if not is_zip:
             raise InputFileError(f"{path.name}: not an XLSX workbook (is it a CSV renamed .xlsx?)")
-        return _open_xlsx(path, sheet)
+        table = _open_xlsx(path, sheet)
+    else:
+        table = _open_csv_checked(path, suffix, head, is_zip, encoding, delimiter)
+    if require_data:
+        _require_data(table)
+    return table
+
+
+def _open_csv_checked(path: Path, suffix: str, head: bytes, is_zip: bool, encoding: str | None,
+                      delimiter: str | None) -> Table:
     if suffix == ".xls":
         raise InputFileError(f"{path.name}: old .xls workbooks are not read; save it as .xlsx or .csv")
     if is_zip:
         raise InputFileError(f"{path.name}: looks like an XLSX workbook, not a CSV; name it .xlsx")
     if suffix not in (".csv", ".txt", ".tsv"):
         raise InputFileError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
-    table = _open_csv(path, head, encoding, delimiter)
-    _require_data(table)
-    return table
+    return _open_csv(path, head, encoding, delimiter)
 
 
 def _require_data(table: Table) -> None:
@@ -200,9 +207,7 @@ def _open_xlsx(path: Path, sheet: str | None) -> Table:
         headers = _checked_headers(path, [cell_text(value) for value in header or ()])
     finally:
         workbook.close()
-    table = Table(path, "xlsx", headers, "utf-8-sig", ",", sheet)
-    _require_data(table)
-    return table
+    return Table(path, "xlsx", headers, "utf-8-sig", ",", sheet)
 
 
 def _load_workbook(path: Path):

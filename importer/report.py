@@ -22,7 +22,7 @@ from .read import FORMULA_TRIGGERS, SourceRow, Table
 RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
                    "error_code", "error")
 ERROR_COLUMNS = ("_row", "_status", "_error_code", "_error")
-STATUSES = ("sent", "valid", "invalid", "duplicate", "failed", "unknown", "skipped")
+STATUSES = ("sent", "valid", "invalid", "duplicate", "excluded", "failed", "unknown", "skipped")
 ERROR_STATUSES = frozenset({"invalid", "failed", "unknown"})
 
 
@@ -52,8 +52,8 @@ class Summary:
 
     @property
     def all_done(self) -> bool:
-        """Every row reached the API (or would), or repeats one that did."""
-        done = self.counts[self.done_status] + self.counts["duplicate"]
+        """Every row reached the API (or would), repeats one that did, or opted out."""
+        done = self.counts[self.done_status] + self.counts["duplicate"] + self.counts["excluded"]
         return done == self.total_rows
 
     def as_json(self) -> dict:

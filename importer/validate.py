@@ -268,7 +268,26 @@ class Validator:
         self.policy = config.dedupe.within_file
         self._first_row_of_phone = PhoneIndex()
         self._last_row_of_phone = PhoneIndex()
+        self._excluded = PhoneIndex()  # phone -> 1-based index into _exclusion_sources
+        self._exclusion_sources: list[str] = []
         self._occurrences: dict[int, int] = {}
+
+    def learn_exclusions(self, source: str, phones: Iterable[str]) -> int:
+        """Phones never to contact, from one opt-out file; returns how many were unreadable.
+
+        Read leniently (any format, possible numbers too): wrongly excluding is safe,
+        wrongly messaging is not."""
+        lenient = PhoneNormalizer(self.config.defaults.country, "possible")
+        index = len(self._exclusion_sources) + 1
+        self._exclusion_sources.append(source)
+        unreadable = 0
+        for raw in phones:
+            phone = lenient.normalize(raw)
+            if isinstance(phone, RowProblem):
+                unreadable += raw != ""
+            else:
+                self._excluded.put(phone, index)
+        return unreadable
 
     def learn_last_rows(self, phones: Iterable[tuple[int, str]]) -> None:
         """First pass for ``within_file = "last"``: which row holds each phone last."""
@@ -281,6 +300,10 @@ class Validator:
         phone = self.phones.normalize(row.phone)
         if isinstance(phone, RowProblem):
             return CheckedRow(row.number, "invalid", "", phone.code, phone.message)
+        if self._exclusion_sources and (source := self._excluded.get(phone)) is not None:
+            return CheckedRow(row.number, "excluded", phone, error_code="opted_out",
+                              error=f"phone is in {self._exclusion_sources[source - 1]}"
+                                    " (opt-outs): never contacted")
         repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
             return CheckedRow(row.number, "duplicate", phone, error_code="duplicate_phone",
