@@ -71,12 +71,50 @@ class Summary:
     @property
     def paths(self) -> dict[str, Path]:
         assert self.out_dir is not None
-        return {name: self.out_dir / name for name in ("results.csv", "errors.csv", "summary.json")}
+        names = ["results.csv", "errors.csv", "summary.json"]
+        if (self.out_dir / "errors.xlsx").exists():
+            names.insert(2, "errors.xlsx")
+        return {name: self.out_dir / name for name in names}
 
 
 def neutralize(cell: str) -> str:
     """OWASP CSV-injection guard: a leading apostrophe, which the reader removes again."""
     return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
+
+
+class _ErrorsWorkbook:
+    """errors.xlsx for XLSX input: every cell typed as text (so ``=...`` stays text and
+    ``+56...`` stays a phone), the ``_error`` column highlighted; streamed (write-only)."""
+
+    def __init__(self, path: Path, headers: list[str]) -> None:
+        from openpyxl import Workbook
+        from openpyxl.styles import Font, PatternFill
+
+        self.path = path
+        self._workbook = Workbook(write_only=True)
+        self._sheet = self._workbook.create_sheet("Errores")
+        self._highlight = PatternFill("solid", start_color="FFF2CC")
+        self._error_column = len(headers) - 1
+        self._sheet.append([self._cell(header, bold=Font(bold=True)) for header in headers])
+
+    def _cell(self, value: object, *, bold=None, highlight: bool = False):
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(self._sheet, value=str(value))
+        cell.data_type = "s"  # text, never a formula or a number
+        cell.number_format = "@"  # and Excel keeps it text when edited
+        if bold is not None:
+            cell.font = bold
+        if highlight or bold is not None and value == "_error":
+            cell.fill = self._highlight
+        return cell
+
+    def append(self, values: list[object]) -> None:
+        self._sheet.append([self._cell(value, highlight=index == self._error_column)
+                            for index, value in enumerate(values)])
+
+    def save(self) -> None:
+        self._workbook.save(self.path)
 
 
 class ReportWriter:
@@ -95,6 +133,10 @@ class ReportWriter:
         self._errors = csv.writer(self._errors_file, delimiter=table.delimiter)
         self._results.writerow(RESULTS_COLUMNS)
         self._errors.writerow([neutralize(h) for h in table.headers] + list(ERROR_COLUMNS))
+        self._workbook = None
+        if table.kind == "xlsx":
+            self._workbook = _ErrorsWorkbook(out_dir / "errors.xlsx.tmp.xlsx",
+                                             list(table.headers) + list(ERROR_COLUMNS))
 
     def add(self, result: RowResult, source: SourceRow | None) -> None:
         self._results.writerow(
@@ -103,16 +145,19 @@ class ReportWriter:
              result.error_code, result.error)
         )
         if result.status in ERROR_STATUSES and source is not None:
-            self._errors.writerow(
-                [neutralize(cell) for cell in source.cells]
-                + [result.row, result.status, result.error_code, result.error]
-            )
+            extra = [result.row, result.status, result.error_code, result.error]
+            self._errors.writerow([neutralize(cell) for cell in source.cells] + extra)
+            if self._workbook is not None:
+                self._workbook.append(list(source.cells) + extra)
 
     def commit(self, summary: Summary) -> None:
         self._results_file.close()
         self._errors_file.close()
         os.replace(self._results_path, self.out_dir / "results.csv")
         os.replace(self._errors_path, self.out_dir / "errors.csv")
+        if self._workbook is not None:
+            self._workbook.save()
+            os.replace(self._workbook.path, self.out_dir / "errors.xlsx")
         summary_tmp = self.out_dir / "summary.json.tmp"
         summary_tmp.write_text(json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8")
         os.replace(summary_tmp, self.out_dir / "summary.json")
@@ -122,6 +167,8 @@ class ReportWriter:
                              (self._errors_file, self._errors_path)):
             handle.close()
             path.unlink(missing_ok=True)
+        if self._workbook is not None:
+            self._workbook.path.unlink(missing_ok=True)
 
 
 def with_sources(results: Iterable[RowResult], rows: Iterator[SourceRow]

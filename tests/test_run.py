@@ -266,3 +266,34 @@ def test_stages_lists_pipelines_as_a_table_and_as_json(sandbox, write_config, in
     refused = invoke("stages", "--config", config, api_key="wrong")
     assert refused.exit_code == 3 and refused.stderr.startswith("Error: API key rejected (HTTP 401)")
     assert invoke("stages", "--config", config, api_key=None).exit_code == 2
+
+
+def test_xlsx_input_also_gets_errors_xlsx_typed_as_text(sandbox, write_config, invoke, tmp_path):
+    """errors.xlsx keeps formulas and phones as text, highlights _error, and imports again."""
+    import openpyxl
+
+    source = tmp_path / "libro.xlsx"
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Nombre", "Teléfono", "Correo", "Empresa"])
+    workbook.active.append(["Ana", "+56 9 8765 4321", "ana@", "=SUMA(A1)"])
+    workbook.active["D2"].data_type = "s"  # typed as text, as an export holds it
+    workbook.active.append(["Luis", 56987654322, "", ""])
+    workbook.save(source)
+    config = write_config(sandbox.url, contact_metadata={"company": "Empresa"})
+    result = invoke("run", source, "--config", config)
+    assert result.exit_code == 1
+    out = tmp_path / "libro-import"
+    assert "libro-import/errors.xlsx" in result.stdout
+    sheet = openpyxl.load_workbook(out / "errors.xlsx").active
+    header, row = list(sheet.iter_rows())
+    assert [c.value for c in header][-4:] == ["_row", "_status", "_error_code", "_error"]
+    assert [(c.value, c.data_type) for c in row[:4]] == [
+        ("Ana", "s"), ("+56 9 8765 4321", "s"), ("ana@", "s"), ("=SUMA(A1)", "s")]
+    assert row[-1].fill.start_color.rgb.endswith("FFF2CC")
+    fixed = tmp_path / "fixed.xlsx"
+    openpyxl_book = openpyxl.load_workbook(out / "errors.xlsx")
+    openpyxl_book.active["C2"] = "ana@example.com"
+    openpyxl_book.save(fixed)
+    again = invoke("run", fixed, "--config", config)
+    assert again.exit_code == 0, again.output
+    assert sandbox.state.ticket_bodies()[-1]["contact_metadata"] == {"company": "=SUMA(A1)"}
