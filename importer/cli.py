@@ -159,9 +159,12 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
                                " outcome an earlier run could not know")
     config = load_config(config_path)
     if sandbox:
-        from .sandbox import DEFAULT_PHONE_ID, SandboxServer, SandboxState
+        from .sandbox import DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, SandboxServer, SandboxState
 
-        server = SandboxServer(SandboxState(phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID)))
+        server = SandboxServer(SandboxState(
+            phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID),
+            web_phone_ids=(config.api.phone_id, DEFAULT_WEB_PHONE_ID),
+        ))
         server.start()
         config = config.model_copy(
             update={"api": config.api.model_copy(update={"base_url": server.url})}
@@ -311,7 +314,8 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
         server = SandboxServer(state, host=host, port=port)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    click.echo(f"Sandbox API on {server.url} (phone ID {DEFAULT_PHONE_ID});"
+    click.echo(f"Sandbox API on {server.url} (phone ID {DEFAULT_PHONE_ID}, WhatsApp Web phone ID"
+               f" {DEFAULT_WEB_PHONE_ID});"
                f" set [api] base_url = \"{server.url}\" and"
                f" {API_KEY_VARIABLE}={state.api_key}. Ctrl-C stops it.")
     server.serve_forever()

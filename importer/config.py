@@ -26,11 +26,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+WEB_WHATSAPP_RATE = 0.2  # one message every 5 s: QR numbers get blocked for fast sending
+
+
 class ApiSettings(_Section):
     """Where to send and how fast. Defaults are safe for a first campaign, not the fastest."""
 
     base_url: str = DEFAULT_BASE_URL
-    channel: Literal["whatsapp"] = "whatsapp"
+    # "whatsapp": the WhatsApp Business API (numeric phone IDs); "web-whatsapp": a WhatsApp
+    # Web (QR) connection (string phone IDs such as "phone_abc123", plain text only).
+    channel: Literal["whatsapp", "web-whatsapp"] = "whatsapp"
     phone_id: str
     # 5/s: well under WhatsApp's ~80 msg/s per number and kind to an API with no published limit.
     # 0 turns pacing off (benchmarks, APIs that need none); max_concurrency still bounds it.
@@ -45,15 +50,29 @@ class ApiSettings(_Section):
     # How long one row may stay throttled by 429 answers before it is given up as failed.
     max_throttle_seconds: Annotated[float, Field(ge=0, le=86400)] = 600
 
+    @model_validator(mode="before")
+    @classmethod
+    def _slow_default_for_web(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("channel") == "web-whatsapp":
+            data = {"rate_limit_per_second": WEB_WHATSAPP_RATE, **data}
+        return data
+
     @field_validator("phone_id", mode="before")
     @classmethod
-    def _numeric_phone_id(cls, value: object) -> str:
+    def _phone_id_text(cls, value: object) -> str:
         text = str(value).strip() if isinstance(value, (str, int)) else ""
-        if not text.isdigit():
-            raise ValueError(
-                f"must be the numeric WhatsApp Business phone ID, got {value!r}"
-            )
+        if not text or "/" in text:
+            raise ValueError(f"must be the channel's phone ID, got {value!r}")
         return text
+
+    @model_validator(mode="after")
+    def _numeric_for_business_api(self) -> ApiSettings:
+        if self.channel == "whatsapp" and not self.phone_id.isdigit():
+            raise ValueError(
+                f"phone_id: must be the numeric WhatsApp Business phone ID, got"
+                f' {self.phone_id!r} (for a WhatsApp Web connection, channel = "web-whatsapp")'
+            )
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -175,6 +194,13 @@ class Config(_Section):
     integration_data: MetadataMap = {}
     message: MessageSettings | None = None
     dedupe: DedupeSettings = DedupeSettings()
+
+    @model_validator(mode="after")
+    def _templates_need_the_business_api(self) -> Config:
+        if self.api.channel == "web-whatsapp" and self.message and self.message.is_template:
+            raise ValueError("[message] template_id: WhatsApp Web (QR) connections send plain"
+                             ' text only; templates need channel = "whatsapp"')
+        return self
 
     source: str = Field(default="config", exclude=True)
     folder: Path = Field(default=Path("."), exclude=True)  # where relative paths start
@@ -303,4 +329,9 @@ def _first_problem(error: ValidationError) -> str:
     if kind == "missing":
         return f"{where}: required setting is missing"
     message = problem["msg"].removeprefix("Value error, ")
+    if not location:
+        return message  # a whole-config rule names its settings itself
+    named = re.match(r"^(\w+): (.*)$", message)
+    if len(location) == 1 and named:  # a section rule about one of its settings
+        return f"[{location[0]}] {named.group(1)}: {named.group(2)}"
     return f"{where}: {message}"

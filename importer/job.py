@@ -252,7 +252,11 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
             return summary
         sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
                         on_result=on_result, on_note=on_note)
-        if config.message is not None and not config.message.is_template:
+        if api.channel == "web-whatsapp":
+            sender.note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
+                        f" blocked for fast or unsolicited sending; sending at"
+                        f" {api.rate_limit_per_second:g}/s")
+        elif config.message is not None and not config.message.is_template:
             sender.note(f"Note: {PLAIN_TEXT_NOTE}")
         rows = (checked for _, checked in _checked(table, config, stages))
         with _stop_on_signals(sender, enabled=handle_signals) as stop:

@@ -94,7 +94,8 @@ def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"api": {"phone_id": "abc"}},
-     "[api] phone_id: must be the numeric WhatsApp Business phone ID, got 'abc'"),
+     "[api] phone_id: must be the numeric WhatsApp Business phone ID, got 'abc' (for a WhatsApp"
+     ' Web connection, channel = "web-whatsapp")'),
     ({"api": {"speed": 3}}, "[api] speed: unknown setting"),
     ({"defaults": {"stage_id": "etapa-1"}}, "[defaults] stage_id: must be a stage UUID, got 'etapa-1'"),
     ({"columns": {"email": "E-mail"}},
@@ -103,7 +104,7 @@ def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):
      "[message] content: column 'Apodo' is not in clientes.csv (its columns: 'Nombre', 'Teléfono', 'Correo')"),
     ({"message": {"content": "Hola {Nombre!"}},
      "[message] content: unbalanced or empty brace at character 6 (write {{ or }} for a literal brace)"),
-    ({"api": {"channel": "sms"}}, "[api] channel: Input should be 'whatsapp'"),
+    ({"api": {"channel": "sms"}}, "[api] channel: Input should be 'whatsapp' or 'web-whatsapp'"),
     ({"columns": {"phone": None}}, "[columns] phone: required setting is missing"),
     ({"api": {"rate_limit_per_second": -1}},
      "[api] rate_limit_per_second: Input should be greater than or equal to 0"),
@@ -297,3 +298,34 @@ def test_xlsx_input_also_gets_errors_xlsx_typed_as_text(sandbox, write_config, i
     again = invoke("run", fixed, "--config", config)
     assert again.exit_code == 0, again.output
     assert sandbox.state.ticket_bodies()[-1]["contact_metadata"] == {"company": "=SUMA(A1)"}
+
+
+def test_web_whatsapp_channel_uses_its_endpoint_slowly(sandbox, write_config, write_csv, invoke):
+    """``channel = "web-whatsapp"``: string phone ID, its own endpoint, a slow default, a warning."""
+    from .conftest import people
+
+    config = write_config(sandbox.url, api={"channel": "web-whatsapp", "phone_id": "phone_sandbox",
+                                            "rate_limit_per_second": None},
+                          message={"content": "Hola {Nombre}"})
+    result = invoke("run", write_csv(people(2)), "--config", config, "--yes")
+    assert result.exit_code == 0, result.output
+    assert [r.path for r in sandbox.state.received][1:] == [
+        "/api/public/ticket/open/web-whatsapp/phone_sandbox"] * 2
+    assert ("Note: WhatsApp Web (QR) connections are not meant for campaigns and get blocked for"
+            " fast or unsolicited sending; sending at 0.2/s") in result.stderr
+    assert "plain-text messages" not in result.stderr
+    times = [r.at for r in sandbox.state.received][1:]
+    assert times[1] - times[0] >= 4.5  # one message every 5 s
+
+
+def test_web_whatsapp_refuses_templates_at_config_time(write_config, write_csv, invoke):
+    """Templates need the Business API: a WhatsApp Web config with one is a config error."""
+    from .conftest import people
+
+    config = write_config(api={"channel": "web-whatsapp", "phone_id": "phone_x"},
+                          message={"template_id": "bienvenida"})
+    result = invoke("validate", write_csv(people(1)), "--config", config, api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: config.toml: [message] template_id: WhatsApp Web (QR)"
+                             ' connections send plain text only; templates need channel ='
+                             ' "whatsapp"\n')

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_PHONE_ID = "123456789"
+DEFAULT_WEB_PHONE_ID = "phone_sandbox"
 
 PIPELINES = [
     {
@@ -88,6 +89,7 @@ class SandboxState:
 
     api_key: str = DEFAULT_API_KEY
     phone_ids: tuple[str, ...] = (DEFAULT_PHONE_ID,)
+    web_phone_ids: tuple[str, ...] = (DEFAULT_WEB_PHONE_ID,)
     faults: Faults = field(default_factory=Faults)
     pipelines: list = field(default_factory=lambda: json.loads(json.dumps(PIPELINES)))
     contacts: dict[str, str] = field(default_factory=dict)
@@ -225,9 +227,18 @@ def create_app(state: SandboxState) -> Starlette:
         return refusal
 
     async def _open_ticket(request: Request, body: object) -> Response:
-        phone_id = request.path_params["phone_id"]
-        if not phone_id.isdigit() or phone_id not in state.phone_ids:
+        phone_id, channel = request.path_params["phone_id"], request.path_params["channel"]
+        if channel not in ("whatsapp", "web-whatsapp"):
+            return _error(404, f"Cannot POST {request.url.path}", "Not Found")
+        web = channel == "web-whatsapp"
+        known = phone_id in state.web_phone_ids if web else (
+            phone_id.isdigit() and phone_id in state.phone_ids)
+        if not known:
             return _error(404, f"Phone ID {phone_id} not found", "Not Found")
+        if web and isinstance(body, dict) and isinstance(body.get("message"), dict) and (
+                "templateId" in body["message"]):
+            return _error(400, "Templates are not supported on WhatsApp Web connections",
+                          "Bad Request")
         fault = state._draw()
         if fault == "429":
             return _too_many(1.0)
@@ -256,10 +267,11 @@ def create_app(state: SandboxState) -> Starlette:
 
     async def list_channels(request: Request) -> Response:
         refusal = await guarded(request)
+        web = request.url.path.endswith("/web-whatsapp")
         response = refusal or JSONResponse([
             {"id": phone_id, "name": f"Sandbox WhatsApp {phone_id}",
              "phone_number": "+56 9 8765 4321", "client_id": "sandbox"}
-            for phone_id in state.phone_ids
+            for phone_id in (state.web_phone_ids if web else state.phone_ids)
         ])
         state._record(request, response.status_code, None, time.time())
         return response
@@ -274,7 +286,8 @@ def create_app(state: SandboxState) -> Starlette:
 
     return Starlette(routes=[
         Route("/_sandbox/received", received, methods=["GET"]),
-        Route("/api/public/ticket/open/whatsapp/{phone_id}", open_ticket, methods=["POST"]),
+        Route("/api/public/ticket/open/{channel:str}/{phone_id}", open_ticket, methods=["POST"]),
         Route("/api/public/pipeline", list_pipelines, methods=["GET"]),
         Route("/api/public/channels/whatsapp", list_channels, methods=["GET"]),
+        Route("/api/public/channels/web-whatsapp", list_channels, methods=["GET"]),
     ])
