@@ -49,6 +49,9 @@ class ApiSettings(_Section):
     retry_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
     # How long one row may stay throttled by 429 answers before it is given up as failed.
     max_throttle_seconds: Annotated[float, Field(ge=0, le=86400)] = 600
+    # WhatsApp's messaging limit tier (250, 2,000, 10,000, 100,000 new customers per rolling
+    # 24 hours): rows carrying a message beyond it are skipped, not silently undelivered.
+    daily_message_limit: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from .journal import Journal, RowResult, holds_run
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table
 from .report import ReportWriter, Summary, with_sources
-from .send import Sender
+from .send import Sender, format_time
 from .validate import CheckedRow, StageResolver, Validator
 
 
@@ -247,11 +247,22 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)
-        if confirm is not None and not confirm(_plan(table, config, stages, journal, limit)):
-            summary.stopped = "declined"
-            return summary
         sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
                         on_result=on_result, on_note=on_note)
+        counts_messages = api.daily_message_limit is not None and config.message is not None
+        if confirm is not None or counts_messages:
+            plan = _plan(table, config, stages, journal, limit)
+            if counts_messages and plan.messages > sender.daily.left:
+                sender.note(
+                    f"Note: this run has {plan.messages} rows with a message, but the daily"
+                    f" message limit ({api.daily_message_limit} in 24 hours) allows"
+                    f" {sender.daily.left} more now: the other"
+                    f" {plan.messages - sender.daily.left} are skipped; --resume sends them"
+                    f" from {format_time(sender.daily.resume_from())}"
+                )
+            if confirm is not None and not confirm(plan):
+                summary.stopped = "declined"
+                return summary
         if api.channel == "web-whatsapp":
             sender.note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
                         f" blocked for fast or unsolicited sending; sending at"
@@ -271,6 +282,11 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
     summary.interrupted = stop.count > 0
     summary.stopped = sender.stopped
     summary.fatal_error = sender.fatal.error if sender.fatal else None
+    if sender.daily.refused:
+        summary.notes.append(
+            f"the daily message limit is reached: {sender.daily.refused} rows with a message"
+            f" were skipped; --resume from {format_time(sender.daily.resume_from())}"
+        )
     _write_run_reports(table, journal, summary)
     return summary
 

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS requests (
     ai_contact_id TEXT NOT NULL DEFAULT '',
     error_code TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
+    has_message INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
@@ -230,18 +232,26 @@ class Journal:
         ).fetchone()
         return None if found is None else PriorRequest(*found)
 
-    async def begin(self, key: str, row: int, phone: str) -> None:
+    async def begin(self, key: str, row: int, phone: str, has_message: bool = False) -> None:
         """Record, durably, that this request is about to go out; returns once committed."""
         committed = asyncio.get_running_loop().create_future()
         self._waiting.append(committed)
+        now = time.time()
         self._queue((
-            "INSERT INTO requests (key, row, phone, state, attempts, updated_at)"
-            " VALUES (?, ?, ?, 'in_flight', 1, ?) ON CONFLICT(key) DO UPDATE SET"
-            " row=excluded.row, state='in_flight', attempts=attempts+1,"
-            " updated_at=excluded.updated_at",
-            (key, row, phone, time.time()),
+            "INSERT INTO requests (key, row, phone, state, attempts, has_message, sent_at,"
+            " updated_at) VALUES (?, ?, ?, 'in_flight', 1, ?, ?, ?) ON CONFLICT(key) DO UPDATE"
+            " SET row=excluded.row, state='in_flight', attempts=attempts+1,"
+            " sent_at=excluded.sent_at, updated_at=excluded.updated_at",
+            (key, row, phone, int(has_message), now, now),
         ))
         await committed
+
+    def message_times(self, since: float) -> list[float]:
+        """When messages went out since ``since``, oldest first: sent, or maybe delivered
+        (unknown, in flight); requests the API did not process (failed) sent nothing."""
+        return [at for (at,) in self._db.execute(
+            "SELECT sent_at FROM requests WHERE has_message=1 AND sent_at>=?"
+            " AND state IN ('sent', 'unknown', 'in_flight') ORDER BY sent_at", (since,))]
 
     def settle(self, key: str, state: str, error_code: str, error: str,
                http_status: int | None) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 
 from .client import FATAL, REJECTED, RETRY, SENT, THROTTLED, Answer, VambeClient
 from .config import ApiSettings
@@ -73,6 +74,49 @@ class Pacer:
         self._next = max(self._next, moment)
 
 
+DAY = 86400.0
+
+
+class DailyMessages:
+    """WhatsApp's messaging limit: at most ``limit`` messages in any 24 hours, counting
+    earlier runs into the same folder (from the journal). Past it messages are silently
+    not delivered, so rows beyond it are not sent at all."""
+
+    def __init__(self, journal: Journal, limit: int | None) -> None:
+        self.limit = limit
+        self.left: int | None = None
+        self._earlier: list[float] = []
+        self._first_taken: float | None = None
+        if limit is not None:
+            self._earlier = journal.message_times(time.time() - DAY)
+            self.left = max(0, limit - len(self._earlier))
+        self.refused = 0
+
+    def take(self) -> bool:
+        """Count one more message if the limit allows it."""
+        if self.left is None:
+            return True
+        if self.left == 0:
+            self.refused += 1
+            return False
+        self.left -= 1
+        self._first_taken = self._first_taken or time.time()
+        return True
+
+    def resume_from(self) -> float:
+        """When the oldest message in the window leaves it, so one more may go."""
+        oldest = self._earlier[0] if self._earlier else (self._first_taken or time.time())
+        return oldest + DAY
+
+    def refusal(self) -> str:
+        return (f"not sent: the daily message limit ({self.limit} in 24 hours) is reached;"
+                f" --resume from {format_time(self.resume_from())}")
+
+
+def format_time(moment: float) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 MAX_BACKOFF_SECONDS = 60.0
 SLOWDOWN_FACTOR = 0.8  # each burst of 429s takes the rate down by a fifth
 MIN_RATE = 0.2
@@ -91,6 +135,7 @@ class Sender:
         self.retry_unknown = retry_unknown
         self.limit = limit  # a pilot: send at most this many rows in this run
         self._routed = 0
+        self.daily = DailyMessages(journal, api.daily_message_limit)
         self.stopped: str | None = None  # why the run stopped taking rows
         self.fatal: Answer | None = None
         self.rate = api.rate_limit_per_second
@@ -155,6 +200,10 @@ class Sender:
         if self.stopped is not None:
             self._record(self._skipped(row, attempts))
             return None
+        if row.request.has_message and not self.daily.take():
+            self._record(RowResult(row.number, "skipped", row.phone, attempts=attempts,
+                                   error_code="daily_limit", error=self.daily.refusal()))
+            return None
         if self.limit is not None and self._routed >= self.limit:
             self._record(RowResult(row.number, "skipped", row.phone, attempts=attempts,
                                    error_code="over_limit",
@@ -196,7 +245,7 @@ class Sender:
             if self.stopped is not None:
                 self._record(self._skipped(row, attempts))
                 return
-            await self.journal.begin(request.key, row.number, request.phone)
+            await self.journal.begin(request.key, row.number, request.phone, request.has_message)
             attempts += 1
             self._requests += 1
             sent_at = time.monotonic()

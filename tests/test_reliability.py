@@ -366,3 +366,26 @@ def test_limit_sends_a_pilot_and_resume_sends_the_rest(sandbox, write_config, wr
     assert rest.exit_code == 0, rest.output
     assert set(sandbox.state.tickets_per_phone().values()) == {1}
     assert len(sandbox.state.tickets) == 5
+
+
+def test_daily_message_limit_spans_runs_and_says_when_to_resume(sandbox, write_config,
+                                                                write_csv, invoke, tmp_path):
+    """At most N message rows in 24 hours, counting earlier runs; the rest wait for --resume."""
+    config = write_config(sandbox.url, api={"daily_message_limit": 3},
+                          message={"content": "Hola {Nombre}"})
+    source = write_csv(people(5))
+    first = invoke("run", source, "--config", config, "--limit", "2")
+    assert first.exit_code == 1
+    second = invoke("run", source, "--config", config, "--resume")
+    assert second.exit_code == 1
+    assert re.search(r"Note: this run has 3 rows with a message, but the daily message limit \(3"
+                     r" in 24 hours\) allows 1 more now: the other 2 are skipped; --resume sends"
+                     r" them from \d{4}-\d\d-\d\d \d\d:\d\d UTC", second.stderr)
+    rows = read_results(tmp_path / "clientes-import")
+    assert [r["status"] for r in rows] == ["sent", "sent", "sent", "skipped", "skipped"]
+    assert re.fullmatch(r"not sent: the daily message limit \(3 in 24 hours\) is reached;"
+                        r" --resume from \d{4}-\d\d-\d\d \d\d:\d\d UTC", rows[3]["error"])
+    assert rows[3]["error_code"] == "daily_limit"
+    assert "Note: the daily message limit is reached: 2 rows with a message were skipped" in (
+        second.stdout)
+    assert len(sandbox.state.tickets) == 3
