@@ -255,6 +255,27 @@ class _Progress:
 
 
 @cli.command()
+@_file_argument
+@_sheet_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("config.toml"), show_default=True, help="Where to write the config.")
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+@_guarded
+def init(file: Path, sheet: str | None, output: Path, force: bool) -> None:
+    """Write a commented starter config guessed from FILE's headers and numbers."""
+    from .init import write_starter
+
+    starter = write_starter(file, output, sheet=sheet, force=force)
+    found = ", ".join(f"{field} = {header!r}" for field, header in starter.columns.items())
+    click.echo(f"Wrote {output}: {found}.")
+    if starter.country:
+        click.echo(f"Default country {starter.country}: {starter.country_votes} of"
+                   f" {starter.sampled_phones} sample numbers are valid there.")
+    click.echo(f"Replace phone_id and stage_id (vambe-import stages lists your stages), then:"
+               f" vambe-import validate {file} --config {output}")
+
+
+@cli.command()
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
 @_guarded

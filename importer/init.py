@@ -1,0 +1,180 @@
+"""Write a commented starter config from a spreadsheet's headers and a sample of its rows.
+
+Columns are guessed from common Spanish and English headers, and the phone column and the
+default country from what the sample's numbers parse as. Everything else is listed, commented,
+ready to map to metadata. The IDs it cannot know (stage, phone ID) are Vambe's own
+documentation examples, which the sandbox serves: the config runs there unchanged, and against
+a real account it stops before sending until they are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import phonenumbers
+
+from .exceptions import ConfigError, InputFileError
+from .read import Table, open_table
+
+SAMPLE_ROWS = 200
+EXAMPLE_STAGE_ID = "550e8400-e29b-41d4-a716-446655440000"
+EXAMPLE_PHONE_ID = "123456789"
+# Regions tried for numbers written without a country code: Vambe's markets first.
+REGIONS = ("CL", "MX", "AR", "CO", "PE", "BR", "EC", "UY", "PY", "BO", "VE", "ES", "US")
+GUESSES = {
+    "phone": ("telefono", "celular", "movil", "whatsapp", "phone", "mobile", "cel", "fono",
+              "tel", "numero"),
+    "contact_name": ("nombre", "name", "cliente", "contacto", "razon social"),
+    "email": ("correo", "email", "e-mail", "mail"),
+    "stage": ("etapa", "stage"),
+}
+
+
+@dataclass(frozen=True)
+class Starter:
+    """What init found, and the config text it wrote."""
+
+    columns: dict[str, str]
+    country: str | None
+    country_votes: int
+    sampled_phones: int
+    text: str
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).strip()
+
+
+def _matches(header: str, words: tuple[str, ...]) -> int:
+    """How well a header fits: 2 for the whole header, 1 for a word of it, 0 for none."""
+    folded = _fold(header)
+    if folded in words:
+        return 2
+    return int(any(word in re.split(r"[\s_/.-]+", folded) for word in words))
+
+
+def _guess_columns(headers: tuple[str, ...], sample: list[tuple[str, ...]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for field, words in GUESSES.items():
+        ranked = sorted(((_matches(h, words), -i, h) for i, h in enumerate(headers)
+                         if h not in found.values()), reverse=True)
+        if ranked and ranked[0][0] > 0:
+            candidates = [h for score, _, h in ranked if score == ranked[0][0]]
+            if field == "phone" and len(candidates) > 1:
+                candidates.sort(key=lambda h: -_phone_like(sample, headers.index(h)))
+            found[field] = candidates[0]
+    if "phone" not in found:  # no header says phone: the column whose cells look like phones
+        best = max(range(len(headers)), key=lambda i: _phone_like(sample, i), default=None)
+        if best is not None and _phone_like(sample, best) > len(sample) // 2:
+            found["phone"] = headers[best]
+    return found
+
+
+def _phone_like(sample: list[tuple[str, ...]], index: int) -> int:
+    return sum(len(re.sub(r"\D", "", row[index])) >= 8 for row in sample)
+
+
+def _guess_country(values: list[str]) -> tuple[str | None, int]:
+    """The region most sample numbers are valid in (explicit country codes vote for theirs)."""
+    votes: Counter = Counter()
+    for value in values:
+        for region in REGIONS:
+            try:
+                number = phonenumbers.parse(value, region)
+            except phonenumbers.NumberParseException:
+                break
+            if phonenumbers.is_valid_number(number):
+                votes[phonenumbers.region_code_for_number(number) or region] += 1
+                break
+    if not votes:
+        return None, 0
+    region, count = votes.most_common(1)[0]
+    return region, count
+
+
+def _key(header: str) -> str:
+    key = re.sub(r"[^a-z0-9]+", "_", _fold(header)).strip("_")
+    return key or "campo"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def starter_config(table: Table) -> Starter:
+    """Guess a config for ``table`` and return it with the reasons."""
+    sample = [row.cells for row in islice(table.rows(), SAMPLE_ROWS)]
+    columns = _guess_columns(table.headers, sample)
+    if "phone" not in columns:
+        shown = ", ".join(repr(h) for h in table.headers)
+        raise InputFileError(f"{table.path.name}: no column looks like a phone (columns: {shown});"
+                             " write the config by hand from config.example.toml")
+    phone_index = table.headers.index(columns["phone"])
+    phones = [cells[phone_index] for cells in sample if cells[phone_index]]
+    country, votes = _guess_country(phones)
+    others = [h for h in table.headers if h and h not in columns.values()]
+    lines = [
+        f"# Starter config for {table.path.name}, written by vambe-import init.",
+        "# Check every line, then: vambe-import validate FILE --config THIS_FILE",
+        "# The API key is never written here: export VAMBE_API_KEY=...",
+        "",
+        "[api]",
+        '# base_url = "https://api.vambe.ai"',
+        'channel = "whatsapp"',
+        f"phone_id = {_quote(EXAMPLE_PHONE_ID)}    # REPLACE: your numeric WhatsApp Business phone"
+        " ID (Vambe dashboard, WhatsApp channels); this is Vambe's documentation example",
+        "rate_limit_per_second = 5",
+        "max_concurrency = 8",
+        "",
+    ]
+    if table.kind == "xlsx":
+        lines += ["[input]", f"sheet = {_quote(table.sheet or '')}", ""]
+    lines += ["[columns]"]
+    for field in ("phone", "contact_name", "email", "stage"):
+        if field in columns:
+            lines.append(f"{field} = {_quote(columns[field])}")
+        else:
+            lines.append(f"# {field} = \"...\"    # no column looked like it")
+    lines += [
+        "",
+        "[defaults]",
+        f"stage_id = {_quote(EXAMPLE_STAGE_ID)}    # REPLACE: a stage of yours"
+        " (vambe-import stages lists them); this is Vambe's documentation example",
+    ]
+    if country:
+        lines.append(f"country = {_quote(country)}    # {votes} of {len(phones)} sample numbers"
+                     " are valid there")
+    else:
+        lines.append('# country = "CL"    # for numbers written without a country code')
+    lines += ["", "[contact_metadata]    # API field = column header; uncomment what to send"]
+    lines += [f"# {_key(header)} = {_quote(header)}" for header in others]
+    lines += [
+        "",
+        "# [message]    # no [message]: no first message, the AI assistant starts",
+        '# template_id = "your_approved_template"',
+        f"# variable = {_quote(columns.get('contact_name', 'Nombre'))}",
+        "# ai_generated = false",
+        "",
+        "[dedupe]",
+        'within_file = "first"',
+        "",
+    ]
+    return Starter(columns, country, votes, len(phones), "\n".join(lines))
+
+
+def write_starter(input_path: str | Path, output: str | Path, *, sheet: str | None = None,
+                  force: bool = False) -> Starter:
+    """Write a starter config for ``input_path`` to ``output``; never overwrites unless forced."""
+    output = Path(output)
+    if output.exists() and not force:
+        raise ConfigError(f"{output} already exists; choose another -o path or add --force")
+    starter = starter_config(open_table(input_path, sheet=sheet))
+    output.write_text(starter.text, encoding="utf-8")
+    return starter

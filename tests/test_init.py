@@ -1,0 +1,63 @@
+"""``init``: a starter config guessed from the file, that runs unchanged on the sample."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from .conftest import read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "campana_noviembre.csv"
+
+
+def test_starter_config_for_the_sample_runs_unchanged(invoke, tmp_path):
+    """init on the sample guesses its columns and country, and run --sandbox uses it as is."""
+    made = invoke("init", SAMPLE, api_key=None)
+    assert made.exit_code == 0, made.output
+    assert made.stdout.startswith("Wrote config.toml: phone = 'Teléfono', contact_name ="
+                                  " 'Nombre', email = 'Correo', stage = 'Etapa'.\n"
+                                  "Default country CL: ")
+    config = tomllib.loads((tmp_path / "config.toml").read_text(encoding="utf-8"))
+    assert config["columns"] == {"phone": "Teléfono", "contact_name": "Nombre",
+                                 "email": "Correo", "stage": "Etapa"}
+    assert config["defaults"]["country"] == "CL"
+    result = invoke("run", SAMPLE, "--config", "config.toml", "--sandbox", api_key=None)
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("45 rows: 37 sent, 7 invalid, 1 duplicate,")
+    assert len(read_results(tmp_path / "campana_noviembre-import")) == 45
+
+
+def test_english_headers_and_another_country(write_csv, invoke, tmp_path):
+    """English headers are recognized; the default country follows the numbers."""
+    source = write_csv([["Full Name", "Company", "Mobile", "E-mail"],
+                        ["Ana", "Acme", "55 1234 5678", "ana@example.com"],
+                        ["Luis", "Tacos", "33 1234 5678", ""]])
+    result = invoke("init", source, "-o", "mx.toml", api_key=None)
+    assert result.exit_code == 0, result.output
+    config = tomllib.loads((tmp_path / "mx.toml").read_text(encoding="utf-8"))
+    assert config["columns"] == {"phone": "Mobile", "contact_name": "Full Name",
+                                 "email": "E-mail"}
+    assert config["defaults"]["country"] == "MX"
+    assert '# company = "Company"' in (tmp_path / "mx.toml").read_text(encoding="utf-8")
+
+
+def test_init_never_overwrites_without_force(write_csv, invoke, tmp_path):
+    """An existing file is kept (exit 2) unless --force is given."""
+    (tmp_path / "config.toml").write_text("# mine\n", encoding="utf-8")
+    source = write_csv([["Nombre", "Celular"], ["Ana", "+56 9 8765 4321"]])
+    kept = invoke("init", source, api_key=None)
+    assert kept.exit_code == 2
+    assert kept.stderr == ("Error: config.toml already exists; choose another -o path or add"
+                           " --force\n")
+    assert (tmp_path / "config.toml").read_text(encoding="utf-8") == "# mine\n"
+    assert invoke("init", source, "--force", api_key=None).exit_code == 0
+    assert 'phone = "Celular"' in (tmp_path / "config.toml").read_text(encoding="utf-8")
+
+
+def test_file_without_a_phone_column_is_refused(write_csv, invoke):
+    """No header or column looks like a phone: a clear error, exit 2, no file written."""
+    source = write_csv([["Nombre", "Ciudad"], ["Ana", "Talca"]])
+    result = invoke("init", source, api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: clientes.csv: no column looks like a phone")
