@@ -22,9 +22,6 @@ class PhoneIndex:
         self._rows = array("q", bytes(8 << capacity_bits))
         self._count = 0
 
-    def __len__(self) -> int:
-        return self._count
-
     def _slot(self, key: int) -> int:
         """The slot holding ``key``, or the empty slot where it belongs."""
         keys = self._keys

@@ -249,6 +249,7 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
         _check_default_stage(config, stages)
         sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
                         on_result=on_result, on_note=on_note)
+        _warn_before_sending(config, sender)
         counts_messages = api.daily_message_limit is not None and config.message is not None
         if confirm is not None or counts_messages:
             plan = _plan(table, config, stages, journal, limit)
@@ -263,12 +264,6 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
             if confirm is not None and not confirm(plan):
                 summary.stopped = "declined"
                 return summary
-        if api.channel == "web-whatsapp":
-            sender.note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
-                        f" blocked for fast or unsolicited sending; sending at"
-                        f" {api.rate_limit_per_second:g}/s")
-        elif config.message is not None and not config.message.is_template:
-            sender.note(f"Note: {PLAIN_TEXT_NOTE}")
         rows = (checked for _, checked in _checked(table, config, stages))
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:
@@ -289,6 +284,16 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
         )
     _write_run_reports(table, journal, summary)
     return summary
+
+
+def _warn_before_sending(config: Config, sender: Sender) -> None:
+    """What the operator should know before a campaign starts, said once."""
+    if config.api.channel == "web-whatsapp":
+        sender.note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
+                    f" blocked for fast or unsolicited sending; sending at"
+                    f" {config.api.rate_limit_per_second:g}/s")
+    elif config.message is not None and not config.message.is_template:
+        sender.note(f"Note: {PLAIN_TEXT_NOTE}")
 
 
 def _plan(table: Table, config: Config, stages: StageResolver, journal: Journal,

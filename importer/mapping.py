@@ -56,15 +56,11 @@ class RowMapper:
         self._template_column = column(None if message is None else message.template_column)
         self._variable = column(None if message is None else message.variable)
         if message is not None and message.content is not None:
-            self._message = [
-                (position[value] if is_column else value, is_column)
-                for is_column, value in parse_template(config.message.content).parts
-            ]
-            self._message_headers = {
-                position[value]: value
-                for is_column, value in parse_template(config.message.content).parts
-                if is_column
-            }
+            parts = parse_template(message.content).parts
+            self._message = [(position[value] if is_column else value, is_column)
+                             for is_column, value in parts]
+            self._message_headers = {position[value]: value for is_column, value in parts
+                                     if is_column}
 
     def _metadata(self, mapping: MetadataMap) -> list[tuple[str, int | str]]:
         return [
