@@ -326,7 +326,8 @@ def stages(config_path: Path, as_json: bool) -> None:
 def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
             throttle: float, fail_503: float, fail_500: float, drop: float, seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
-    from .sandbox import DEFAULT_API_KEY, DEFAULT_PHONE_ID, Faults, SandboxServer, SandboxState
+    from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, Faults,
+                          SandboxServer, SandboxState)
 
     faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
                     fail_500=fail_500, drop=drop, seed=seed)
@@ -339,7 +340,10 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
                f" {DEFAULT_WEB_PHONE_ID});"
                f" set [api] base_url = \"{server.url}\" and"
                f" {API_KEY_VARIABLE}={state.api_key}. Ctrl-C stops it.")
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # uvicorn shuts down gracefully, then re-raises the Ctrl-C: the normal way out
     click.echo(f"Sandbox stopped: {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
 
 

@@ -329,3 +329,43 @@ def test_web_whatsapp_refuses_templates_at_config_time(write_config, write_csv, 
     assert result.stderr == ("Error: config.toml: [message] template_id: WhatsApp Web (QR)"
                              ' connections send plain text only; templates need channel ='
                              ' "whatsapp"\n')
+
+
+def test_sandbox_command_serves_until_ctrl_c(tmp_path):
+    """``vambe-import sandbox`` serves the API on the given port with faults, and stops on Ctrl-C."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", "sandbox", "--port", str(port), "--api-key", "k",
+         "--fail-503", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                listing = httpx2.get(f"http://127.0.0.1:{port}/api/public/pipeline",
+                                     headers={"x-api-key": "k"})
+                break
+            except httpx2.ConnectError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.1)
+        assert listing.status_code == 200
+        ticket = httpx2.post(f"http://127.0.0.1:{port}/api/public/ticket/open/whatsapp/123456789",
+                             headers={"x-api-key": "k"}, json={"to_phone_number": PHONES[0]})
+        assert ticket.status_code == 503
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert stdout.startswith(f"Sandbox API on http://127.0.0.1:{port} (phone ID 123456789,"
+                             " WhatsApp Web phone ID phone_sandbox);")
+    assert stdout.endswith("Sandbox stopped: 0 tickets for 0 contacts.\n")
