@@ -145,16 +145,19 @@ class VambeClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._timeout = httpx.Timeout(timeout)
+        self._timeout_extension = self._timeout.as_dict()
         self._ticket_url = httpx.URL(f"{self.base_url}/api/public/ticket/open/{channel}/{phone_id}")
         self._headers = {"x-api-key": api_key, "user-agent": f"vambe-import/{__version__}",
                          "accept": "*/*", "accept-encoding": "gzip, deflate",
                          "content-type": "application/json"}
-        self._http = httpx.AsyncClient(
-            headers=self._headers,
-            timeout=self._timeout,
+        # One connection pool: tickets go straight to it, the pipeline listing through the
+        # client (which closes it).
+        self._transport = httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
         )
+        self._http = httpx.AsyncClient(headers=self._headers, timeout=self._timeout,
+                                       transport=self._transport)
 
     async def __aenter__(self) -> VambeClient:
         return self
@@ -164,16 +167,22 @@ class VambeClient:
 
     async def open_ticket(self, body: bytes, idempotency_key: str) -> Answer:
         """POST one ticket; never raises for HTTP or network trouble, it classifies it."""
-        # A Request built here skips the client's per-call merging of URL, cookies and
-        # default headers: a tenth of a fast run's CPU (bench/bench_overhead.py).
+        # Straight to the transport (public httpx2 API, which still maps every httpcore
+        # error to an httpx2 exception): a ticket needs no auth flow, redirects, cookies or
+        # per-call header merging, and skipping them cut the client's CPU per request by
+        # a fifth (bench/bench_overhead.py).
         request = httpx.Request("POST", self._ticket_url, content=body,
                                 headers={**self._headers, "idempotency-key": idempotency_key},
-                                extensions={"timeout": self._timeout.as_dict()})
+                                extensions={"timeout": self._timeout_extension})
         try:
-            response = await self._http.send(request)
+            response = await self._transport.handle_async_request(request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TransportError as error:
             return classify_exception(error, self.timeout)
-        return classify_status(response.status_code, response.content, response.headers)
+        return classify_status(response.status_code, content, response.headers)
 
     async def list_pipelines(self, *, retries: int = 3, backoff: float = 1.0) -> list[Pipeline]:
         """The account's pipelines. A GET is safe to repeat, so 429, 5xx and network
