@@ -68,7 +68,10 @@ def _guarded(function):
         try:
             return function(*args, **kwargs)
         except KeyboardInterrupt:
-            click.echo("Interrupted before sending began; nothing was sent.", err=True)
+            # Outside the sending phase (which handles Ctrl-C itself): reading, checking or
+            # writing reports. The journal holds whatever was sent.
+            click.echo("Interrupted. Any run in --out continues with --resume; rows already"
+                       " sent are never sent again.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except ImporterError as error:
             if click.get_current_context().obj.get("traceback"):
