@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from .exceptions import OutputFolderError
@@ -60,8 +60,7 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class RowResult:
+class RowResult(NamedTuple):
     """One line of results.csv."""
 
     row: int
@@ -74,8 +73,7 @@ class RowResult:
     error: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class PriorRequest:
+class PriorRequest(NamedTuple):
     """What earlier runs (or this one) recorded for a content key."""
 
     row: int
@@ -279,7 +277,7 @@ class Journal:
 
     def add_result(self, result: RowResult) -> None:
         """Buffer a result that no request stands behind (invalid, duplicate, skipped...)."""
-        self._pending_results.append(_row_of(result))
+        self._pending_results.append(result)  # a NamedTuple is already a table row
         if len(self._pending_results) >= self._BATCH:
             self.flush()
 
@@ -313,8 +311,3 @@ class Journal:
                 pass
             self._db.close()
 
-
-def _row_of(result: RowResult) -> tuple:
-    """A result as a table row; dataclasses.astuple deep-copies and cost more than the SQL."""
-    return (result.row, result.status, result.phone, result.ai_contact_id, result.http_status,
-            result.attempts, result.error_code, result.error)

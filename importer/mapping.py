@@ -7,14 +7,13 @@ the message is rendered here so the validator can refuse a row whose placeholder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import Config, Constant, MetadataMap, parse_template
 from .read import SourceRow
 
 
-@dataclass(frozen=True, slots=True)
-class MappedRow:
+class MappedRow(NamedTuple):
     """A row's values under the API's names, still unchecked."""
 
     number: int

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 from functools import cached_property, lru_cache
 
 import phonenumbers
@@ -29,9 +30,10 @@ _FLOAT_ZERO = re.compile(r"^(\+?\d+)[.,]0+$")
 _EXCEL_DIGITS = 15
 
 
-@dataclass(frozen=True)
+@dataclass
 class TicketRequest:
-    """What will be sent for one row, and the content key that identifies it across runs."""
+    """What will be sent for one row, and the content key that identifies it across runs.
+    (Not frozen: a frozen dataclass pays object.__setattr__ per field on every row.)"""
 
     phone: str
     body: dict
@@ -46,8 +48,7 @@ class TicketRequest:
         return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedRow:
+class CheckedRow(NamedTuple):
     """A row's verdict: ``valid`` with its request, or ``invalid``/``duplicate`` with a reason."""
 
     number: int
