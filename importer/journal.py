@@ -5,9 +5,9 @@ Two tables in one SQLite file (WAL) in the output folder:
 ``requests``
     one line per request content key (what would be sent: phone, stage, message, phone ID,
     occurrence), across every run into this folder. A key is written ``in_flight`` and
-    committed right before its request goes out, and its outcome is committed right after,
-    so a crash leaves at most the requests in flight undecided; :meth:`Journal.open`
-    turns those into ``unknown``.
+    committed before its request goes out, and its outcome goes in the next group commit,
+    so a crash leaves at most the requests in flight (or just answered) undecided;
+    :meth:`Journal.open` turns those into ``unknown``, which never sends anyone twice.
 ``results``
     the current run's verdict for every row of the input, in row order, read back to write
     the reports. It is rebuilt by each run, so it is written in large batches.
@@ -24,8 +24,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from .exceptions import OutputFolderError
 
