@@ -274,7 +274,8 @@ class Sender:
                         error=f"throttled by the API (HTTP 429) for"
                               f" {self.api.max_throttle_seconds:g} s; not processed",
                     ))
-                self._throttle(answer.retry_after)
+                self._throttle(answer.retry_after)  # the whole run waits, in _slot()
+                delay = 0.0
             elif answer.outcome == RETRY:
                 if retries >= self.api.max_retries:
                     return self._finish(row, attempts, "failed", Answer(
@@ -282,16 +283,16 @@ class Sender:
                         error=f"{answer.error} (gave up after {retries + 1} attempts;"
                               " not processed, safe to resume)",
                     ))
-                delay = _backoff(self.api.retry_backoff_seconds, retries)
+                delay = max(_backoff(self.api.retry_backoff_seconds, retries),
+                            answer.retry_after or 0.0)
                 retries += 1
-                self.journal.settle(request.key, "failed", answer.error_code, answer.error,
-                                    answer.http_status)
-                await asyncio.sleep(max(delay, answer.retry_after or 0.0))
-                continue
             else:
                 return self._finish(row, attempts, "unknown", answer)
+            # Not processed, so safe to send again; recorded so that a crash while waiting
+            # leaves the row failed (resumable), not in flight.
             self.journal.settle(request.key, "failed", answer.error_code, answer.error,
                                 answer.http_status)
+            await asyncio.sleep(delay)
 
     def _finish(self, row: CheckedRow, attempts: int, state: str, answer: Answer) -> None:
         result = RowResult(row.number, state, row.phone, answer.ai_contact_id,
