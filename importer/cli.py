@@ -17,14 +17,19 @@ import gc
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
+from .config import Config
 from .exceptions import ImporterError, MissingApiKeyError
 from .job import Plan, duration_text, list_stages, run_import, validate_file
 from .journal import RowResult
 from .report import Summary
+
+if TYPE_CHECKING:
+    from .sandbox import SandboxServer
 
 EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_CANNOT_START, EXIT_FATAL_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 API_KEY_VARIABLE = "VAMBE_API_KEY"
@@ -161,20 +166,11 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         raise click.UsageError("--retry-unknown goes with --resume: it re-sends rows whose"
                                " outcome an earlier run could not know")
     config = load_config(config_path)
+    server = None
     if sandbox:
-        from .sandbox import DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, SandboxServer, SandboxState
-
-        server = SandboxServer(SandboxState(
-            phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID),
-            web_phone_ids=(config.api.phone_id, DEFAULT_WEB_PHONE_ID),
-        ))
-        server.start()
-        config = config.model_copy(
-            update={"api": config.api.model_copy(update={"base_url": server.url})}
-        )
+        server, config = _start_sandbox(config)
         api_key = server.state.api_key
     else:
-        server = None
         api_key = os.environ.get(API_KEY_VARIABLE, "")
         if not api_key:
             raise MissingApiKeyError(
@@ -201,12 +197,12 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
             server.stop()
     if summary.stopped == "declined":
         click.echo("Nothing sent.")
-        sys.exit(EXIT_NOT_ALL_SENT)
+        sys.exit(exit_code(summary))
     if summary.fatal_error:
         click.echo(f"Stopped: {summary.fatal_error}", err=True)
     elif summary.interrupted and summary.finished_at is None:
         click.echo(f"Interrupted: {summary.stopped}; --resume finishes the run.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code(summary))
     elif summary.interrupted:
         click.echo("Interrupted: rows not attempted are skipped; --resume continues the run.",
                    err=True)
@@ -219,6 +215,19 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         click.echo(f"Rows not sent are in {summary.paths['errors.csv']} (fix and import it"
                    " again); failed and skipped rows are retried by --resume.")
     sys.exit(exit_code(summary))
+
+
+def _start_sandbox(config: Config) -> tuple[SandboxServer, Config]:
+    """``run --sandbox``: a sandbox on a free loopback port that knows the config's phone ID,
+    and the config pointed at it."""
+    from .sandbox import DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, SandboxServer, SandboxState
+
+    server = SandboxServer(SandboxState(
+        phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID),
+        web_phone_ids=(config.api.phone_id, DEFAULT_WEB_PHONE_ID),
+    )).start()
+    api = config.api.model_copy(update={"base_url": server.url})
+    return server, config.model_copy(update={"api": api})
 
 
 class _Progress:
