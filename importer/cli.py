@@ -31,7 +31,8 @@ from .report import Summary
 if TYPE_CHECKING:
     from .sandbox import SandboxServer
 
-EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_CANNOT_START, EXIT_FATAL_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# 2 (could not start) is every ImporterError's own exit_code.
+EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_INTERRUPTED = 0, 1, 3, 130
 API_KEY_VARIABLE = "VAMBE_API_KEY"
 
 

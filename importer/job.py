@@ -90,16 +90,23 @@ def _open_input(input_path: str | Path, config: Config, sheet: str | None) -> Ta
     return table
 
 
-def _checked(table: Table, config: Config, stages: StageResolver
-             ) -> Iterator[tuple[SourceRow, CheckedRow]]:
-    """The pipeline up to the verdict, streaming: read -> map -> validate."""
-    mapper = RowMapper(config, table.headers)
+def _prepared_validator(table: Table, config: Config, stages: StageResolver) -> Validator:
+    """A validator that has read the opt-out files and, for ``within_file = "last"``, which
+    row holds each phone last: pre-passes done once per job, however many passes follow."""
     validator = Validator(config, stages)
     for path in config.exclude_paths():
         validator.learn_exclusions(path.name, read_opt_outs(path, config))
     if config.dedupe.within_file == "last":
         phone_column = table.headers.index(config.columns.phone)
         validator.learn_last_rows((row.number, row.cells[phone_column]) for row in table.rows())
+    return validator
+
+
+def _checked(table: Table, config: Config, validator: Validator
+             ) -> Iterator[tuple[SourceRow, CheckedRow]]:
+    """The pipeline up to the verdict, streaming: read -> map -> validate."""
+    mapper = RowMapper(config, table.headers)
+    validator = validator.fresh()
     for source in table.rows():
         yield source, validator.check(mapper.map(source))
 
@@ -183,7 +190,8 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
         summary.notes.append(PLAIN_TEXT_NOTE)
     writer = ReportWriter(out, table)
     try:
-        for source, checked in _checked(table, config, stages):
+        for source, checked in _checked(table, config,
+                                        _prepared_validator(table, config, stages)):
             result = RowResult(checked.number, checked.status, checked.phone,
                                error_code=checked.error_code, error=checked.error)
             summary.counts[result.status] += 1
@@ -247,12 +255,13 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)
+        validator = _prepared_validator(table, config, stages)
         sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
                         on_result=on_result, on_note=on_note)
         _warn_before_sending(config, sender)
         counts_messages = api.daily_message_limit is not None and config.message is not None
         if confirm is not None or counts_messages:
-            plan = _plan(table, config, stages, journal, limit)
+            plan = _plan(table, config, validator, journal, limit)
             if counts_messages and plan.messages > sender.daily.left:
                 sender.note(
                     f"Note: this run has {plan.messages} rows with a message, but the daily"
@@ -264,7 +273,7 @@ async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
             if confirm is not None and not confirm(plan):
                 summary.stopped = "declined"
                 return summary
-        rows = (checked for _, checked in _checked(table, config, stages))
+        rows = (checked for _, checked in _checked(table, config, validator))
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:
                 await sender.run(rows)
@@ -296,10 +305,10 @@ def _warn_before_sending(config: Config, sender: Sender) -> None:
         sender.note(f"Note: {PLAIN_TEXT_NOTE}")
 
 
-def _plan(table: Table, config: Config, stages: StageResolver, journal: Journal,
+def _plan(table: Table, config: Config, validator: Validator, journal: Journal,
           limit: int | None) -> Plan:
     rows = to_send = messages = already_sent = held_back = 0
-    for _, checked in _checked(table, config, stages):
+    for _, checked in _checked(table, config, validator):
         rows += 1
         if checked.request is None:
             continue

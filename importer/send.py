@@ -143,7 +143,7 @@ class Sender:
         self._on_note = on_note or (lambda text: print(text, file=sys.stderr))
         self._resume_at = 0.0
         self._last_slowdown = -1e9
-        self._started = time.monotonic()
+        self._started = 0.0  # set by run()
         self._requests = 0
         self._latency = 0.0  # moving average of answered requests' round trips
         self._answered = 0
@@ -160,7 +160,7 @@ class Sender:
 
     async def run(self, rows: Iterable[CheckedRow]) -> None:
         self._pacer = Pacer(self.rate) if self.rate else None
-        self._started = time.monotonic()
+        self._started = time.monotonic()  # sending starts now, not when the sender was made
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
         workers = [asyncio.create_task(self._worker(queue))
                    for _ in range(self.api.max_concurrency)]

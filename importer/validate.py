@@ -8,6 +8,7 @@ gets them back.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -272,6 +273,15 @@ class Validator:
         self._excluded = PhoneIndex()  # phone -> 1-based index into _exclusion_sources
         self._exclusion_sources: list[str] = []
         self._occurrences: dict[int, int] = {}
+
+    def fresh(self) -> Validator:
+        """A validator for one more pass over the file: it shares what was learned (opt-outs,
+        last rows, the phone cache) and starts the per-pass state (first rows, occurrences)
+        anew, so the pre-passes are not repeated."""
+        other = copy.copy(self)
+        other._first_row_of_phone = PhoneIndex()
+        other._occurrences = {}
+        return other
 
     def learn_exclusions(self, source: str, phones: Iterable[str]) -> int:
         """Phones never to contact, from one opt-out file; returns how many were unreadable.
