@@ -10,12 +10,11 @@ The library behind the ``vambe-import`` command::
     print(summary.counts, summary.paths["results.csv"])
 """
 
-__version__ = "0.1.0"
-
-from .config import Config, load_config  # noqa: E402
-from .exceptions import ImporterError  # noqa: E402
-from .job import Plan, list_stages, run_import, validate_file  # noqa: E402
-from .report import Summary  # noqa: E402
+from .config import Config, load_config
+from .exceptions import ImporterError
+from .job import Plan, list_stages, run_import, validate_file
+from .report import Summary
+from .version import __version__
 
 __all__ = ["Config", "ImporterError", "Plan", "Summary", "list_stages", "load_config",
            "run_import", "validate_file", "__version__"]

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import __version__
+from .codes import RowStatus
 from .config import Config
 from .exceptions import ImporterError, MissingApiKeyError
 from .job import Plan, duration_text, list_stages, run_import, validate_file
-from .journal import RowResult
-from .report import Summary
+from .report import RowResult, Summary
+from .version import __version__
 
 if TYPE_CHECKING:
     from .sandbox import SandboxServer
@@ -101,9 +101,10 @@ _sheet_option = click.option("--sheet", help="XLSX sheet to read (default: [inpu
 
 def _print_summary(summary: Summary) -> None:
     counts = summary.counts
-    shown = [summary.done_status, "invalid", "duplicate", "failed", "unknown", "skipped"]
-    if counts["excluded"]:
-        shown.insert(3, "excluded")
+    shown = [summary.done_status, RowStatus.INVALID, RowStatus.DUPLICATE, RowStatus.FAILED,
+             RowStatus.UNKNOWN, RowStatus.SKIPPED]
+    if counts[RowStatus.EXCLUDED]:
+        shown.insert(3, RowStatus.EXCLUDED)
     click.echo(f"{summary.total_rows} rows: "
                + ", ".join(f"{counts[status]} {status}" for status in shown))
     for note in summary.notes:
@@ -133,7 +134,7 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
             click.echo(json.dumps(body, ensure_ascii=False, indent=2))
     _print_summary(summary)
     if summary.estimated_seconds is not None:
-        click.echo(f"Sending the {summary.counts['valid']} valid rows would take about"
+        click.echo(f"Sending the {summary.counts[RowStatus.VALID]} valid rows would take about"
                    f" {duration_text(summary.estimated_seconds)} at the configured rate.")
     sys.exit(exit_code(summary))
 
@@ -231,6 +232,9 @@ def _start_sandbox(config: Config) -> tuple[SandboxServer, Config]:
     return server, config.model_copy(update={"api": api})
 
 
+_PROGRESS_STATUSES = (RowStatus.SENT, RowStatus.FAILED, RowStatus.UNKNOWN)
+
+
 class _Progress:
     """A tqdm bar on stderr while sending; silent when stderr is not a terminal."""
 
@@ -250,11 +254,9 @@ class _Progress:
                              mininterval=0.25)
         self._counts[result.status] = self._counts.get(result.status, 0) + 1
         self._bar.update(1)
-        if result.status in ("sent", "failed", "unknown"):
-            self._bar.set_postfix(
-                {status: self._counts.get(status, 0) for status in ("sent", "failed", "unknown")},
-                refresh=False,
-            )
+        if result.status in _PROGRESS_STATUSES:
+            self._bar.set_postfix({str(status): self._counts.get(status, 0)
+                                   for status in _PROGRESS_STATUSES}, refresh=False)
 
     def note(self, text: str) -> None:
         if self._bar is not None:
@@ -276,7 +278,7 @@ class _Progress:
 @_guarded
 def init(file: Path, sheet: str | None, output: Path, force: bool) -> None:
     """Write a commented starter config guessed from FILE's headers and numbers."""
-    from .init import write_starter
+    from .starter import write_starter
 
     starter = write_starter(file, output, sheet=sheet, force=force)
     found = ", ".join(f"{field} = {header!r}" for field, header in starter.columns.items())
@@ -334,16 +336,22 @@ def stages(config_path: Path, as_json: bool) -> None:
               help="Fraction processed, then answered 500 (outcome unknown to the client).")
 @click.option("--drop", type=float, default=0.0, show_default=True,
               help="Fraction processed, then the connection dropped mid-answer.")
+@click.option("--throttle-first", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Answer the first N ticket requests 429 without processing.")
+@click.option("--retry-after", default=None,
+              help="The Retry-After header of 429 and 503 answers, sent as given.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the fault draws, so a run can be reproduced.")
 def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
-            throttle: float, fail_503: float, fail_500: float, drop: float, seed: int) -> None:
+            throttle: float, fail_503: float, fail_500: float, drop: float, throttle_first: int,
+            retry_after: str | None, seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
     from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, Faults,
                           SandboxServer, SandboxState)
 
     faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
-                    fail_500=fail_500, drop=drop, seed=seed)
+                    fail_500=fail_500, drop=drop, throttle_first=throttle_first,
+                    retry_after=retry_after, seed=seed)
     state = SandboxState(api_key=api_key or DEFAULT_API_KEY, faults=faults)
     try:
         server = SandboxServer(state, host=host, port=port)

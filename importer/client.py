@@ -20,21 +20,16 @@ request without ``sniffio`` and measured 2.6x slower here (FIELD-NOTES).
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import json
-import random
-import time
 from dataclasses import dataclass
 
 import httpx2 as httpx
 
-from . import __version__
+from .codes import ErrorCode, Outcome
 from .exceptions import ApiUnavailableError, FatalApiError
-
-SENT, REJECTED, FATAL, THROTTLED, RETRY, UNKNOWN = (
-    "sent", "rejected", "fatal", "throttled", "retry", "unknown",
-)
+from .timing import backoff as backoff_delay
+from .timing import clock, parse_retry_after
+from .version import __version__
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +49,10 @@ class Pipeline:
 class Answer:
     """What one request came to, already classified (see the module's table)."""
 
-    outcome: str
+    outcome: Outcome
     http_status: int | None = None
     ai_contact_id: str = ""
-    error_code: str = ""
+    error_code: ErrorCode | str = ""
     error: str = ""
     retry_after: float | None = None
 
@@ -68,54 +63,39 @@ def classify_status(status: int, text: str | bytes, headers: httpx.Headers) -> A
             contact = json.loads(text).get("aiContactId") or ""
         except (ValueError, AttributeError):
             contact = ""
-        return Answer(SENT, status, ai_contact_id=str(contact))
+        return Answer(Outcome.SENT, status, ai_contact_id=str(contact))
     reason = _error_message(text)
     if status in (401, 403):
-        return Answer(FATAL, status, error_code="api_key_rejected",
+        return Answer(Outcome.FATAL, status, error_code=ErrorCode.API_KEY_REJECTED,
                       error=f"API key rejected (HTTP {status}): {reason}")
     if status == 404:
-        return Answer(FATAL, status, error_code="phone_id_unknown",
+        return Answer(Outcome.FATAL, status, error_code=ErrorCode.PHONE_ID_UNKNOWN,
                       error=f"phone ID not found (HTTP 404): {reason}")
     if status == 429:
-        return Answer(THROTTLED, status, error_code="throttled",
+        return Answer(Outcome.THROTTLED, status, error_code=ErrorCode.THROTTLED,
                       error=f"throttled by the API (HTTP 429): {reason}",
                       retry_after=parse_retry_after(headers.get("retry-after")))
     if status == 503:
-        return Answer(RETRY, status, error_code="api_unavailable",
+        return Answer(Outcome.RETRY, status, error_code=ErrorCode.API_UNAVAILABLE,
                       error=f"API unavailable (HTTP 503): {reason}",
                       retry_after=parse_retry_after(headers.get("retry-after")))
     if 400 <= status < 500:
-        return Answer(REJECTED, status, error_code="api_rejected",
+        return Answer(Outcome.REJECTED, status, error_code=ErrorCode.API_REJECTED,
                       error=f"API rejected the row (HTTP {status}): {reason}")
-    return Answer(UNKNOWN, status, error_code="outcome_unknown",
+    return Answer(Outcome.UNKNOWN, status, error_code=ErrorCode.OUTCOME_UNKNOWN,
                   error=f"API error (HTTP {status}) after receiving the request: the ticket"
                         f" may exist: {reason}")
 
 
 def classify_exception(error: Exception, timeout: float) -> Answer:
     if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return Answer(RETRY, error_code="connection_failed",
+        return Answer(Outcome.RETRY, error_code=ErrorCode.CONNECTION_FAILED,
                       error=f"could not connect to the API: {_describe(error)}")
     if isinstance(error, httpx.TimeoutException):
-        return Answer(UNKNOWN, error_code="outcome_unknown",
+        return Answer(Outcome.UNKNOWN, error_code=ErrorCode.OUTCOME_UNKNOWN,
                       error=f"no answer within {timeout:g} s after sending: the ticket may exist")
-    return Answer(UNKNOWN, error_code="outcome_unknown",
+    return Answer(Outcome.UNKNOWN, error_code=ErrorCode.OUTCOME_UNKNOWN,
                   error=f"connection lost after sending ({_describe(error)}): the ticket may exist")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds to wait: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_message(text: str | bytes) -> str:
@@ -195,14 +175,14 @@ class VambeClient:
                 answer = classify_exception(error, self.timeout)
             else:
                 answer = classify_status(response.status_code, response.text, response.headers)
-                if answer.outcome == SENT:
+                if answer.outcome == Outcome.SENT:
                     return _parse_pipelines(response.text)
-                if answer.outcome == FATAL and answer.http_status in (401, 403):
+                if answer.outcome == Outcome.FATAL and answer.http_status in (401, 403):
                     raise FatalApiError(f"{answer.error}; check VAMBE_API_KEY; nothing was sent")
-            if answer.outcome not in (RETRY, THROTTLED, UNKNOWN) or attempt == retries:
+            if answer.outcome not in (Outcome.RETRY, Outcome.THROTTLED, Outcome.UNKNOWN) or attempt == retries:
                 break
-            delay = random.uniform(0, backoff * 2**attempt)
-            await asyncio.sleep(max(delay, answer.retry_after or 0.0))
+            delay = backoff_delay(backoff, attempt)
+            await clock().sleep(max(delay, answer.retry_after or 0.0))
         hint = "; check [api] base_url" if answer.http_status == 404 else ""
         raise ApiUnavailableError(
             f"could not list stages at {url}: {answer.error}{hint}; nothing was sent"

@@ -1,15 +1,16 @@
 """The two jobs a user runs, as plain functions: :func:`validate_file` and :func:`run_import`.
 
-Both stream the input once through read -> map -> validate; ``run_import`` hands valid rows
-to the sender and writes the reports from the journal at the end, ``validate_file`` writes
-them as it goes. The CLI is a thin layer over these two.
+Both stream the input through read -> map -> validate. ``validate_file`` writes the reports
+as it goes. ``run_import`` reads the file more than once: a pre-pass for
+``within_file = "last"``, a plan pass before anything is sent, the sending pass, and the
+reports (results from the journal beside the file's rows). The library never prints: notes
+go to the caller's ``on_note``. The CLI is a thin layer over these two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,11 +18,12 @@ from pathlib import Path
 
 from .client import Pipeline, VambeClient
 from .config import Config, load_config
+from .codes import RowStatus
 from .exceptions import ConfigError, InputFileError, OutputFolderError
-from .journal import Journal, RowResult, holds_run
+from .journal import Journal, holds_run
 from .mapping import RowMapper
-from .read import SourceRow, Table, open_table
-from .report import ReportWriter, Summary, with_sources
+from .read import SourceRow, Table, open_table, opt_out_cells
+from .report import ReportWriter, RowResult, Summary, with_sources
 from .send import Sender, format_time
 from .validate import CheckedRow, StageResolver, Validator
 
@@ -95,7 +97,7 @@ def _prepared_validator(table: Table, config: Config, stages: StageResolver) -> 
     row holds each phone last: pre-passes done once per job, however many passes follow."""
     validator = Validator(config, stages)
     for path in config.exclude_paths():
-        validator.learn_exclusions(path.name, read_opt_outs(path, config))
+        _learn_opt_outs(validator, path, config)
     if config.dedupe.within_file == "last":
         phone_column = table.headers.index(config.columns.phone)
         validator.learn_last_rows((row.number, row.cells[phone_column]) for row in table.rows())
@@ -111,31 +113,28 @@ def _checked(table: Table, config: Config, validator: Validator
         yield source, validator.check(mapper.map(source))
 
 
-PHONE_HEADERS = ("telefono", "teléfono", "celular", "movil", "móvil", "whatsapp", "phone",
-                 "mobile", "tel", "fono", "numero", "número", "cel")
+MAX_SHOWN_PROBLEMS = 5
 
 
-def read_opt_outs(path: Path, config: Config) -> Iterator[str]:
-    """Every cell of every column named like a phone in an opt-out file (CSV or XLSX); a
-    file with a single column is taken whole."""
+def _learn_opt_outs(validator: Validator, path: Path, config: Config) -> None:
+    """Read one opt-out file, failing closed: a list that only partly works is worse than
+    none, so an unreadable file, a file without a phone, or any entry that cannot be read as
+    a phone stops the job before anything is sent, naming the line and the cell."""
+    where = f"{config.source}: [dedupe] exclude: {path.name}"
     try:
-        table = open_table(path, require_data=False)
+        learned, unreadable = validator.learn_exclusions(path.name, opt_out_cells(path))
     except InputFileError as error:
         raise ConfigError(f"{config.source}: [dedupe] exclude: {error}") from None
-    columns = [index for index, header in enumerate(table.headers)
-               if any(word in header.casefold().split() or header.casefold().startswith(word)
-                      for word in PHONE_HEADERS)]
-    if not columns and len(table.headers) == 1:
-        columns = [0]
-        yield table.headers[0]  # a bare list of numbers has no header: its first line counts
-    if not columns:
-        raise ConfigError(
-            f"{config.source}: [dedupe] exclude: {path.name} has no column named like a phone"
-            f" (its columns: {', '.join(repr(h) for h in table.headers)})"
-        )
-    for row in table.rows():
-        for index in columns:
-            yield row.cells[index]
+    if unreadable:
+        shown = "; ".join(f"row {row} {column!r}: {problem}"
+                          for row, column, problem in unreadable[:MAX_SHOWN_PROBLEMS])
+        more = (f" and {len(unreadable) - MAX_SHOWN_PROBLEMS} more"
+                if len(unreadable) > MAX_SHOWN_PROBLEMS else "")
+        raise ConfigError(f"{where}: {len(unreadable)} entries cannot be read as a phone, so"
+                          f" nobody is contacted until they are fixed: {shown}{more}")
+    if not learned:
+        raise ConfigError(f"{where}: holds no phone number, so nobody is contacted until it"
+                          " does (an empty opt-out list is almost always the wrong file)")
 
 
 def _check_default_stage(config: Config, stages: StageResolver) -> None:
@@ -202,7 +201,7 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
         writer.discard()
         raise
     if config.api.rate_limit_per_second:
-        summary.estimated_seconds = summary.counts["valid"] / config.api.rate_limit_per_second
+        summary.estimated_seconds = summary.counts[RowStatus.VALID] / config.api.rate_limit_per_second
     if stages.unchecked or (pipelines is None and config.defaults.stage_id):
         summary.notes.append(
             f"stages were not checked against the account ({stages.unchecked} rows name one):"
@@ -353,8 +352,8 @@ class _stop_on_signals:
         self.count += 1
         if self.count == 1:
             self.sender.request_stop("interrupted")
-            print("Stopping: letting requests in flight finish (Ctrl-C again to stop at once)",
-                  file=sys.stderr)
+            self.sender.note("Stopping: letting requests in flight finish (Ctrl-C again to stop"
+                             " at once)")
         elif self._task is not None and not self.hard:
             self.hard = True
             self._task.cancel()

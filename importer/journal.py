@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .exceptions import OutputFolderError
+from .report import RowResult
 
 JOURNAL_NAME = "journal.sqlite"
 
@@ -58,19 +59,6 @@ CREATE TABLE IF NOT EXISTS results (
     error TEXT NOT NULL
 );
 """
-
-
-class RowResult(NamedTuple):
-    """One line of results.csv."""
-
-    row: int
-    status: str
-    phone: str = ""
-    ai_contact_id: str = ""
-    http_status: int | None = None
-    attempts: int = 0
-    error_code: str = ""
-    error: str = ""
 
 
 class PriorRequest(NamedTuple):

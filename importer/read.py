@@ -12,11 +12,13 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import re
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from .exceptions import InputFileError
 
@@ -26,6 +28,24 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _SAMPLE_BYTES = 64 * 1024
 _SUSPECT = frozenset(("'", " ", "\t", "\r", "\n", "\xa0"))  # may need more than strip()
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+# The columns our error files add; read back, they are recognised, never mapped.
+ERROR_COLUMNS = ("_row", "_status", "_error_code", "_error")
+# Words that name a phone column, folded (lower case, no accents), Spanish and English.
+PHONE_WORDS = frozenset(("telefono", "celular", "movil", "whatsapp", "phone", "mobile", "cel",
+                         "fono", "tel", "numero", "number"))
+
+
+def fold(text: str) -> str:
+    """Lower case without accents or surrounding space: ``" Teléfono"`` -> ``"telefono"``."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).strip()
+
+
+def is_phone_header(header: str) -> bool:
+    """Whether a header names a phone column: one of its words is a phone word (or its plural)."""
+    words = re.split(r"[^a-z0-9]+", fold(header))
+    return any(word in PHONE_WORDS or word.removesuffix("es") in PHONE_WORDS
+               or word.removesuffix("s") in PHONE_WORDS for word in words)
 
 
 class SourceRow(NamedTuple):
@@ -251,3 +271,28 @@ def cell_text(value: object) -> str:
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     return str(value)
+
+
+# ---------------------------------------------------------------- opt-out lists
+
+
+def opt_out_cells(path: Path) -> Iterator[tuple[int, str, str]]:
+    """(row, column, cell) for every non-empty cell of every column named like a phone in an
+    opt-out file (CSV or XLSX). A file with a single column is taken whole; its first line is
+    a header only if it is not a number."""
+    table = open_table(path, require_data=False)
+    columns = [index for index, header in enumerate(table.headers) if is_phone_header(header)]
+    if not columns and len(table.headers) == 1:
+        columns = [0]
+        header = table.headers[0]
+        if re.fullmatch(r"[\d\s()+.-]+", header) and any(c.isdigit() for c in header):
+            yield 1, header, header  # a bare list of numbers: its first line is an entry
+    if not columns:
+        raise InputFileError(
+            f"{path.name} has no column named like a phone"
+            f" (its columns: {', '.join(repr(h) for h in table.headers)})"
+        )
+    for row in table.rows():
+        for index in columns:
+            if row.cells[index]:
+                yield row.number, table.headers[index], row.cells[index]

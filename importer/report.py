@@ -16,14 +16,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .journal import RowResult
-from .read import FORMULA_TRIGGERS, SourceRow, Table
+from typing import NamedTuple
+
+from .codes import ERROR_STATUSES, ErrorCode, RowStatus
+from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
 
 RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
                    "error_code", "error")
-ERROR_COLUMNS = ("_row", "_status", "_error_code", "_error")
-STATUSES = ("sent", "valid", "invalid", "duplicate", "excluded", "failed", "unknown", "skipped")
-ERROR_STATUSES = frozenset({"invalid", "failed", "unknown"})
+
+
+class RowResult(NamedTuple):
+    """One line of results.csv: a data row's final status and the reason for it."""
+
+    row: int
+    status: RowStatus
+    phone: str = ""
+    ai_contact_id: str = ""
+    http_status: int | None = None
+    attempts: int = 0
+    error_code: ErrorCode | str = ""
+    error: str = ""
 
 
 @dataclass
@@ -31,7 +43,7 @@ class Summary:
     """The counts of one run or validation, as summary.json and the terminal show them."""
 
     mode: str  # "run" or "validate"
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RowStatus, 0))
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     finished_at: datetime | None = None
     stopped: str | None = None  # why a run stopped early: "interrupted", an API error...
@@ -47,21 +59,24 @@ class Summary:
         return sum(self.counts.values())
 
     @property
-    def done_status(self) -> str:
-        return "sent" if self.mode == "run" else "valid"
+    def done_status(self) -> RowStatus:
+        return RowStatus.SENT if self.mode == "run" else RowStatus.VALID
 
     @property
     def all_done(self) -> bool:
         """Every row reached the API (or would), repeats one that did, or opted out."""
-        done = self.counts[self.done_status] + self.counts["duplicate"] + self.counts["excluded"]
+        counts = self.counts
+        done = (counts[self.done_status] + counts[RowStatus.DUPLICATE]
+                + counts[RowStatus.EXCLUDED])
         return done == self.total_rows
 
     def as_json(self) -> dict:
         finished = self.finished_at or datetime.now(timezone.utc)
-        shown = [self.done_status] + [s for s in STATUSES if s not in ("sent", "valid")]
+        shown = [self.done_status] + [s for s in RowStatus
+                                      if s not in (RowStatus.SENT, RowStatus.VALID)]
         return {
             "total_rows": self.total_rows,
-            **{status: self.counts[status] for status in shown},
+            **{str(status): self.counts[status] for status in shown},
             "stopped": self.stopped,
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"),

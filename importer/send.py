@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import random
-import sys
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
-from .client import FATAL, REJECTED, RETRY, SENT, THROTTLED, Answer, VambeClient
+from .client import Answer, VambeClient
+from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
-from .journal import Journal, PriorRequest, RowResult
+from .journal import Journal, PriorRequest
+from .report import RowResult
+from .timing import Clock, backoff, clock
 from .validate import CheckedRow
 
 WINDOW_MARGIN = 1.02
@@ -39,7 +39,8 @@ class Pacer:
     failed try and ran 8% under the rate here (bench/bench_rate.py).
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self._clock = clock
         self._next = 0.0
         self._recent: deque[float] = deque()
         self.set_rate(rate)
@@ -55,17 +56,18 @@ class Pacer:
             self._recent.popleft()
 
     async def wait(self) -> None:
-        now = time.monotonic()
+        clock = self._clock
+        now = clock.monotonic()
         slot = max(self._next, now)  # an idle pacer gives no credit: no burst after a pause
         self._next = slot + self._interval
         if slot > now:
-            await asyncio.sleep(slot - now)
+            await clock.sleep(slot - now)
         recent = self._recent
         while len(recent) == self._count and (
-            gap := recent[0] + self._window - time.monotonic()
+            gap := recent[0] + self._window - clock.monotonic()
         ) > 0:
-            await asyncio.sleep(gap)
-        recent.append(time.monotonic())
+            await clock.sleep(gap)
+        recent.append(clock.monotonic())
         if len(recent) > self._count:
             recent.popleft()
 
@@ -82,13 +84,14 @@ class DailyMessages:
     earlier runs into the same folder (from the journal). Past it messages are silently
     not delivered, so rows beyond it are not sent at all."""
 
-    def __init__(self, journal: Journal, limit: int | None) -> None:
+    def __init__(self, journal: Journal, limit: int | None, clock: Clock) -> None:
+        self._clock = clock
         self.limit = limit
         self.left: int | None = None
         self._earlier: list[float] = []
         self._first_taken: float | None = None
         if limit is not None:
-            self._earlier = journal.message_times(time.time() - DAY)
+            self._earlier = journal.message_times(clock.time() - DAY)
             self.left = max(0, limit - len(self._earlier))
         self.refused = 0
 
@@ -100,12 +103,13 @@ class DailyMessages:
             self.refused += 1
             return False
         self.left -= 1
-        self._first_taken = self._first_taken or time.time()
+        self._first_taken = self._first_taken or self._clock.time()
         return True
 
     def resume_from(self) -> float:
         """When the oldest message in the window leaves it, so one more may go."""
-        oldest = self._earlier[0] if self._earlier else (self._first_taken or time.time())
+        oldest = self._earlier[0] if self._earlier else (
+            self._first_taken or self._clock.time())
         return oldest + DAY
 
     def refusal(self) -> str:
@@ -117,7 +121,6 @@ def format_time(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-MAX_BACKOFF_SECONDS = 60.0
 SLOWDOWN_FACTOR = 0.8  # each burst of 429s takes the rate down by a fifth
 MIN_RATE = 0.2
 
@@ -132,15 +135,16 @@ class Sender:
         self.client = client
         self.journal = journal
         self.api = api
+        self.clock = clock()
         self.retry_unknown = retry_unknown
         self.limit = limit  # a pilot: send at most this many rows in this run
         self._routed = 0
-        self.daily = DailyMessages(journal, api.daily_message_limit)
+        self.daily = DailyMessages(journal, api.daily_message_limit, self.clock)
         self.stopped: str | None = None  # why the run stopped taking rows
         self.fatal: Answer | None = None
         self.rate = api.rate_limit_per_second
         self._on_result = on_result or (lambda result: None)
-        self._on_note = on_note or (lambda text: print(text, file=sys.stderr))
+        self._on_note = on_note or (lambda text: None)  # the library never prints
         self._resume_at = 0.0
         self._last_slowdown = -1e9
         self._started = 0.0  # set by run()
@@ -151,7 +155,7 @@ class Sender:
         self._pacer: Pacer | None = None
 
     def note(self, text: str) -> None:
-        """Tell the operator something once (stderr, or the caller's on_note)."""
+        """Tell the operator something once, through the caller's ``on_note``."""
         self._on_note(text)
 
     def request_stop(self, reason: str = "interrupted") -> None:
@@ -159,8 +163,8 @@ class Sender:
             self.stopped = reason
 
     async def run(self, rows: Iterable[CheckedRow]) -> None:
-        self._pacer = Pacer(self.rate) if self.rate else None
-        self._started = time.monotonic()  # sending starts now, not when the sender was made
+        self._pacer = Pacer(self.rate, self.clock) if self.rate else None
+        self._started = self.clock.monotonic()  # sending starts now, not when the sender was made
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
         workers = [asyncio.create_task(self._worker(queue))
                    for _ in range(self.api.max_concurrency)]
@@ -187,12 +191,12 @@ class Sender:
                                    error_code=row.error_code, error=row.error))
             return None
         prior = self.journal.prior(row.request.key)
-        if prior is not None and prior.state == "sent":
-            self._record(self._from_prior(row, prior, "sent", ""))
+        if prior is not None and prior.state == RequestState.SENT:
+            self._record(self._from_prior(row, prior, RowStatus.SENT, ""))
             return None
-        if prior is not None and prior.state == "unknown" and not self.retry_unknown:
+        if prior is not None and prior.state == RequestState.UNKNOWN and not self.retry_unknown:
             self._record(self._from_prior(
-                row, prior, "unknown",
+                row, prior, RowStatus.UNKNOWN,
                 f"{prior.error} (earlier run; --retry-unknown sends it again)",
             ))
             return None
@@ -201,12 +205,13 @@ class Sender:
             self._record(self._skipped(row, attempts))
             return None
         if row.request.has_message and not self.daily.take():
-            self._record(RowResult(row.number, "skipped", row.phone, attempts=attempts,
-                                   error_code="daily_limit", error=self.daily.refusal()))
+            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+                                   error_code=ErrorCode.DAILY_LIMIT,
+                                   error=self.daily.refusal()))
             return None
         if self.limit is not None and self._routed >= self.limit:
-            self._record(RowResult(row.number, "skipped", row.phone, attempts=attempts,
-                                   error_code="over_limit",
+            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+                                   error_code=ErrorCode.OVER_LIMIT,
                                    error=f"not sent: beyond --limit {self.limit};"
                                          " --resume sends it"))
             return None
@@ -214,13 +219,14 @@ class Sender:
         return row, attempts
 
     @staticmethod
-    def _from_prior(row: CheckedRow, prior: PriorRequest, status: str, error: str) -> RowResult:
+    def _from_prior(row: CheckedRow, prior: PriorRequest, status: RowStatus,
+                    error: str) -> RowResult:
         return RowResult(row.number, status, row.phone, prior.ai_contact_id, prior.http_status,
                          prior.attempts, prior.error_code if error else "", error)
 
     def _skipped(self, row: CheckedRow, attempts: int) -> RowResult:
-        return RowResult(row.number, "skipped", row.phone, attempts=attempts,
-                         error_code="not_attempted",
+        return RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+                         error_code=ErrorCode.NOT_ATTEMPTED,
                          error=f"not sent: the run stopped ({self.stopped})")
 
     def _record(self, result: RowResult) -> None:
@@ -248,56 +254,59 @@ class Sender:
             await self.journal.begin(request.key, row.number, request.phone, request.has_message)
             attempts += 1
             self._requests += 1
-            sent_at = time.monotonic()
+            sent_at = self.clock.monotonic()
             try:
                 answer = await self.client.open_ticket(body, request.key)
-                self._observe(time.monotonic() - sent_at)
+                self._observe(self.clock.monotonic() - sent_at)
             except asyncio.CancelledError:
-                self._finish(row, attempts, "unknown", Answer(
-                    "unknown", error_code="outcome_unknown",
-                    error="stopped at once while the request was in flight: the ticket may exist",
-                ))
+                self._finish(row, attempts, RowStatus.UNKNOWN, answer=None,
+                             error_code=ErrorCode.OUTCOME_UNKNOWN,
+                             error="stopped at once while the request was in flight:"
+                                   " the ticket may exist")
                 raise
-            if answer.outcome == SENT:
-                return self._finish(row, attempts, "sent", answer)
-            if answer.outcome in (REJECTED, FATAL):
-                if answer.outcome == FATAL and self.fatal is None:
+            if answer.outcome == Outcome.SENT:
+                return self._finish(row, attempts, RowStatus.SENT, answer)
+            if answer.outcome in (Outcome.REJECTED, Outcome.FATAL):
+                if answer.outcome == Outcome.FATAL and self.fatal is None:
                     self.fatal = answer
                     self.request_stop(answer.error)
-                return self._finish(row, attempts, "failed", answer)
-            if answer.outcome == THROTTLED:
-                now = time.monotonic()
+                return self._finish(row, attempts, RowStatus.FAILED, answer)
+            if answer.outcome == Outcome.THROTTLED:
+                now = self.clock.monotonic()
                 throttled_since = throttled_since or now
                 if now - throttled_since >= self.api.max_throttle_seconds:
-                    return self._finish(row, attempts, "failed", Answer(
-                        "failed", answer.http_status, error_code="throttled",
+                    return self._finish(
+                        row, attempts, RowStatus.FAILED, answer,
                         error=f"throttled by the API (HTTP 429) for"
-                              f" {self.api.max_throttle_seconds:g} s; not processed",
-                    ))
+                              f" {self.api.max_throttle_seconds:g} s; not processed")
                 self._throttle(answer.retry_after)  # the whole run waits, in _slot()
                 delay = 0.0
-            elif answer.outcome == RETRY:
+            elif answer.outcome == Outcome.RETRY:
                 if retries >= self.api.max_retries:
-                    return self._finish(row, attempts, "failed", Answer(
-                        "failed", answer.http_status, error_code=answer.error_code,
+                    return self._finish(
+                        row, attempts, RowStatus.FAILED, answer,
                         error=f"{answer.error} (gave up after {retries + 1} attempts;"
-                              " not processed, safe to resume)",
-                    ))
-                delay = max(_backoff(self.api.retry_backoff_seconds, retries),
+                              " not processed, safe to resume)")
+                delay = max(backoff(self.api.retry_backoff_seconds, retries),
                             answer.retry_after or 0.0)
                 retries += 1
             else:
-                return self._finish(row, attempts, "unknown", answer)
+                return self._finish(row, attempts, RowStatus.UNKNOWN, answer)
             # Not processed, so safe to send again; recorded so that a crash while waiting
             # leaves the row failed (resumable), not in flight.
-            self.journal.settle(request.key, "failed", answer.error_code, answer.error,
+            self.journal.settle(request.key, RequestState.FAILED, answer.error_code, answer.error,
                                 answer.http_status)
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
-    def _finish(self, row: CheckedRow, attempts: int, state: str, answer: Answer) -> None:
-        result = RowResult(row.number, state, row.phone, answer.ai_contact_id,
-                           answer.http_status, attempts, answer.error_code, answer.error)
-        self.journal.finish(row.request.key, state, result)
+    def _finish(self, row: CheckedRow, attempts: int, status: RowStatus, answer: Answer | None,
+                *, error_code: ErrorCode | None = None, error: str | None = None) -> None:
+        """Record a request's final status; ``error_code``/``error`` override the answer's."""
+        result = RowResult(
+            row.number, status, row.phone,
+            answer.ai_contact_id if answer else "", answer.http_status if answer else None,
+            attempts, error_code or (answer.error_code if answer else ""),
+            error if error is not None else (answer.error if answer else ""))
+        self.journal.finish(row.request.key, status, result)
         self._on_result(result)
 
     def _observe(self, latency: float) -> None:
@@ -320,16 +329,16 @@ class Sender:
     async def _slot(self) -> None:
         """Wait out a run-wide 429 pause, then take the next rate-limit slot."""
         while True:
-            while (delay := self._resume_at - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
+            while (delay := self._resume_at - self.clock.monotonic()) > 0:
+                await self.clock.sleep(delay)
             if self._pacer is not None:
                 await self._pacer.wait()
-            if time.monotonic() >= self._resume_at:
+            if self.clock.monotonic() >= self._resume_at:
                 return
 
     def _throttle(self, retry_after: float | None) -> None:
         """A 429 pauses the whole run and slows it down; retries do not each hammer alone."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         pause = retry_after if retry_after is not None else 1.0
         self._resume_at = max(self._resume_at, now + pause)
         if now - self._last_slowdown > max(pause, 1.0):
@@ -338,14 +347,10 @@ class Sender:
                 self.rate = self._requests / max(now - self._started, 1.0)
             self.rate = max(MIN_RATE, self.rate * SLOWDOWN_FACTOR)
             if self._pacer is None:
-                self._pacer = Pacer(self.rate)
+                self._pacer = Pacer(self.rate, self.clock)
             self._pacer.set_rate(self.rate)
             self.note(f"API throttled the run (HTTP 429): pausing {pause:g} s, then"
                           f" sending at {self.rate:.3g}/s")
         if self._pacer is not None:
             self._pacer.hold_until(self._resume_at)
 
-
-def _backoff(first: float, retries: int) -> float:
-    """Exponential backoff with full jitter, so retrying workers do not come back together."""
-    return random.uniform(0, min(MAX_BACKOFF_SECONDS, first * 2**retries))

@@ -14,14 +14,15 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
 from .client import Pipeline
+from .codes import ErrorCode, RowStatus
 from .config import Config, is_uuid
 from .index import PhoneIndex
 from .mapping import MappedRow
@@ -53,9 +54,9 @@ class CheckedRow(NamedTuple):
     """A row's verdict: ``valid`` with its request, or ``invalid``/``duplicate`` with a reason."""
 
     number: int
-    status: str
+    status: RowStatus
     phone: str = ""
-    error_code: str = ""
+    error_code: ErrorCode | str = ""
     error: str = ""
     request: TicketRequest | None = None
 
@@ -63,7 +64,7 @@ class CheckedRow(NamedTuple):
 class RowProblem(Exception):
     """A reason a row cannot be sent: a stable code for scripts and a sentence for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -83,11 +84,10 @@ class PhoneNormalizer:
     def _normalize(self, raw: str) -> str | RowProblem:
         """The E.164 form, or the problem (returned, not raised, so it can be cached)."""
         if not raw:
-            return RowProblem("phone_missing", "phone is empty")
+            return RowProblem(ErrorCode.PHONE_MISSING, "phone is empty")
         text = raw.replace(" ", "")
         if ("E" in text or "e" in text) and _SCIENTIFIC.match(text):
-            return RowProblem(
-                "phone_damaged",
+            return RowProblem(ErrorCode.PHONE_DAMAGED,
                 f"phone {raw!r} is in scientific notation, so Excel has dropped digits;"
                 " format the column as text and export again",
             )
@@ -95,8 +95,7 @@ class PhoneNormalizer:
         if float_zero:
             digits = float_zero.group(1).lstrip("+")
             if len(digits) > _EXCEL_DIGITS:
-                return RowProblem(
-                    "phone_damaged",
+                return RowProblem(ErrorCode.PHONE_DAMAGED,
                     f"phone {raw!r} was stored as a number with more than {_EXCEL_DIGITS}"
                     " digits, so Excel has changed it; format the column as text",
                 )
@@ -106,35 +105,33 @@ class PhoneNormalizer:
         except NumberParseException as error:
             if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
                 if self.country is None:
-                    return RowProblem(
-                        "phone_no_country",
+                    return RowProblem(ErrorCode.PHONE_NO_COUNTRY,
                         f"phone {raw!r} has no country code and [defaults] country is not set",
                     )
-                return RowProblem("phone_invalid", f"phone {raw!r} has an unknown country code")
+                return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} has an unknown country code")
             if error.error_type == NumberParseException.NOT_A_NUMBER:
-                return RowProblem("phone_invalid", f"phone {raw!r} is not a phone number")
+                return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} is not a phone number")
             if error.error_type in (
                 NumberParseException.TOO_SHORT_NSN,
                 NumberParseException.TOO_SHORT_AFTER_IDD,
             ):
-                return RowProblem("phone_too_short", f"phone {raw!r} is too short")
-            return RowProblem("phone_too_long", f"phone {raw!r} is too long")
+                return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short")
+            return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long")
         _drop_obsolete_mexican_prefix(number)
         if phonenumbers.is_valid_number(number):  # the common case: skip the diagnosis
             return _e164(number)
         reason = phonenumbers.is_possible_number_with_reason(number)
         if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH,
                       ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-            return RowProblem("phone_too_short", f"phone {raw!r} is too short for its country")
+            return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short for its country")
         if reason == ValidationResult.TOO_LONG:
-            return RowProblem("phone_too_long", f"phone {raw!r} is too long for its country")
+            return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long for its country")
         if reason == ValidationResult.INVALID_COUNTRY_CODE:
-            return RowProblem("phone_invalid", f"phone {raw!r} has an unknown country code")
+            return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} has an unknown country code")
         e164 = _e164(number)
         if self.policy == "valid":
             region = phonenumbers.region_code_for_country_code(number.country_code)
-            return RowProblem(
-                "phone_invalid",
+            return RowProblem(ErrorCode.PHONE_INVALID,
                 f"phone {raw!r} ({e164}) is not a valid number for {region}"
                 " (if your numbers are newer than the phone data, set"
                 ' [defaults] phone_check = "possible")',
@@ -186,14 +183,13 @@ class StageResolver:
             return cell  # validate without a key: resolved against the account at run time
         if is_uuid(cell):
             if not self.exists(cell):
-                raise RowProblem("stage_unknown", f"stage {cell} is not in the account's pipelines")
+                raise RowProblem(ErrorCode.STAGE_UNKNOWN, f"stage {cell} is not in the account's pipelines")
             return cell
         matches = self._by_name.get(_fold(cell), [])
         if not matches:
-            raise RowProblem("stage_unknown", f"no stage named {cell!r} in the account's pipelines")
+            raise RowProblem(ErrorCode.STAGE_UNKNOWN, f"no stage named {cell!r} in the account's pipelines")
         if len(set(matches)) > 1:
-            raise RowProblem(
-                "stage_ambiguous",
+            raise RowProblem(ErrorCode.STAGE_AMBIGUOUS,
                 f"stage name {cell!r} is in more than one pipeline; write 'Pipeline / Stage'"
                 " or the stage UUID",
             )
@@ -213,14 +209,14 @@ def _check_template_variable(column: str, value: str | None) -> None:
     """WhatsApp refuses template variables that are empty or hold a newline, a tab or more
     than four spaces in a row; such a row would fail at Meta, after Vambe said "ok"."""
     if not value:
-        raise RowProblem("template_variable_invalid",
+        raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
                          f"the template variable {column!r} is empty in this row")
     for bad, what in (("\n", "a line break"), ("\r", "a line break"), ("\t", "a tab")):
         if bad in value:
-            raise RowProblem("template_variable_invalid",
+            raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
                              f"the template variable {column!r} holds {what}, which WhatsApp refuses")
     if _LONG_SPACE_RUN.search(value):
-        raise RowProblem("template_variable_invalid",
+        raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
                          f"the template variable {column!r} holds more than four spaces in a"
                          " row, which WhatsApp refuses")
 
@@ -283,22 +279,26 @@ class Validator:
         other._occurrences = {}
         return other
 
-    def learn_exclusions(self, source: str, phones: Iterable[str]) -> int:
-        """Phones never to contact, from one opt-out file; returns how many were unreadable.
+    def learn_exclusions(self, source: str, cells: Iterable[tuple[int, str, str]]
+                         ) -> tuple[int, list[tuple[int, str, str]]]:
+        """Phones never to contact, from one opt-out file's (row, column, cell) entries.
+        Returns how many were learned and the entries that are not phones, with why.
 
         Read leniently (any format, possible numbers too): wrongly excluding is safe,
         wrongly messaging is not."""
         lenient = PhoneNormalizer(self.config.defaults.country, "possible")
         index = len(self._exclusion_sources) + 1
         self._exclusion_sources.append(source)
-        unreadable = 0
-        for raw in phones:
+        learned = 0
+        unreadable = []
+        for row, column, raw in cells:
             phone = lenient.normalize(raw)
             if isinstance(phone, RowProblem):
-                unreadable += raw != ""
+                unreadable.append((row, column, phone.message))
             else:
                 self._excluded.put(phone, index)
-        return unreadable
+                learned += 1
+        return learned, unreadable
 
     def learn_last_rows(self, phones: Iterable[tuple[int, str]]) -> None:
         """First pass for ``within_file = "last"``: which row holds each phone last."""
@@ -310,20 +310,20 @@ class Validator:
     def check(self, row: MappedRow) -> CheckedRow:
         phone = self.phones.normalize(row.phone)
         if isinstance(phone, RowProblem):
-            return CheckedRow(row.number, "invalid", "", phone.code, phone.message)
+            return CheckedRow(row.number, RowStatus.INVALID, "", phone.code, phone.message)
         if self._exclusion_sources and (source := self._excluded.get(phone)) is not None:
-            return CheckedRow(row.number, "excluded", phone, error_code="opted_out",
+            return CheckedRow(row.number, RowStatus.EXCLUDED, phone, error_code=ErrorCode.OPTED_OUT,
                               error=f"phone is in {self._exclusion_sources[source - 1]}"
                                     " (opt-outs): never contacted")
         repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
-            return CheckedRow(row.number, "duplicate", phone, error_code="duplicate_phone",
+            return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")
         try:
             request = self._request(row, phone)
         except RowProblem as problem:
-            return CheckedRow(row.number, "invalid", phone, problem.code, problem.message)
-        return CheckedRow(row.number, "valid", phone, request=request)
+            return CheckedRow(row.number, RowStatus.INVALID, phone, problem.code, problem.message)
+        return CheckedRow(row.number, RowStatus.VALID, phone, request=request)
 
     def _repeated_row(self, phone: str, number: int) -> int | None:
         """The row this one repeats, per [dedupe]; a phone's first row claims it even if invalid."""
@@ -342,20 +342,19 @@ class Validator:
         else:
             stage_id = config.defaults.stage_id
             if stage_id is None:
-                raise RowProblem("stage_missing", "stage is empty and [defaults] stage_id is not set")
+                raise RowProblem(ErrorCode.STAGE_MISSING, "stage is empty and [defaults] stage_id is not set")
         if row.email:
             problem = email_problem(row.email)
             if problem is not None:
-                raise RowProblem("email_invalid", f"email {row.email!r} is not valid: {problem}")
+                raise RowProblem(ErrorCode.EMAIL_INVALID, f"email {row.email!r} is not valid: {problem}")
         if row.empty_placeholders:
             names = ", ".join(repr(name) for name in row.empty_placeholders)
-            raise RowProblem(
-                "placeholder_empty", f"the message needs {names}, which is empty in this row"
+            raise RowProblem(ErrorCode.PLACEHOLDER_EMPTY, f"the message needs {names}, which is empty in this row"
             )
         message = config.message
         if message is not None and message.is_template:
             if not row.template_id:
-                raise RowProblem("template_missing",
+                raise RowProblem(ErrorCode.TEMPLATE_MISSING,
                                  f"the template column {message.template_column!r} is empty"
                                  " and [message] template_id is not set")
             if message.variable is not None:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "campana_noviembre.csv"
 
 
-def test_starter_config_for_the_sample_runs_unchanged(invoke, tmp_path):
+def test_starter_config_for_the_sample_runs_unchanged(invoke, tmp_path, fake_clock):
     """init on the sample guesses its columns and country, and run --sandbox uses it as is."""
     made = invoke("init", SAMPLE, api_key=None)
     assert made.exit_code == 0, made.output
@@ -55,9 +55,10 @@ def test_init_never_overwrites_without_force(write_csv, invoke, tmp_path):
     assert 'phone = "Celular"' in (tmp_path / "config.toml").read_text(encoding="utf-8")
 
 
-def test_file_without_a_phone_column_is_refused(write_csv, invoke):
+def test_file_without_a_phone_column_is_refused(write_csv, invoke, tmp_path):
     """No header or column looks like a phone: a clear error, exit 2, no file written."""
     source = write_csv([["Nombre", "Ciudad"], ["Ana", "Talca"]])
     result = invoke("init", source, api_key=None)
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: clientes.csv: no column looks like a phone")
+    assert not (tmp_path / "config.toml").exists()

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -68,6 +68,8 @@ class Faults:
     fail_503: float = 0.0  # answered 503 without processing (safe to retry)
     fail_500: float = 0.0  # processed (ticket created), then answered 500
     drop: float = 0.0  # processed, then the connection is dropped mid-answer
+    throttle_first: int = 0  # the first N ticket requests answered 429, without processing
+    retry_after: str | None = None  # the Retry-After header of 429 and 503 answers, as given
     seed: int = 0
 
 
@@ -100,6 +102,27 @@ class SandboxState:
         self._lock = threading.Lock()
         self._random = random.Random(self.faults.seed)
         self._window: deque[float] = deque()
+        self.active = 0  # ticket requests being handled right now
+        self._throttled = 0  # ticket requests answered 429 by throttle_first
+
+    def reset(self) -> None:
+        """Back to a fresh sandbox (no contacts, tickets, faults), so one server can serve
+        many tests without the cost of a restart."""
+        fresh = SandboxState()
+        with self._lock:
+            for name in [f.name for f in fields(self)]:
+                setattr(self, name, getattr(fresh, name))
+            self._random, self._window = fresh._random, fresh._window
+            self._throttled = 0
+
+    def wait_idle(self, timeout: float = 20.0) -> None:
+        """Return once no ticket request is being handled (a test's deadline, not a sleep:
+        requests a client gave up on still arrive and are recorded)."""
+        deadline = time.monotonic() + timeout
+        while self.active:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the sandbox was still busy after {timeout:g} s")
+            time.sleep(0.01)
 
     def tickets_per_phone(self) -> Counter:
         """How many tickets each phone (as digits) got: more than one is a duplicate message."""
@@ -107,8 +130,13 @@ class SandboxState:
             return Counter(ticket["phone_digits"] for ticket in self.tickets)
 
     def ticket_bodies(self) -> list[dict]:
+        """Every ticket's body, by phone (then name): concurrent requests arrive in any
+        order, so arrival order is nothing a test or a demo may rely on."""
         with self._lock:
-            return [ticket["body"] for ticket in self.tickets]
+            bodies = [ticket["body"] for ticket in self.tickets]
+        return sorted(bodies, key=lambda body: (
+            re.sub(r"\D", "", str(body.get("to_phone_number"))), str(body.get("contact_name")),
+            json.dumps(body, sort_keys=True)))
 
     def stage_ids(self) -> set[str]:
         return {stage["id"] for pipeline in self.pipelines for stage in pipeline["stages"]}
@@ -135,6 +163,9 @@ class SandboxState:
     def _draw(self) -> str:
         faults = self.faults
         with self._lock:
+            if self._throttled < faults.throttle_first:
+                self._throttled += 1
+                return "429"
             roll = self._random.random()
         for name, share in (("429", faults.throttle), ("503", faults.fail_503),
                             ("500", faults.fail_500), ("drop", faults.drop)):
@@ -148,9 +179,9 @@ def _error(status: int, message: str, error: str) -> JSONResponse:
     return JSONResponse({"statusCode": status, "message": message, "error": error}, status)
 
 
-def _too_many(wait: float) -> JSONResponse:
+def _too_many(wait: float, retry_after: str | None = None) -> JSONResponse:
     return JSONResponse({"statusCode": 429, "message": "Too many requests"}, 429,
-                        headers={"retry-after": str(max(1, math.ceil(wait)))})
+                        headers={"retry-after": retry_after or str(max(1, math.ceil(wait)))})
 
 
 class _DroppedResponse(Response):
@@ -213,18 +244,22 @@ def create_app(state: SandboxState) -> Starlette:
 
     async def open_ticket(request: Request) -> Response:
         arrived = time.time()
-        raw = await request.body()
+        state.active += 1
         try:
-            body = json.loads(raw)
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        if state.faults.latency:
-            await asyncio.sleep(state.faults.latency)
-        refusal = await guarded(request)
-        if refusal is None:
-            refusal = await _open_ticket(request, body)
-        state._record(request, refusal.status_code, body, arrived)
-        return refusal
+            raw = await request.body()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            if state.faults.latency:
+                await asyncio.sleep(state.faults.latency)
+            refusal = await guarded(request)
+            if refusal is None:
+                refusal = await _open_ticket(request, body)
+            state._record(request, refusal.status_code, body, arrived)
+            return refusal
+        finally:
+            state.active -= 1
 
     async def _open_ticket(request: Request, body: object) -> Response:
         phone_id, channel = request.path_params["phone_id"], request.path_params["channel"]
@@ -241,9 +276,12 @@ def create_app(state: SandboxState) -> Starlette:
                           "Bad Request")
         fault = state._draw()
         if fault == "429":
-            return _too_many(1.0)
+            return _too_many(1.0, state.faults.retry_after)
         if fault == "503":
-            return _error(503, "Service temporarily unavailable", "Service Unavailable")
+            response = _error(503, "Service temporarily unavailable", "Service Unavailable")
+            if state.faults.retry_after:
+                response.headers["retry-after"] = state.faults.retry_after
+            return response
         problem = _check_body(body, state)
         if problem is not None:
             return _error(400, problem, "Bad Request")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
@@ -20,7 +19,7 @@ from pathlib import Path
 import phonenumbers
 
 from .exceptions import ConfigError, InputFileError
-from .read import Table, open_table
+from .read import PHONE_WORDS, Table, fold, open_table
 
 SAMPLE_ROWS = 200
 EXAMPLE_STAGE_ID = "550e8400-e29b-41d4-a716-446655440000"
@@ -28,8 +27,7 @@ EXAMPLE_PHONE_ID = "123456789"
 # Regions tried for numbers written without a country code: Vambe's markets first.
 REGIONS = ("CL", "MX", "AR", "CO", "PE", "BR", "EC", "UY", "PY", "BO", "VE", "ES", "US")
 GUESSES = {
-    "phone": ("telefono", "celular", "movil", "whatsapp", "phone", "mobile", "cel", "fono",
-              "tel", "numero"),
+    "phone": tuple(PHONE_WORDS),
     "contact_name": ("nombre", "name", "cliente", "contacto", "razon social"),
     "email": ("correo", "email", "e-mail", "mail"),
     "stage": ("etapa", "stage"),
@@ -47,14 +45,9 @@ class Starter:
     text: str
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char)).strip()
-
-
 def _matches(header: str, words: tuple[str, ...]) -> int:
     """How well a header fits: 2 for the whole header, 1 for a word of it, 0 for none."""
-    folded = _fold(header)
+    folded = fold(header)
     if folded in words:
         return 2
     return int(any(word in re.split(r"[\s_/.-]+", folded) for word in words))
@@ -100,7 +93,7 @@ def _guess_country(values: list[str]) -> tuple[str | None, int]:
 
 
 def _key(header: str) -> str:
-    key = re.sub(r"[^a-z0-9]+", "_", _fold(header)).strip("_")
+    key = re.sub(r"[^a-z0-9]+", "_", fold(header)).strip("_")
     return key or "campo"
 
 

@@ -1,0 +1,142 @@
+"""Time, waiting and backoff: the one seam through which the importer waits.
+
+Every pause (the pacer's slots, a 429 pause, a retry's backoff, a daily-limit window) asks
+:func:`clock` for the time and sleeps through it. Tests swap in a :class:`FakeClock` with
+:func:`use_clock`, as ``stamina.set_testing`` does for retries, so backoffs and windows cost
+no real time and a test never depends on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import heapq
+import itertools
+import math
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# The longest wait between two tries of a request that never reached the API (503, refused
+# connection): long enough to ride out a deploy or a restart, short enough that a run that
+# cannot get through says so within minutes, not hours.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class Clock:
+    """Real time: ``time.monotonic`` for intervals, ``time.time`` for what reports show."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class FakeClock(Clock):
+    """Virtual time for tests: sleepers are woken one at a time, earliest deadline first, and
+    the clock jumps to each deadline, so pauses cost no real time and concurrent waits keep
+    their order. ``stall(s)`` makes the next sleep wake ``s`` seconds late, as a busy
+    machine does."""
+
+    # Turns of the event loop between two wake-ups, so that a woken task can run and ask for
+    # its next sleep before a later sleeper is woken.
+    _SETTLE_TURNS = 3
+
+    def __init__(self, start: float = 1000.0, wall: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self._wall_offset = wall - start
+        self._stalls: list[float] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
+        self._order = itertools.count()
+        self._waking = False
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now + self._wall_offset
+
+    def stall(self, seconds: float) -> None:
+        self._stalls.append(seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        late = self._stalls.pop(0) if self._stalls else 0.0
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds) + late,
+                                        next(self._order), woken))
+        if not self._waking:
+            self._waking = True
+            self._wake_later(loop, self._SETTLE_TURNS)
+        await woken
+
+    def _wake_later(self, loop: asyncio.AbstractEventLoop, turns: int) -> None:
+        if turns:
+            loop.call_soon(self._wake_later, loop, turns - 1)
+            return
+        while self._sleepers:
+            deadline, _, woken = heapq.heappop(self._sleepers)
+            if not woken.done():  # a cancelled sleeper is skipped
+                self.now = max(self.now, deadline)
+                woken.set_result(None)
+                break
+        if self._sleepers:
+            self._wake_later(loop, self._SETTLE_TURNS)
+        else:
+            self._waking = False
+
+
+_clock: Clock = Clock()
+
+
+def clock() -> Clock:
+    """The clock every wait goes through."""
+    return _clock
+
+
+@contextmanager
+def use_clock(replacement: Clock) -> Iterator[Clock]:
+    """Wait through ``replacement`` inside the block (tests), then through real time again."""
+    global _clock
+    previous, _clock = _clock, replacement
+    try:
+        yield replacement
+    finally:
+        _clock = previous
+
+
+def backoff_ceiling(first: float, retries: int) -> float:
+    """The longest wait before retry number ``retries + 1``: doubling, capped."""
+    return min(MAX_BACKOFF_SECONDS, first * 2.0 ** min(retries, 64))
+
+
+def backoff(first: float, retries: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter, so workers retrying together do not come back
+    together (the AWS architecture blog's "full jitter")."""
+    return (rng or random).uniform(0, backoff_ceiling(first, retries))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds to wait: a number of seconds or an HTTP date (RFC 9110).
+    None when absent or unreadable; never negative, never infinite or NaN."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (clock().time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)

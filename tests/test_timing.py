@@ -1,0 +1,122 @@
+"""Pacing, backoff, Retry-After and answer classification, in virtual time (no real waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+
+import httpx2
+import pytest
+
+from importer.client import classify_status
+from importer.codes import ErrorCode, Outcome
+from importer.send import Pacer
+from importer.timing import (MAX_BACKOFF_SECONDS, FakeClock, backoff, backoff_ceiling,
+                             parse_retry_after)
+
+from .conftest import people, read_results
+
+
+def _send_times(rate: float, callers: int, clock: FakeClock) -> list[float]:
+    """When each of ``callers`` concurrent requests got its slot from one pacer."""
+    times: list[float] = []
+
+    async def main() -> None:
+        pacer = Pacer(rate, clock)
+
+        async def one() -> None:
+            await pacer.wait()
+            times.append(clock.monotonic())
+
+        await asyncio.gather(*(one() for _ in range(callers)))
+
+    asyncio.run(main())
+    return sorted(times)
+
+
+def _most_in_any_second(times: list[float]) -> int:
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+def test_pacer_spaces_requests_evenly_from_the_first_one():
+    """At 4/s, twelve callers get slots a quarter of a second apart: no burst at the start."""
+    clock = FakeClock(start=0.0)
+    times = _send_times(4, 12, clock)
+    assert times[:4] == [0.0, 0.25, 0.5, 0.75]
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.25 - 1e-9
+    assert times[-1] <= 11 * 0.25 * 1.03  # the window's 2% margin, no more
+    assert _most_in_any_second(times) <= 4
+
+
+def test_pacer_window_holds_back_requests_after_a_late_wake_up():
+    """A stalled event loop wakes several waiting requests at once; the sliding window still
+    lets at most R through in any second (the slots alone would send them together)."""
+    clock = FakeClock(start=0.0)
+    clock.stall(1.5)  # the first sleeper wakes 1.5 s late, as on a busy machine
+    times = _send_times(2, 6, clock)
+    assert _most_in_any_second(times) <= 2
+    assert len(times) == 6
+
+
+def test_backoff_doubles_and_is_capped():
+    """Full jitter under a ceiling that doubles per retry and never passes 60 s."""
+    assert [backoff_ceiling(1.0, n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff_ceiling(1.0, 10_000) == MAX_BACKOFF_SECONDS
+    rng = random.Random(7)
+    draws = [backoff(1.0, 30, rng) for _ in range(500)]
+    assert max(draws) <= MAX_BACKOFF_SECONDS
+    assert max(draws) > MAX_BACKOFF_SECONDS / 2  # jitter spans the range, not a constant
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("120", 120.0),
+    (" 3 ", 3.0),
+    ("1.5", 1.5),
+    ("-5", 0.0),
+    ("Wed, 21 Oct 2026 07:28:30 GMT", 30.0),
+    ("Wed, 21 Oct 2026 07:27:00 GMT", 0.0),  # in the past: no wait
+    ("nan", None),
+    ("soon", None),
+    ("", None),
+    (None, None),
+])
+def test_retry_after_as_seconds_or_http_date(value, seconds):
+    """Retry-After is seconds or an HTTP date; the past, junk and NaN never mean a wait."""
+    now = email.utils.parsedate_to_datetime("Wed, 21 Oct 2026 07:28:00 GMT").timestamp()
+    assert parse_retry_after(value, now=now) == seconds
+
+
+@pytest.mark.parametrize(("status", "outcome", "code"), [
+    (200, Outcome.SENT, ""),
+    (201, Outcome.SENT, ""),
+    (400, Outcome.REJECTED, ErrorCode.API_REJECTED),
+    (422, Outcome.REJECTED, ErrorCode.API_REJECTED),
+    (401, Outcome.FATAL, ErrorCode.API_KEY_REJECTED),
+    (403, Outcome.FATAL, ErrorCode.API_KEY_REJECTED),
+    (404, Outcome.FATAL, ErrorCode.PHONE_ID_UNKNOWN),
+    (429, Outcome.THROTTLED, ErrorCode.THROTTLED),
+    (503, Outcome.RETRY, ErrorCode.API_UNAVAILABLE),
+    (500, Outcome.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN),
+    (502, Outcome.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN),
+    (504, Outcome.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN),
+])
+def test_every_answer_is_classified_by_the_table(status, outcome, code):
+    """Only 429 and 503 are retried; 5xx that may have been processed are unknown."""
+    answer = classify_status(status, b'{"message": "m", "aiContactId": "c"}', httpx2.Headers())
+    assert (answer.outcome, answer.error_code) == (outcome, code)
+
+
+def test_a_429_pauses_for_its_http_date_and_slows_the_run(make_sandbox, write_config, write_csv,
+                                                          invoke, tmp_path, fake_clock):
+    """A 429 whose Retry-After is an HTTP date pauses the whole run that long, then the run
+    goes on a fifth slower; the throttled row is sent once it may be."""
+    later = email.utils.formatdate(fake_clock.time() + 30, usegmt=True)
+    server = make_sandbox(throttle_first=1, retry_after=later)
+    config = write_config(server.url, api={"rate_limit_per_second": 5, "max_concurrency": 1})
+    result = invoke("run", write_csv(people(3)), "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "API throttled the run (HTTP 429): pausing 30 s, then sending at 4/s" in result.stderr
+    assert fake_clock.now - 1000.0 >= 30
+    assert [r["attempts"] for r in read_results(tmp_path / "clientes-import")] == ["2", "1", "1"]
+    assert len(server.state.tickets) == 3
