@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .codes import RowStatus
+from .codes import ErrorCode, RowStatus
 from .config import Config
 from .exceptions import ImporterError, MissingApiKeyError
-from .job import Plan, duration_text, list_stages, run_import, validate_file
+from .job import Plan, default_out_dir, duration_text, list_stages, run_import, validate_file
 from .report import RowResult, Summary
 from .version import __version__
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 # 2 (could not start) is every ImporterError's own exit_code.
 EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_INTERRUPTED = 0, 1, 3, 130
 API_KEY_VARIABLE = "VAMBE_API_KEY"
+SANDBOX_LEDGER = "sandbox-ledger.sqlite"
 
 
 class _CliError(click.ClickException):
@@ -111,6 +112,8 @@ def _print_summary(summary: Summary) -> None:
         click.echo(f"Note: {note}")
     if summary.finished_at is not None:
         click.echo("Reports: " + ", ".join(str(path) for path in summary.paths.values()))
+    if summary.ledger_path is not None:
+        click.echo(f"Ledger: {summary.ledger_path}")
 
 
 @cli.command()
@@ -150,8 +153,8 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out: rows already sent are never sent again.")
 @click.option("--retry-unknown", is_flag=True,
-              help="With --resume, send again the rows whose outcome is unknown (they may"
-                   " have reached the customer).")
+              help="Send again the rows whose outcome is unknown (they may have reached the"
+                   " customer).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Send at most N rows (a pilot); --resume sends the rest.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -164,14 +167,16 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     """
     from .config import load_config
 
-    if retry_unknown and not resume:
-        raise click.UsageError("--retry-unknown goes with --resume: it re-sends rows whose"
-                               " outcome an earlier run could not know")
     config = load_config(config_path)
     server = None
+    out = out_dir if out_dir is not None else default_out_dir(file)
+    ledger_path = account = None
     if sandbox:
         server, config = _start_sandbox(config)
         api_key = server.state.api_key
+        # A sandbox forgets everything when it stops: its ledger lives with the run it
+        # served, never in the real one, and it is named "sandbox", not by its random port.
+        ledger_path, account = out / SANDBOX_LEDGER, "sandbox"
     else:
         api_key = os.environ.get(API_KEY_VARIABLE, "")
         if not api_key:
@@ -183,16 +188,18 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     ask = not yes and sys.stdin.isatty()
 
     def confirm(plan: Plan) -> bool:
-        """Show the plan (it also sizes the progress bar); ask only at a terminal."""
-        click.echo(plan.describe(), err=True)
+        """Show the plan when someone watches (it also sizes the progress bar); ask only at
+        a terminal."""
         progress.total = plan.rows
+        if ask or progress.enabled:
+            click.echo(plan.describe(), err=True)
         return click.confirm("Send now?", default=False, err=True) if ask else True
 
     try:
-        summary = run_import(file, config, api_key=api_key, out_dir=out_dir, sheet=sheet,
+        summary = run_import(file, config, api_key=api_key, out_dir=out, sheet=sheet,
                              resume=resume, retry_unknown=retry_unknown, limit=limit,
-                             confirm=confirm if ask or progress.enabled else None,
-                             on_result=progress.update, on_note=progress.note)
+                             confirm=confirm, on_result=progress.update,
+                             on_note=progress.note, ledger_path=ledger_path, account=account)
     finally:
         progress.close()
         if server is not None:
@@ -214,9 +221,27 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         click.echo(f"Sandbox received {len(state.received)} requests and opened"
                    f" {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
     if summary.finished_at is not None and not summary.all_done:
-        click.echo(f"Rows not sent are in {summary.paths['errors.csv']} (fix and import it"
-                   " again); failed and skipped rows are retried by --resume.")
+        _print_what_next(summary)
     sys.exit(exit_code(summary))
+
+
+def _print_what_next(summary: Summary) -> None:
+    """What to do about the rows not sent. Unknown rows are never offered for a blind
+    re-import: they may have reached the customer."""
+    counts = summary.counts
+    if counts[RowStatus.INVALID] or counts[RowStatus.FAILED]:
+        click.echo(f"Invalid and failed rows are in {summary.paths['errors.csv']}: fix and"
+                   " import it again (rows already sent are never sent again); failed and"
+                   " skipped rows are also retried by --resume.")
+    elif counts[RowStatus.SKIPPED]:
+        click.echo("Skipped rows are sent by --resume.")
+    unknown = summary.unknown_rows
+    if unknown:
+        shown = ", ".join(str(row) for row in unknown[:10]) + (", ..." if len(unknown) > 10
+                                                                else "")
+        click.echo(f"{len(unknown)} rows have an unknown outcome (rows {shown}): the customer"
+                   " may have got the ticket. Check them in Vambe; re-importing does not send"
+                   " them again; --resume --retry-unknown does.")
 
 
 def _start_sandbox(config: Config) -> tuple[SandboxServer, Config]:
@@ -245,13 +270,15 @@ class _Progress:
         self._counts: dict[str, int] = {}
 
     def update(self, result: RowResult) -> None:
-        if not self.enabled:
-            return
+        if not self.enabled or result.error_code == ErrorCode.NOT_ATTEMPTED:
+            return  # after Ctrl-C the bar stays where the run stopped
         if self._bar is None:  # created at the first row, after any confirmation question
             from tqdm import tqdm
 
+            # miniters=1: tqdm otherwise learns from a fast burst (rows a resumed run finds
+            # already sent) to redraw only every N rows, and then freezes while sending.
             self._bar = tqdm(total=self.total, unit="row", file=sys.stderr, dynamic_ncols=True,
-                             mininterval=0.25)
+                             mininterval=0.25, miniters=1)
         self._counts[result.status] = self._counts.get(result.status, 0) + 1
         self._bar.update(1)
         if result.status in _PROGRESS_STATUSES:

@@ -185,6 +185,16 @@ class DedupeSettings(_Section):
     within_file: Literal["first", "last", "none"] = "first"
     # Files of phones never to contact (opt-outs), relative to the config file's folder.
     exclude: list[str] = []
+    # A request the ledger holds as sent, from another folder, within this many days, is
+    # not sent again (a re-imported file, another working directory). 30 covers a monthly
+    # campaign's re-runs; 0 turns it off (a resumed run never re-sends, whatever this says).
+    across_runs_days: Annotated[float, Field(ge=0, le=3650)] = 30
+
+
+class LedgerSettings(_Section):
+    # The send ledger (see README "Ledger"); relative to the config file's folder. Default:
+    # $VAMBE_IMPORT_LEDGER, else ledger.sqlite in the user's data folder.
+    path: str | None = None
 
 
 class Config(_Section):
@@ -197,6 +207,7 @@ class Config(_Section):
     integration_data: MetadataMap = {}
     message: MessageSettings | None = None
     dedupe: DedupeSettings = DedupeSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @model_validator(mode="after")
     def _templates_need_the_business_api(self) -> Config:
@@ -210,6 +221,9 @@ class Config(_Section):
 
     def exclude_paths(self) -> list[Path]:
         return [self.folder / name for name in self.dedupe.exclude]
+
+    def ledger_path(self) -> Path | None:
+        return None if self.ledger.path is None else self.folder / Path(self.ledger.path).expanduser()
 
     def mapped_columns(self) -> list[tuple[str, str]]:
         """Every (setting, column header) pair the config reads from the file."""

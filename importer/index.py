@@ -8,6 +8,7 @@ bytes a slot, at most half full: 3 to 6 MiB per 100,000 distinct phones.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterator
 
 _GOLDEN = 0x9E3779B97F4A7C15  # Fibonacci hashing spreads sequential numbers over the table
 _MASK64 = (1 << 64) - 1
@@ -51,6 +52,10 @@ class PhoneIndex:
     def get(self, phone: str) -> int | None:
         slot = self._slot(int(phone[1:]))
         return self._rows[slot] if self._keys[slot] else None
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        """Every (phone, value) stored, in no particular order."""
+        return ((f"+{key}", row) for key, row in zip(self._keys, self._rows) if key)
 
     def _store(self, slot: int, key: int, row: int) -> None:
         self._keys[slot] = key

@@ -1,61 +1,85 @@
 """The two jobs a user runs, as plain functions: :func:`validate_file` and :func:`run_import`.
 
-Both stream the input through read -> map -> validate. ``validate_file`` writes the reports
-as it goes. ``run_import`` reads the file more than once: a pre-pass for
-``within_file = "last"``, a plan pass before anything is sent, the sending pass, and the
-reports (results from the journal beside the file's rows). The library never prints: notes
-go to the caller's ``on_note``. The CLI is a thin layer over these two.
+Both stream the input through read -> map -> validate, and read it at most twice.
+``validate_file`` writes the reports as it goes (after a first pass that learns the last row
+of each phone, for ``within_file = "last"``). ``run_import`` first reads and checks the
+whole file (the plan pass: nothing is sent if any row cannot be read), then sends in a
+second pass, claiming every request in the ledger; the reports come from the journal, which
+keeps the cells of the rows that go to errors.csv. The library never prints: notes go to
+the caller's ``on_note``. The CLI is a thin layer over these two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .client import Pipeline, VambeClient
-from .config import Config, load_config
 from .codes import RowStatus
+from .config import Config, load_config
 from .exceptions import ConfigError, InputFileError, OutputFolderError
-from .journal import Journal, holds_run
+from .index import PhoneIndex
+from .journal import FolderLock, Journal, read_journal
+from .ledger import Held, Ledger, Policy, default_ledger_path, target_name
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table, opt_out_cells
-from .report import ReportWriter, RowResult, Summary, with_sources
+from .report import ReportWriter, RowResult, Summary
 from .send import Sender, format_time
-from .validate import CheckedRow, StageResolver, Validator
+from .validate import CheckedRow, OptOuts, StageResolver, Validator
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run is about to do, for the confirmation question."""
+    """What a run is about to do, from a first pass over the whole file."""
 
     rows: int
     to_send: int
     messages: int
-    already_sent: int
-    not_valid: int
+    already_sent: int  # by an earlier run into this folder
+    not_valid: int  # invalid, duplicate or excluded
     rate_per_second: float
     base_url: str
     phone_id: str
     held_back: int = 0  # valid rows left for a later --resume by --limit
+    sent_before: int = 0  # the ledger: sent from another folder within across_runs_days
+    unknown: int = 0  # the ledger: outcome unknown, held back without --retry-unknown
+    in_progress: int = 0  # the ledger: being sent by another live run
 
     @property
     def estimated_seconds(self) -> float | None:
         return self.to_send / self.rate_per_second if self.rate_per_second else None
 
+    @property
+    def ledger_holds(self) -> int:
+        return self.sent_before + self.unknown + self.in_progress
+
     def describe(self) -> str:
         pace = (f"at {self.rate_per_second:g}/s, about {duration_text(self.estimated_seconds)}"
                 if self.rate_per_second else "with no rate limit")
-        return (
+        text = (
             f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
             f" through {self.base_url} (phone ID {self.phone_id}) {pace}."
             f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
             f" {self.already_sent} were sent by an earlier run"
             + (f", {self.held_back} are left for --resume by --limit." if self.held_back else ".")
         )
+        if self.ledger_holds:
+            text += f" {ledger_note(self.sent_before, self.unknown, self.in_progress)}."
+        return text
+
+
+def ledger_note(sent_before: int, unknown: int, in_progress: int) -> str:
+    """How many rows the ledger holds back, and why."""
+    parts = [f"{count} {what}" for count, what in (
+        (sent_before, "sent before from another folder"),
+        (unknown, "with an unknown outcome (--retry-unknown sends them)"),
+        (in_progress, "being sent by another run")) if count]
+    return f"The ledger holds back {sent_before + unknown + in_progress} rows: {', '.join(parts)}"
 
 
 def duration_text(seconds: float) -> str:
@@ -92,18 +116,6 @@ def _open_input(input_path: str | Path, config: Config, sheet: str | None) -> Ta
     return table
 
 
-def _prepared_validator(table: Table, config: Config, stages: StageResolver) -> Validator:
-    """A validator that has read the opt-out files and, for ``within_file = "last"``, which
-    row holds each phone last: pre-passes done once per job, however many passes follow."""
-    validator = Validator(config, stages)
-    for path in config.exclude_paths():
-        _learn_opt_outs(validator, path, config)
-    if config.dedupe.within_file == "last":
-        phone_column = table.headers.index(config.columns.phone)
-        validator.learn_last_rows((row.number, row.cells[phone_column]) for row in table.rows())
-    return validator
-
-
 def _checked(table: Table, config: Config, validator: Validator
              ) -> Iterator[tuple[SourceRow, CheckedRow]]:
     """The pipeline up to the verdict, streaming: read -> map -> validate."""
@@ -113,28 +125,105 @@ def _checked(table: Table, config: Config, validator: Validator
         yield source, validator.check(mapper.map(source))
 
 
+# What the plan pass makes of a row. For within_file = "last" it is packed with the row
+# number and a message bit into the phone index (row << 4 | kind << 1 | message), so the
+# verdict of each phone's last row is known at the end of the pass without a third read.
+_NOT_SENT, _TO_SEND, _SENT_HERE, _SENT_BEFORE, _UNKNOWN, _IN_PROGRESS = range(6)
+_HELD_KIND = {RowStatus.SENT: _SENT_HERE, RowStatus.DUPLICATE: _SENT_BEFORE,
+              RowStatus.UNKNOWN: _UNKNOWN, RowStatus.SKIPPED: _IN_PROGRESS}
+
+
+def _held(checked: CheckedRow, ledger: Ledger | None) -> Held | None:
+    if checked.request is None or ledger is None:
+        return None
+    return ledger.held(checked.request.key)
+
+
+def _kind(checked: CheckedRow, ledger: Ledger | None) -> int:
+    if checked.request is None:
+        return _NOT_SENT
+    held = _held(checked, ledger)
+    return _TO_SEND if held is None else _HELD_KIND[held.status]
+
+
+class _Tally:
+    """The plan's counts, fed rows in file order."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.kinds = [0] * 6
+        self.to_send = self.messages = self.held_back = 0
+
+    def add(self, kind: int, has_message: bool) -> None:
+        if kind == _TO_SEND and self.limit is not None and self.to_send >= self.limit:
+            self.held_back += 1
+        elif kind == _TO_SEND:
+            self.to_send += 1
+            self.messages += has_message
+        else:
+            self.kinds[kind] += 1
+
+
+def _plan_pass(table: Table, config: Config, validator: Validator, ledger: Ledger | None,
+               limit: int | None) -> Plan:
+    """Read and check the whole file before anything is sent (a row that cannot be read
+    stops the job here), and count what sending would do. For ``within_file = "last"`` it
+    also teaches ``validator`` the last row of every phone."""
+    last = config.dedupe.within_file == "last"
+    mapper = RowMapper(config, table.headers)
+    checking = validator.fresh()
+    tally = _Tally(limit)
+    latest = PhoneIndex()
+    rows = 0
+    for source in table.rows():
+        rows += 1
+        checked = checking.check(mapper.map(source), dedupe=not last)
+        if last and checked.phone and checked.status != RowStatus.EXCLUDED:
+            has_message = checked.request is not None and checked.request.has_message
+            latest.put(checked.phone,
+                       source.number << 4 | _kind(checked, ledger) << 1 | has_message)
+        else:
+            tally.add(_kind(checked, ledger),
+                      checked.request is not None and checked.request.has_message)
+    if last:
+        packed = array("q")
+        for phone, value in latest.items():
+            validator.learn_last_row(phone, value >> 4)
+            packed.append(value)
+        for value in (sorted(packed) if limit is not None else packed):
+            tally.add(value >> 1 & 7, bool(value & 1))
+    to_send, kinds = tally.to_send, tally.kinds
+    return Plan(rows, to_send, tally.messages, kinds[_SENT_HERE],
+                rows - to_send - tally.held_back - sum(kinds[_SENT_HERE:]),
+                config.api.rate_limit_per_second, config.api.base_url, config.api.phone_id,
+                tally.held_back, kinds[_SENT_BEFORE], kinds[_UNKNOWN], kinds[_IN_PROGRESS])
+
+
 MAX_SHOWN_PROBLEMS = 5
 
 
-def _learn_opt_outs(validator: Validator, path: Path, config: Config) -> None:
-    """Read one opt-out file, failing closed: a list that only partly works is worse than
-    none, so an unreadable file, a file without a phone, or any entry that cannot be read as
-    a phone stops the job before anything is sent, naming the line and the cell."""
-    where = f"{config.source}: [dedupe] exclude: {path.name}"
-    try:
-        learned, unreadable = validator.learn_exclusions(path.name, opt_out_cells(path))
-    except InputFileError as error:
-        raise ConfigError(f"{config.source}: [dedupe] exclude: {error}") from None
-    if unreadable:
-        shown = "; ".join(f"row {row} {column!r}: {problem}"
-                          for row, column, problem in unreadable[:MAX_SHOWN_PROBLEMS])
-        more = (f" and {len(unreadable) - MAX_SHOWN_PROBLEMS} more"
-                if len(unreadable) > MAX_SHOWN_PROBLEMS else "")
-        raise ConfigError(f"{where}: {len(unreadable)} entries cannot be read as a phone, so"
-                          f" nobody is contacted until they are fixed: {shown}{more}")
-    if not learned:
-        raise ConfigError(f"{where}: holds no phone number, so nobody is contacted until it"
-                          " does (an empty opt-out list is almost always the wrong file)")
+def read_opt_outs(config: Config) -> OptOuts:
+    """Read the ``[dedupe] exclude`` files, failing closed: a list that only partly works is
+    worse than none, so an unreadable file, a file without a phone, or any entry that cannot
+    be read as a phone stops the job before any request, naming the row and the cell."""
+    opt_outs = OptOuts(config.defaults.country)
+    for path in config.exclude_paths():
+        where = f"{config.source}: [dedupe] exclude: {path.name}"
+        try:
+            learned, unreadable = opt_outs.learn(path.name, opt_out_cells(path))
+        except InputFileError as error:
+            raise ConfigError(f"{config.source}: [dedupe] exclude: {error}") from None
+        if unreadable:
+            shown = "; ".join(f"row {row} {column!r}: {problem}"
+                              for row, column, problem in unreadable[:MAX_SHOWN_PROBLEMS])
+            more = (f" and {len(unreadable) - MAX_SHOWN_PROBLEMS} more"
+                    if len(unreadable) > MAX_SHOWN_PROBLEMS else "")
+            raise ConfigError(f"{where}: {len(unreadable)} entries cannot be read as a phone,"
+                              f" so nobody is contacted until they are fixed: {shown}{more}")
+        if not learned:
+            raise ConfigError(f"{where}: holds no phone number, so nobody is contacted until"
+                              " it does (an empty opt-out list is almost always the wrong file)")
+    return opt_outs
 
 
 def _check_default_stage(config: Config, stages: StageResolver) -> None:
@@ -163,50 +252,99 @@ def list_stages(config: Config | str | Path, *, api_key: str) -> list[Pipeline]:
 PREVIEW_ROWS = 3
 
 
+def _ledger_path(config: Config, ledger_path: str | Path | None) -> Path:
+    """Where the ledger is: the argument, ``[ledger] path``, ``$VAMBE_IMPORT_LEDGER``, or the
+    user's data folder."""
+    if ledger_path is not None:
+        return Path(ledger_path)
+    return config.ledger_path() or default_ledger_path()
+
+
+def _identity(config: Config, account: str | None) -> dict[str, str]:
+    api = config.api
+    return {"base_url": account or api.base_url, "channel": api.channel,
+            "phone_id": api.phone_id}
+
+
 def validate_file(input_path: str | Path, config: Config | str | Path, *,
                   out_dir: str | Path | None = None, api_key: str | None = None,
-                  sheet: str | None = None) -> Summary:
+                  sheet: str | None = None, ledger_path: str | Path | None = None) -> Summary:
     """Check every row and write the reports, sending nothing.
 
     With an API key, stage names and IDs are checked against the account's pipelines;
-    without one, stage cells are taken as written. ``summary.preview`` holds the exact
-    bodies of the first rows that would be sent, ``summary.estimated_seconds`` the time
-    sending them all would take at the configured rate.
+    without one, stage cells are taken as written. Rows the ledger holds back (sent before,
+    unknown, being sent) get the status a run would give them. ``summary.preview`` holds the
+    exact bodies of the first rows that would be sent, ``summary.estimated_seconds`` the
+    time sending them all would take at the configured rate.
     """
     config = _as_config(config)
     table = _open_input(input_path, config, sheet)
     out = Path(out_dir) if out_dir is not None else default_out_dir(input_path)
-    if holds_run(out):
-        raise OutputFolderError(
-            f"{out} holds a run; validating into it would overwrite its reports;"
-            " choose another --out folder"
-        )
+    lock = FolderLock(out)
+    try:
+        record = read_journal(out)
+        if record is not None and record.started:
+            raise OutputFolderError(
+                f"{out} holds a run; validating into it would overwrite its reports;"
+                " choose another --out folder"
+            )
+        path = _ledger_path(config, ledger_path)
+        ledger = Ledger.peek(path, target=target_name(**_identity(config, None)), folder=out,
+                             policy=Policy(config.dedupe.across_runs_days))
+        try:
+            return _validate(table, config, out, api_key, ledger)
+        finally:
+            if ledger is not None:
+                ledger.close()
+    finally:
+        lock.release()
+
+
+def _validate(table: Table, config: Config, out: Path, api_key: str | None,
+              ledger: Ledger | None) -> Summary:
+    opt_outs = read_opt_outs(config)
     pipelines = asyncio.run(_fetch_pipelines(config, api_key)) if api_key else None
     stages = StageResolver(pipelines)
     _check_default_stage(config, stages)
     summary = Summary("validate", out_dir=out)
     if config.message is not None and not config.message.is_template:
         summary.notes.append(PLAIN_TEXT_NOTE)
+    validator = Validator(config, stages, opt_outs)
+    if config.dedupe.within_file == "last":
+        _plan_pass(table, config, validator, None, None)  # learns each phone's last row
+    held_back = dict.fromkeys(_HELD_KIND, 0)
     writer = ReportWriter(out, table)
     try:
-        for source, checked in _checked(table, config,
-                                        _prepared_validator(table, config, stages)):
-            result = RowResult(checked.number, checked.status, checked.phone,
-                               error_code=checked.error_code, error=checked.error)
+        for source, checked in _checked(table, config, validator):
+            held = _held(checked, ledger)
+            if held is not None:
+                held_back[held.status] += 1
+                result = RowResult(checked.number, held.status, checked.phone,
+                                   held.ai_contact_id, held.http_status, held.attempts,
+                                   held.error_code, held.error)
+            else:
+                result = RowResult(checked.number, checked.status, checked.phone,
+                                   error_code=checked.error_code, error=checked.error)
             summary.counts[result.status] += 1
             writer.add(result, source)
-            if checked.request is not None and len(summary.preview) < PREVIEW_ROWS:
+            if result.status == RowStatus.VALID and len(summary.preview) < PREVIEW_ROWS:
                 summary.preview.append(checked.request.body)
     except BaseException:
         writer.discard()
         raise
     if config.api.rate_limit_per_second:
-        summary.estimated_seconds = summary.counts[RowStatus.VALID] / config.api.rate_limit_per_second
-    if stages.unchecked or (pipelines is None and config.defaults.stage_id):
+        summary.estimated_seconds = (summary.counts[RowStatus.VALID]
+                                     / config.api.rate_limit_per_second)
+    if stages.unchecked:
         summary.notes.append(
             f"stages were not checked against the account ({stages.unchecked} rows name one):"
             " set VAMBE_API_KEY to check them"
         )
+    if any(held_back.values()):
+        note = ledger_note(held_back[RowStatus.DUPLICATE], held_back[RowStatus.UNKNOWN],
+                           held_back[RowStatus.SKIPPED])
+        summary.notes.append(f"{note} (ledger: {ledger.path})")
+    summary.ledger_path = None if ledger is None else ledger.path
     summary.finished_at = datetime.now(timezone.utc)
     writer.commit(summary)
     return summary
@@ -218,64 +356,110 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                confirm: Callable[[Plan], bool] | None = None,
                on_result: Callable[[RowResult], None] | None = None,
                on_note: Callable[[str], None] | None = None,
-               handle_signals: bool = True) -> Summary:
+               handle_signals: bool = True, ledger_path: str | Path | None = None,
+               account: str | None = None) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
-    ``limit`` sends at most that many rows (a pilot); the others are ``skipped`` and a later
-    ``resume=True`` run sends them. ``confirm`` is shown the :class:`Plan` before anything is
-    sent; returning False ends
-    the run with nothing sent (``summary.stopped == "declined"``). With ``handle_signals``
-    (main thread only) a first Ctrl-C or SIGTERM lets requests in flight finish and writes
-    the reports; a second stops at once and leaves the reports to ``--resume``.
+    The whole file is read and checked before the first request (a :class:`Plan`); every
+    request is claimed in the send ledger before it goes out, so no other run, folder or
+    file sends it again. ``limit`` sends at most that many rows (a pilot); the others are
+    ``skipped`` and a later ``resume=True`` run sends them. ``retry_unknown`` sends again
+    rows whose outcome is unknown. ``confirm`` is shown the plan before anything is sent;
+    returning False ends the run with nothing sent (``summary.stopped == "declined"``).
+    With ``handle_signals`` (main thread only) a first Ctrl-C or SIGTERM lets requests in
+    flight finish and writes the reports; a second stops at once and leaves the reports to
+    ``--resume``. ``ledger_path`` overrides where the ledger is; ``account`` names the API
+    in the ledger and journal instead of its base URL (the sandbox, whose port changes).
     """
     config = _as_config(config)
     table = _open_input(input_path, config, sheet)
+    opt_outs = read_opt_outs(config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(input_path)
-    api = config.api
-    identity = {"base_url": api.base_url, "channel": api.channel, "phone_id": api.phone_id}
-    journal = Journal.open(out, identity=identity, resume=resume)
+    lock = FolderLock(out)
     try:
-        return asyncio.run(_run(table, config, journal, api_key, retry_unknown=retry_unknown,
-                                limit=limit, confirm=confirm, on_result=on_result,
-                                on_note=on_note, handle_signals=handle_signals))
+        record = read_journal(out)
+        started = record is not None and record.started
+        if started and not resume:
+            raise OutputFolderError(
+                f"{out} already holds a run; continue it with --resume (rows already sent"
+                " are never sent again) or choose another --out folder"
+            )
+        if resume and not started:
+            raise OutputFolderError(f"--resume: {out} holds no run to resume")
+        identity = _identity(config, account)
+        path = _ledger_path(config, ledger_path)
+        ledger = Ledger.open(path, target=target_name(**identity), folder=out,
+                             policy=Policy(config.dedupe.across_runs_days, retry_unknown))
+        try:
+            if started:
+                _check_resumable(out, record, identity, ledger)
+            journal = Journal.open(out, identity=identity, ledger_id=ledger.id,
+                                   ledger_path=path)
+            try:
+                return asyncio.run(_run(table, config, journal, ledger, api_key, opt_outs,
+                                        limit=limit,
+                                        confirm=confirm, on_result=on_result, on_note=on_note,
+                                        handle_signals=handle_signals))
+            finally:
+                journal.close()
+        finally:
+            ledger.close()
     finally:
-        journal.close()
+        lock.release()
 
 
-async def _run(table: Table, config: Config, journal: Journal, api_key: str, *,
-               retry_unknown: bool, limit: int | None, confirm: Callable[[Plan], bool] | None,
+def _check_resumable(out: Path, record, identity: dict[str, str], ledger: Ledger) -> None:
+    """A run is resumed against the ledger that recorded it, and against the same account
+    unless no request of it was processed (a wrong phone ID stopped it at once)."""
+    if record.ledger_id is not None and record.ledger_id != ledger.id:
+        raise OutputFolderError(
+            f"{out} was recorded in the ledger at {record.ledger_path}, not in {ledger.path}"
+            " (moved, deleted or another one): set [ledger] path or VAMBE_IMPORT_LEDGER to it;"
+            " nothing was sent"
+        )
+    before = record.identity
+    if before != identity and ledger.folder_has_outcomes(target_name(**before)):
+        raise OutputFolderError(
+            f"{out} holds a run sent to {before.get('base_url')} (phone ID"
+            f" {before.get('phone_id')}), not to {identity.get('base_url')} (phone ID"
+            f" {identity.get('phone_id')}); use another --out folder"
+        )
+
+
+async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, api_key: str,
+               opt_outs: OptOuts, *, limit: int | None, confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
     api = config.api
     summary = Summary("run", out_dir=journal.path.parent)
+    summary.ledger_path = ledger.path
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds,
                            max_connections=api.max_concurrency) as client:
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)
-        validator = _prepared_validator(table, config, stages)
-        sender = Sender(client, journal, api, retry_unknown=retry_unknown, limit=limit,
-                        on_result=on_result, on_note=on_note)
+        validator = Validator(config, stages, opt_outs)
+        sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,
+                        on_note=on_note)
         _warn_before_sending(config, sender)
-        counts_messages = api.daily_message_limit is not None and config.message is not None
-        if confirm is not None or counts_messages:
-            plan = _plan(table, config, validator, journal, limit)
-            if counts_messages and plan.messages > sender.daily.left:
-                sender.note(
-                    f"Note: this run has {plan.messages} rows with a message, but the daily"
-                    f" message limit ({api.daily_message_limit} in 24 hours) allows"
-                    f" {sender.daily.left} more now: the other"
-                    f" {plan.messages - sender.daily.left} are skipped; --resume sends them"
-                    f" from {format_time(sender.daily.resume_from())}"
-                )
-            if confirm is not None and not confirm(plan):
-                summary.stopped = "declined"
-                return summary
-        rows = (checked for _, checked in _checked(table, config, validator))
+        plan = _plan_pass(table, config, validator, ledger, limit)
+        summary.plan = plan
+        if api.daily_message_limit is not None and plan.messages > sender.daily.left:
+            sender.note(
+                f"Note: this run has {plan.messages} rows with a message, but the daily"
+                f" message limit ({api.daily_message_limit} in 24 hours) allows"
+                f" {sender.daily.left} more now: the other"
+                f" {plan.messages - sender.daily.left} are skipped; --resume sends them"
+                f" from {format_time(sender.daily.resume_from())}"
+            )
+        if confirm is not None and not confirm(plan):
+            summary.stopped = "declined"
+            return summary
+        journal.mark_started()
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:
-                await sender.run(rows)
+                await sender.run(_checked(table, config, validator))
             except asyncio.CancelledError:
                 if not stop.hard:
                     raise
@@ -304,31 +488,14 @@ def _warn_before_sending(config: Config, sender: Sender) -> None:
         sender.note(f"Note: {PLAIN_TEXT_NOTE}")
 
 
-def _plan(table: Table, config: Config, validator: Validator, journal: Journal,
-          limit: int | None) -> Plan:
-    rows = to_send = messages = already_sent = held_back = 0
-    for _, checked in _checked(table, config, validator):
-        rows += 1
-        if checked.request is None:
-            continue
-        prior = journal.prior(checked.request.key)
-        if prior is not None and prior.state == "sent":
-            already_sent += 1
-        elif limit is not None and to_send >= limit:
-            held_back += 1
-        else:
-            to_send += 1
-            messages += checked.request.has_message
-    return Plan(rows, to_send, messages, already_sent,
-                rows - to_send - already_sent - held_back, config.api.rate_limit_per_second,
-                config.api.base_url, config.api.phone_id, held_back)
-
-
 def _write_run_reports(table: Table, journal: Journal, summary: Summary) -> None:
+    """The reports from the journal alone: the input is not read a third time."""
     writer = ReportWriter(journal.path.parent, table)
     try:
-        for result, source in with_sources(journal.results(), table.rows()):
+        for result, source in journal.results():
             summary.counts[result.status] += 1
+            if result.status == RowStatus.UNKNOWN:
+                summary.unknown_rows.append(result.row)
             writer.add(result, source)
     except BaseException:
         writer.discard()

@@ -57,6 +57,7 @@ class SourceRow(NamedTuple):
 
     number: int
     cells: tuple[str, ...]
+    origin: int | None = None  # in one of our error files: the row in the original file
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +70,23 @@ class Table:
     encoding: str  # the CSV's encoding; errors.csv is written back in it
     delimiter: str
     sheet: str | None = None
+    origin_column: int | None = None  # our error file's ``_row`` column, read back
+
+    def with_headers(self, headers: tuple[str, ...]) -> Table:
+        """This table with the header row as read; our error files' own columns (``_row``,
+        ``_status``...) are recognised and set aside, never mapped or written twice."""
+        origin_column = None
+        if headers[-len(ERROR_COLUMNS):] == ERROR_COLUMNS:
+            headers = headers[:-len(ERROR_COLUMNS)]
+            origin_column = len(headers)
+        return Table(self.path, self.kind, headers, self.encoding, self.delimiter, self.sheet,
+                     origin_column)
 
     def rows(self) -> Iterator[SourceRow]:
         """Yield every non-blank data row, streaming; a new call starts again at row 2."""
         source = _xlsx_records(self) if self.kind == "xlsx" else _csv_records(self)
         width = len(self.headers)
+        origin_at = self.origin_column
         next(source, None)  # the header row
         for number, record in enumerate(source, start=2):
             cells = tuple([_clean(cell) if cell[:1] in _SUSPECT else cell.strip()
@@ -81,7 +94,11 @@ class Table:
             if len(cells) < width:
                 cells += ("",) * (width - len(cells))
             if any(cells):
-                yield SourceRow(number, cells)
+                if origin_at is None:
+                    yield SourceRow(number, cells)
+                else:
+                    origin = record[origin_at].strip() if len(record) > origin_at else ""
+                    yield SourceRow(number, cells, int(origin) if origin.isdigit() else None)
 
 
 def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
@@ -138,8 +155,8 @@ def _open_csv(path: Path, head: bytes, encoding: str | None, delimiter: str | No
         raise InputFileError(f"{path.name}: binary data, not a CSV text file")
     encoding = encoding or detect_encoding(path, head)
     try:
-        with path.open(encoding=encoding, newline="") as handle:
-            first_line = handle.readline()
+        with path.open("rb") as handle:  # a reader that decodes the first line only
+            first_line = codecs.getreader(encoding)(handle).readline()
     except UnicodeDecodeError:
         raise InputFileError(
             f"{path.name}: row 1 is not valid {encoding} text; check [input] encoding"
@@ -147,7 +164,7 @@ def _open_csv(path: Path, head: bytes, encoding: str | None, delimiter: str | No
     delimiter = delimiter or detect_delimiter(first_line)
     table = Table(path, "csv", (), encoding, delimiter)
     header = next(_csv_records(table), None)
-    return Table(path, "csv", _checked_headers(path, header), encoding, delimiter)
+    return table.with_headers(_checked_headers(path, header))
 
 
 def detect_encoding(path: Path, head: bytes) -> str:
@@ -196,12 +213,28 @@ def _csv_records(table: Table) -> Iterator[list[str]]:
         try:
             yield from reader
         except UnicodeDecodeError:
+            line = _first_undecodable_line(table.path, table.encoding) or reader.line_num + 1
             raise InputFileError(
-                f"{table.path.name}: row {reader.line_num + 1} is not valid {table.encoding}"
+                f"{table.path.name}: row {line} is not valid {table.encoding}"
                 " text; check [input] encoding"
             ) from None
         except csv.Error as error:
             raise InputFileError(f"{table.path.name}: row {reader.line_num}: {error}") from None
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
+    """The line holding the first bytes ``encoding`` cannot decode (the text reader decodes
+    8 KB ahead, so its own position says nothing). None for encodings whose line ends are
+    not single bytes (UTF-16, UTF-32)."""
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        return None
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                return number
+    return None
 
 
 def _checked_headers(path: Path, header: list | tuple | None) -> tuple[str, ...]:
@@ -220,18 +253,23 @@ def _open_xlsx(path: Path, sheet: str | None) -> Table:
     workbook = _load_workbook(path)
     try:
         names = workbook.sheetnames
-        if sheet is not None and sheet not in names:
+        only = names[0] if len(names) == 1 else None
+        if sheet is not None and sheet not in names and not (
+                only and _header(workbook[only])[-len(ERROR_COLUMNS):] == ERROR_COLUMNS):
             raise InputFileError(
                 f"{path.name}: no sheet named {sheet!r} (sheets: {', '.join(names)})"
             )
-        sheet = sheet or names[0]
-        worksheet = workbook[sheet]
-        worksheet.reset_dimensions()  # some writers store wrong dimensions; trust the rows
-        header = next(worksheet.iter_rows(values_only=True), None)
-        headers = _checked_headers(path, [cell_text(value) for value in header or ()])
+        sheet = sheet if sheet in names else names[0]  # our errors.xlsx: its only sheet
+        headers = _checked_headers(path, _header(workbook[sheet]))
     finally:
         workbook.close()
-    return Table(path, "xlsx", headers, "utf-8-sig", ",", sheet)
+    return Table(path, "xlsx", (), "utf-8-sig", ",", sheet).with_headers(headers)
+
+
+def _header(worksheet) -> tuple[str, ...]:
+    worksheet.reset_dimensions()  # some writers store wrong dimensions; trust the rows
+    header = next(worksheet.iter_rows(values_only=True), None)
+    return tuple(cell_text(value) for value in header or ())
 
 
 def _load_workbook(path: Path):

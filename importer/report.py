@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +52,9 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     preview: list[dict] = field(default_factory=list)  # validate: first bodies to be sent
     estimated_seconds: float | None = None  # validate: sending time at the configured rate
+    ledger_path: Path | None = None  # the send ledger the job read (and a run wrote)
+    plan: object | None = None  # run: the Plan made before sending
+    unknown_rows: list[int] = field(default_factory=list)  # run: rows left unknown
 
     @property
     def total_rows(self) -> int:
@@ -101,13 +103,14 @@ class _ErrorsWorkbook:
     """errors.xlsx for XLSX input: every cell typed as text (so ``=...`` stays text and
     ``+56...`` stays a phone), the ``_error`` column highlighted; streamed (write-only)."""
 
-    def __init__(self, path: Path, headers: list[str]) -> None:
+    def __init__(self, path: Path, headers: list[str], sheet: str) -> None:
         from openpyxl import Workbook
         from openpyxl.styles import Font, PatternFill
 
         self.path = path
         self._workbook = Workbook(write_only=True)
-        self._sheet = self._workbook.create_sheet("Errores")
+        # The source sheet's name, so the config that read the workbook reads this one too.
+        self._sheet = self._workbook.create_sheet(sheet)
         self._highlight = PatternFill("solid", start_color="FFF2CC")
         self._error_column = len(headers) - 1
         self._sheet.append([self._cell(header, bold=Font(bold=True)) for header in headers])
@@ -151,16 +154,20 @@ class ReportWriter:
         self._workbook = None
         if table.kind == "xlsx":
             self._workbook = _ErrorsWorkbook(out_dir / "errors.xlsx.tmp.xlsx",
-                                             list(table.headers) + list(ERROR_COLUMNS))
+                                             list(table.headers) + list(ERROR_COLUMNS),
+                                             table.sheet or "Errores")
 
     def add(self, result: RowResult, source: SourceRow | None) -> None:
+        """One row of results.csv and, for an error status, of the error files (which keep
+        the row's number in the original file when it came from one of our error files)."""
         self._results.writerow(
             (result.row, result.status, result.phone, result.ai_contact_id,
              "" if result.http_status is None else result.http_status, result.attempts,
              result.error_code, result.error)
         )
         if result.status in ERROR_STATUSES and source is not None:
-            extra = [result.row, result.status, result.error_code, result.error]
+            extra = [source.origin or result.row, result.status, result.error_code,
+                     result.error]
             self._errors.writerow([neutralize(cell) for cell in source.cells] + extra)
             if self._workbook is not None:
                 self._workbook.append(list(source.cells) + extra)
@@ -185,12 +192,3 @@ class ReportWriter:
         if self._workbook is not None:
             self._workbook.path.unlink(missing_ok=True)
 
-
-def with_sources(results: Iterable[RowResult], rows: Iterator[SourceRow]
-                 ) -> Iterator[tuple[RowResult, SourceRow | None]]:
-    """Pair results (in row order) with the input rows they describe, reading both once."""
-    source = next(rows, None)
-    for result in results:
-        while source is not None and source.number < result.row:
-            source = next(rows, None)
-        yield result, source if source is not None and source.number == result.row else None

@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from .client import Answer, VambeClient
 from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
-from .journal import Journal, PriorRequest
+from .journal import Journal
+from .ledger import Held, Ledger
+from .read import SourceRow
 from .report import RowResult
 from .timing import Clock, backoff, clock
 from .validate import CheckedRow
@@ -81,17 +83,17 @@ DAY = 86400.0
 
 class DailyMessages:
     """WhatsApp's messaging limit: at most ``limit`` messages in any 24 hours, counting
-    earlier runs into the same folder (from the journal). Past it messages are silently
+    earlier runs to the same account from this machine (from the ledger). Past it messages are silently
     not delivered, so rows beyond it are not sent at all."""
 
-    def __init__(self, journal: Journal, limit: int | None, clock: Clock) -> None:
+    def __init__(self, ledger: Ledger, limit: int | None, clock: Clock) -> None:
         self._clock = clock
         self.limit = limit
         self.left: int | None = None
         self._earlier: list[float] = []
         self._first_taken: float | None = None
         if limit is not None:
-            self._earlier = journal.message_times(clock.time() - DAY)
+            self._earlier = ledger.message_times(clock.time() - DAY)
             self.left = max(0, limit - len(self._earlier))
         self.refused = 0
 
@@ -128,18 +130,18 @@ MIN_RATE = 0.2
 class Sender:
     """Sends one run's rows; :meth:`request_stop` lets requests in flight finish."""
 
-    def __init__(self, client: VambeClient, journal: Journal, api: ApiSettings, *,
-                 retry_unknown: bool = False, limit: int | None = None,
+    def __init__(self, client: VambeClient, journal: Journal, ledger: Ledger, api: ApiSettings,
+                 *, limit: int | None = None,
                  on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.journal = journal
+        self.ledger = ledger
         self.api = api
         self.clock = clock()
-        self.retry_unknown = retry_unknown
         self.limit = limit  # a pilot: send at most this many rows in this run
         self._routed = 0
-        self.daily = DailyMessages(journal, api.daily_message_limit, self.clock)
+        self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
         self.stopped: str | None = None  # why the run stopped taking rows
         self.fatal: Answer | None = None
         self.rate = api.rate_limit_per_second
@@ -162,17 +164,16 @@ class Sender:
         if self.stopped is None:
             self.stopped = reason
 
-    async def run(self, rows: Iterable[CheckedRow]) -> None:
+    async def run(self, rows: Iterable[tuple[SourceRow, CheckedRow]]) -> None:
         self._pacer = Pacer(self.rate, self.clock) if self.rate else None
         self._started = self.clock.monotonic()  # sending starts now, not when the sender was made
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
         workers = [asyncio.create_task(self._worker(queue))
                    for _ in range(self.api.max_concurrency)]
         try:
-            for index, row in enumerate(rows):
-                item = self._route(row)
-                if item is not None:
-                    await queue.put(item)
+            for index, (source, row) in enumerate(rows):
+                if self._route(source, row):
+                    await queue.put((source, row))
                 elif index % 256 == 0:
                     await asyncio.sleep(0)  # let workers run through long stretches of bad rows
             for _ in workers:
@@ -182,66 +183,54 @@ class Sender:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self.ledger.flush()
             self.journal.flush()
 
-    def _route(self, row: CheckedRow) -> tuple[CheckedRow, int] | None:
-        """Record what needs no request; return what must be sent, with its earlier attempts."""
+    def _route(self, source: SourceRow, row: CheckedRow) -> bool:
+        """Record what needs no request; True for a row that must be sent."""
         if row.request is None:
             self._record(RowResult(row.number, row.status, row.phone,
-                                   error_code=row.error_code, error=row.error))
-            return None
-        prior = self.journal.prior(row.request.key)
-        if prior is not None and prior.state == RequestState.SENT:
-            self._record(self._from_prior(row, prior, RowStatus.SENT, ""))
-            return None
-        if prior is not None and prior.state == RequestState.UNKNOWN and not self.retry_unknown:
-            self._record(self._from_prior(
-                row, prior, RowStatus.UNKNOWN,
-                f"{prior.error} (earlier run; --retry-unknown sends it again)",
-            ))
-            return None
-        attempts = prior.attempts if prior else 0
+                                   error_code=row.error_code, error=row.error), source)
+            return False
+        held = self.ledger.held(row.request.key)
+        if held is not None:
+            self._record(_held_result(row, held), source)
+            return False
         if self.stopped is not None:
-            self._record(self._skipped(row, attempts))
-            return None
+            self._record(self._skipped(row), source)
+            return False
         if row.request.has_message and not self.daily.take():
-            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
                                    error_code=ErrorCode.DAILY_LIMIT,
-                                   error=self.daily.refusal()))
-            return None
+                                   error=self.daily.refusal()), source)
+            return False
         if self.limit is not None and self._routed >= self.limit:
-            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
                                    error_code=ErrorCode.OVER_LIMIT,
                                    error=f"not sent: beyond --limit {self.limit};"
-                                         " --resume sends it"))
-            return None
+                                         " --resume sends it"), source)
+            return False
         self._routed += 1
-        return row, attempts
+        return True
 
-    @staticmethod
-    def _from_prior(row: CheckedRow, prior: PriorRequest, status: RowStatus,
-                    error: str) -> RowResult:
-        return RowResult(row.number, status, row.phone, prior.ai_contact_id, prior.http_status,
-                         prior.attempts, prior.error_code if error else "", error)
-
-    def _skipped(self, row: CheckedRow, attempts: int) -> RowResult:
-        return RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+    def _skipped(self, row: CheckedRow) -> RowResult:
+        return RowResult(row.number, RowStatus.SKIPPED, row.phone,
                          error_code=ErrorCode.NOT_ATTEMPTED,
                          error=f"not sent: the run stopped ({self.stopped})")
 
-    def _record(self, result: RowResult) -> None:
-        self.journal.add_result(result)
+    def _record(self, result: RowResult, source: SourceRow) -> None:
+        self.journal.add_result(result, source)
         self._on_result(result)
 
     async def _worker(self, queue: asyncio.Queue) -> None:
         while (item := await queue.get()) is not None:
-            row, attempts = item
+            source, row = item
             if self.stopped is not None:
-                self._record(self._skipped(row, attempts))
+                self._record(self._skipped(row), source)
             else:
-                await self._send(row, attempts)
+                await self._send(source, row)
 
-    async def _send(self, row: CheckedRow, attempts: int) -> None:
+    async def _send(self, source: SourceRow, row: CheckedRow) -> None:
         request = row.request
         body = json.dumps(request.body, ensure_ascii=False).encode()
         throttled_since: float | None = None
@@ -249,34 +238,39 @@ class Sender:
         while True:
             await self._slot()
             if self.stopped is not None:
-                self._record(self._skipped(row, attempts))
+                self._record(self._skipped(row), source)
                 return
-            await self.journal.begin(request.key, row.number, request.phone, request.has_message)
-            attempts += 1
+            # The claim is the one check that counts: another run may have taken the key
+            # since the row was routed.
+            held, attempts = await self.ledger.claim(request.key, row.number, request.phone,
+                                                     request.has_message)
+            if held is not None:
+                self._record(_held_result(row, held), source)
+                return
             self._requests += 1
             sent_at = self.clock.monotonic()
             try:
                 answer = await self.client.open_ticket(body, request.key)
                 self._observe(self.clock.monotonic() - sent_at)
             except asyncio.CancelledError:
-                self._finish(row, attempts, RowStatus.UNKNOWN, answer=None,
+                self._finish(source, row, attempts, RowStatus.UNKNOWN, answer=None,
                              error_code=ErrorCode.OUTCOME_UNKNOWN,
                              error="stopped at once while the request was in flight:"
                                    " the ticket may exist")
                 raise
             if answer.outcome == Outcome.SENT:
-                return self._finish(row, attempts, RowStatus.SENT, answer)
+                return self._finish(source, row, attempts, RowStatus.SENT, answer)
             if answer.outcome in (Outcome.REJECTED, Outcome.FATAL):
                 if answer.outcome == Outcome.FATAL and self.fatal is None:
                     self.fatal = answer
                     self.request_stop(answer.error)
-                return self._finish(row, attempts, RowStatus.FAILED, answer)
+                return self._finish(source, row, attempts, RowStatus.FAILED, answer)
             if answer.outcome == Outcome.THROTTLED:
                 now = self.clock.monotonic()
                 throttled_since = throttled_since or now
                 if now - throttled_since >= self.api.max_throttle_seconds:
                     return self._finish(
-                        row, attempts, RowStatus.FAILED, answer,
+                        source, row, attempts, RowStatus.FAILED, answer,
                         error=f"throttled by the API (HTTP 429) for"
                               f" {self.api.max_throttle_seconds:g} s; not processed")
                 self._throttle(answer.retry_after)  # the whole run waits, in _slot()
@@ -284,30 +278,33 @@ class Sender:
             elif answer.outcome == Outcome.RETRY:
                 if retries >= self.api.max_retries:
                     return self._finish(
-                        row, attempts, RowStatus.FAILED, answer,
+                        source, row, attempts, RowStatus.FAILED, answer,
                         error=f"{answer.error} (gave up after {retries + 1} attempts;"
                               " not processed, safe to resume)")
                 delay = max(backoff(self.api.retry_backoff_seconds, retries),
                             answer.retry_after or 0.0)
                 retries += 1
             else:
-                return self._finish(row, attempts, RowStatus.UNKNOWN, answer)
+                return self._finish(source, row, attempts, RowStatus.UNKNOWN, answer)
             # Not processed, so safe to send again; recorded so that a crash while waiting
-            # leaves the row failed (resumable), not in flight.
-            self.journal.settle(request.key, RequestState.FAILED, answer.error_code, answer.error,
-                                answer.http_status)
+            # leaves the key failed (sent again later), not in flight.
+            self.ledger.record(request.key, RequestState.FAILED, http_status=answer.http_status,
+                               error_code=answer.error_code, error=answer.error)
             await self.clock.sleep(delay)
 
-    def _finish(self, row: CheckedRow, attempts: int, status: RowStatus, answer: Answer | None,
-                *, error_code: ErrorCode | None = None, error: str | None = None) -> None:
+    def _finish(self, source: SourceRow, row: CheckedRow, attempts: int, status: RowStatus,
+                answer: Answer | None, *, error_code: ErrorCode | None = None,
+                error: str | None = None) -> None:
         """Record a request's final status; ``error_code``/``error`` override the answer's."""
         result = RowResult(
             row.number, status, row.phone,
             answer.ai_contact_id if answer else "", answer.http_status if answer else None,
             attempts, error_code or (answer.error_code if answer else ""),
             error if error is not None else (answer.error if answer else ""))
-        self.journal.finish(row.request.key, status, result)
-        self._on_result(result)
+        self.ledger.record(row.request.key, RequestState(status),
+                           http_status=result.http_status, ai_contact_id=result.ai_contact_id,
+                           error_code=result.error_code, error=result.error)
+        self._record(result, source)
 
     def _observe(self, latency: float) -> None:
         """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x latency."""
@@ -354,3 +351,8 @@ class Sender:
         if self._pacer is not None:
             self._pacer.hold_until(self._resume_at)
 
+
+
+def _held_result(row: CheckedRow, held: Held) -> RowResult:
+    return RowResult(row.number, held.status, row.phone, held.ai_contact_id, held.http_status,
+                     held.attempts, held.error_code, held.error)

@@ -256,66 +256,80 @@ def _special_use(domain: str) -> bool:
     return domain.rpartition(".")[2] in _SPECIAL_USE_TOP_LEVEL
 
 
+class OptOuts:
+    """Phones never to contact, from the ``[dedupe] exclude`` files, with the file of each."""
+
+    def __init__(self, country: str | None) -> None:
+        # Read leniently (any format, possible numbers too): wrongly excluding is safe,
+        # wrongly messaging is not.
+        self._lenient = PhoneNormalizer(country, "possible")
+        self._phones = PhoneIndex()  # phone -> 1-based index into sources
+        self.sources: list[str] = []
+
+    def learn(self, source: str, cells: Iterable[tuple[int, str, str]]
+              ) -> tuple[int, list[tuple[int, str, str]]]:
+        """Learn one file's (row, column, cell) entries. Returns how many phones it held and
+        the entries that are not phones, as (row, column, why)."""
+        index = len(self.sources) + 1
+        self.sources.append(source)
+        learned = 0
+        unreadable = []
+        for row, column, raw in cells:
+            phone = self._lenient.normalize(raw)
+            if isinstance(phone, RowProblem):
+                unreadable.append((row, column, phone.message))
+            else:
+                self._phones.put(phone, index)
+                learned += 1
+        return learned, unreadable
+
+    def source_of(self, phone: str) -> str | None:
+        """The opt-out file holding ``phone``, or None."""
+        if not self.sources:
+            return None
+        index = self._phones.get(phone)
+        return None if index is None else self.sources[index - 1]
+
+
 class Validator:
     """Checks mapped rows in file order; holds the only state that grows: phones seen."""
 
-    def __init__(self, config: Config, stages: StageResolver) -> None:
+    def __init__(self, config: Config, stages: StageResolver,
+                 opt_outs: OptOuts | None = None) -> None:
         self.config = config
         self.stages = stages
         self.phones = PhoneNormalizer(config.defaults.country, config.defaults.phone_check)
         self.policy = config.dedupe.within_file
         self._first_row_of_phone = PhoneIndex()
         self._last_row_of_phone = PhoneIndex()
-        self._excluded = PhoneIndex()  # phone -> 1-based index into _exclusion_sources
-        self._exclusion_sources: list[str] = []
+        self.opt_outs = opt_outs or OptOuts(config.defaults.country)
         self._occurrences: dict[int, int] = {}
 
     def fresh(self) -> Validator:
         """A validator for one more pass over the file: it shares what was learned (opt-outs,
         last rows, the phone cache) and starts the per-pass state (first rows, occurrences)
-        anew, so the pre-passes are not repeated."""
+        anew, so nothing learned is read twice."""
         other = copy.copy(self)
         other._first_row_of_phone = PhoneIndex()
         other._occurrences = {}
         return other
 
-    def learn_exclusions(self, source: str, cells: Iterable[tuple[int, str, str]]
-                         ) -> tuple[int, list[tuple[int, str, str]]]:
-        """Phones never to contact, from one opt-out file's (row, column, cell) entries.
-        Returns how many were learned and the entries that are not phones, with why.
+    def learn_last_row(self, phone: str, number: int) -> None:
+        """For ``within_file = "last"`` (learned by the plan pass): the row holding ``phone``
+        last, which is the one sent."""
+        self._last_row_of_phone.put(phone, number)
 
-        Read leniently (any format, possible numbers too): wrongly excluding is safe,
-        wrongly messaging is not."""
-        lenient = PhoneNormalizer(self.config.defaults.country, "possible")
-        index = len(self._exclusion_sources) + 1
-        self._exclusion_sources.append(source)
-        learned = 0
-        unreadable = []
-        for row, column, raw in cells:
-            phone = lenient.normalize(raw)
-            if isinstance(phone, RowProblem):
-                unreadable.append((row, column, phone.message))
-            else:
-                self._excluded.put(phone, index)
-                learned += 1
-        return learned, unreadable
-
-    def learn_last_rows(self, phones: Iterable[tuple[int, str]]) -> None:
-        """First pass for ``within_file = "last"``: which row holds each phone last."""
-        for number, raw in phones:
-            phone = self.phones.normalize(raw)
-            if not isinstance(phone, RowProblem):
-                self._last_row_of_phone.put(phone, number)
-
-    def check(self, row: MappedRow) -> CheckedRow:
+    def check(self, row: MappedRow, *, dedupe: bool = True) -> CheckedRow:
+        """The row's verdict; ``dedupe=False`` judges it alone (the plan pass, which learns
+        the last rows for ``within_file = "last"`` as it goes)."""
         phone = self.phones.normalize(row.phone)
         if isinstance(phone, RowProblem):
             return CheckedRow(row.number, RowStatus.INVALID, "", phone.code, phone.message)
-        if self._exclusion_sources and (source := self._excluded.get(phone)) is not None:
-            return CheckedRow(row.number, RowStatus.EXCLUDED, phone, error_code=ErrorCode.OPTED_OUT,
-                              error=f"phone is in {self._exclusion_sources[source - 1]}"
-                                    " (opt-outs): never contacted")
-        repeated = self._repeated_row(phone, row.number)
+        if (source := self.opt_outs.source_of(phone)) is not None:
+            return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
+                              error_code=ErrorCode.OPTED_OUT,
+                              error=f"phone is in {source} (opt-outs): never contacted")
+        repeated = self._repeated_row(phone, row.number) if dedupe else None
         if repeated is not None:
             return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")

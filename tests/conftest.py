@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,15 @@ PHONES = [f"+5698765{n:04d}" for n in range(4321, 4421)]
 STAGE_NEW = "550e8400-e29b-41d4-a716-446655440000"
 STAGE_CONTACTED = "550e8400-e29b-41d4-a716-446655440001"
 SUPPORT_NEW = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+@pytest.fixture(autouse=True)
+def ledger(tmp_path: Path, monkeypatch) -> Path:
+    """Every test's send ledger is its own temporary file, never the user's real one
+    (subprocesses inherit the variable)."""
+    path = tmp_path / "ledger" / "ledger.sqlite"
+    monkeypatch.setenv("VAMBE_IMPORT_LEDGER", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +170,23 @@ def read_results(out_dir: Path) -> list[dict[str, str]]:
 def read_errors(out_dir: Path, encoding: str = "utf-8", delimiter: str = ",") -> list[list[str]]:
     with (out_dir / "errors.csv").open(encoding=encoding, newline="") as handle:
         return list(csv.reader(handle, delimiter=delimiter))
+
+
+def start_run(config: Path, source: Path, *options, cwd: Path | None = None
+              ) -> subprocess.Popen:
+    """``vambe-import run`` as a real process without a terminal (as cron or a pipe runs it)."""
+    env = {**os.environ, "VAMBE_API_KEY": DEFAULT_API_KEY}
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", "run", str(source), "--config", str(config),
+         "--quiet", *map(str, options)],
+        env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_until(condition, limit: float = 30) -> None:
+    """Poll for a condition with a deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the condition was not met in time"
+        time.sleep(0.01)

@@ -17,7 +17,7 @@ from importer import load_config, run_import
 from importer.cli import exit_code
 from importer.sandbox import DEFAULT_API_KEY, Faults
 
-from .conftest import PHONES, people, read_results
+from .conftest import PHONES, people, read_results, start_run, wait_until
 
 
 def _statuses(out: Path) -> Counter:
@@ -139,7 +139,7 @@ def test_unknown_outcomes_are_never_retried(make_sandbox, write_config, write_cs
     assert all(error in r["error"] for r in rows)
     # Requests the client gave up on are still being answered: wait for all three, then
     # for the sandbox to be idle, so that a retry would have been recorded too.
-    _wait_until(lambda: len(_ticket_requests(server)) >= 3)
+    wait_until(lambda: len(_ticket_requests(server)) >= 3)
     server.state.wait_idle()
     assert len(_ticket_requests(server)) == 3
 
@@ -184,15 +184,11 @@ def test_folder_holding_a_run_is_refused_without_resume(sandbox, write_config, w
     assert len(sandbox.state.tickets) == 2
 
 
-def test_resume_needs_a_run_and_retry_unknown_needs_resume(sandbox, write_config, write_csv,
-                                                           invoke):
-    """--resume into an empty folder and --retry-unknown alone are refused with exit 2."""
+def test_resume_needs_a_run(sandbox, write_config, write_csv, invoke):
+    """--resume into a folder that holds no run is refused with exit 2, sending nothing."""
     source, config = write_csv(people(1)), write_config(sandbox.url)
     empty = invoke("run", source, "--config", config, "--resume", "--out", "nada")
     assert (empty.exit_code, empty.stderr) == (2, "Error: --resume: nada holds no run to resume\n")
-    alone = invoke("run", source, "--config", config, "--retry-unknown")
-    assert alone.exit_code == 2
-    assert "--retry-unknown goes with --resume" in alone.stderr
     assert sandbox.state.tickets == []
 
 
@@ -251,20 +247,7 @@ def test_identical_rows_are_told_apart_by_occurrence(sandbox, write_config, writ
 
 
 def _start_run(server, config: Path, source: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "VAMBE_API_KEY": DEFAULT_API_KEY}
-    return subprocess.Popen(
-        [sys.executable, "-m", "importer", "run", str(source), "--config", str(config),
-         "--out", str(out), "--quiet"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-
-
-def _wait_until(condition, limit: float = 30) -> None:
-    """Poll for a condition with a deadline (never a fixed sleep)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "the condition was not met in time"
-        time.sleep(0.01)
+    return start_run(config, source, "--out", out)
 
 
 def _wait_for_tickets(server, count: int, process: subprocess.Popen) -> None:
@@ -272,7 +255,7 @@ def _wait_for_tickets(server, count: int, process: subprocess.Popen) -> None:
         assert process.poll() is None, process.communicate()
         return len(server.state.tickets) >= count
 
-    _wait_until(ready)
+    wait_until(ready)
 
 
 def _resume_exit(out: Path) -> int:
@@ -331,12 +314,12 @@ def test_second_ctrl_c_stops_at_once_and_resume_completes(make_sandbox, write_co
     process = _start_run(server, config, source, out)
     _wait_for_tickets(server, 10, process)
     process.send_signal(signal.SIGINT)
-    while b"Stopping" not in (line := process.stderr.readline()):  # the first was taken
+    while "Stopping" not in (line := process.stderr.readline()):  # the first was taken
         assert line, process.communicate()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
-    assert b"reports not written" in stderr
+    assert "reports not written" in stderr
     assert not (out / "results.csv").exists()
     server.state.wait_idle()
     server.state.faults = Faults()

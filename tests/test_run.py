@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_csv, invoke,
-                                                  tmp_path):
+                                                  tmp_path, ledger):
     """results.csv lists every row in order; errors.csv keeps the input's format and columns."""
     source = write_csv([["Nombre", "Teléfono", "Correo", "Empresa"],
                         ["Ana", PHONES[0], "", "=SUMA(A1)"], ["Begoña", "123", "", "@acme"],
@@ -50,8 +50,10 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
     assert result.stdout == (
         "3 rows: 1 sent, 1 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped\n"
         "Reports: informe/results.csv, informe/errors.csv, informe/summary.json\n"
-        "Rows not sent are in informe/errors.csv (fix and import it again); failed and skipped"
-        " rows are retried by --resume.\n")
+        f"Ledger: {ledger}\n"
+        "Invalid and failed rows are in informe/errors.csv: fix and import it again (rows"
+        " already sent are never sent again); failed and skipped rows are also retried by"
+        " --resume.\n")
 
 
 def test_fixed_errors_file_imports_again_with_the_same_config(sandbox, write_config, write_csv,

@@ -103,6 +103,7 @@ class SandboxState:
         self._random = random.Random(self.faults.seed)
         self._window: deque[float] = deque()
         self.active = 0  # ticket requests being handled right now
+        self.paused = False  # tests: ticket requests wait while this is True
         self._throttled = 0  # ticket requests answered 429 by throttle_first
 
     def reset(self) -> None:
@@ -113,6 +114,7 @@ class SandboxState:
             for name in [f.name for f in fields(self)]:
                 setattr(self, name, getattr(fresh, name))
             self._random, self._window = fresh._random, fresh._window
+            self.paused = False
             self._throttled = 0
 
     def wait_idle(self, timeout: float = 20.0) -> None:
@@ -253,6 +255,8 @@ def create_app(state: SandboxState) -> Starlette:
                 body = raw.decode("utf-8", "replace")
             if state.faults.latency:
                 await asyncio.sleep(state.faults.latency)
+            while state.paused:  # a test holds this request in flight
+                await asyncio.sleep(0.005)
             refusal = await guarded(request)
             if refusal is None:
                 refusal = await _open_ticket(request, body)

@@ -1,0 +1,432 @@
+"""The send ledger: one durable record, on this machine, of every request that was sent or
+may have been, per account target, whatever folder, file or terminal sent it.
+
+An output folder's journal says what one run did; the ledger says what the account has
+received from this machine. A request's content key (phone, stage, message, phone ID,
+occurrence) is *claimed* in the ledger, atomically, before its request goes out: two
+processes, in the same folder or in different ones, can never both send the same key. So an
+emptied or deleted journal, a second terminal, another working directory or an error file
+imported again cannot message anyone twice.
+
+=============  ========================================================================
+state          what a later run does with the key
+=============  ========================================================================
+``sent``       from the same folder: reported ``sent``; from another folder within
+               ``[dedupe] across_runs_days``: ``duplicate`` (``sent_before``)
+``unknown``    stays ``unknown`` unless ``--retry-unknown``
+``in_flight``  held by a live run: ``skipped`` (``in_progress``); by a dead one: ``unknown``
+``failed``     not processed: sent again
+=============  ========================================================================
+
+Where it lives: ``[ledger] path``, else ``$VAMBE_IMPORT_LEDGER``, else the user's data folder
+(``platformdirs``). A run is alive while it holds an OS lock on its own file in
+``<ledger>.runs/``; the lock dies with the process, so ``kill -9`` never leaves a key held.
+
+Writes are group-committed: everything queued during one turn of the event loop goes into
+one SQLite transaction, so eight requests in flight cost one commit, not eight. Only a claim
+waits for its commit. WAL checkpoints (the only fsyncs under ``synchronous=NORMAL``) run in
+a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from .codes import ErrorCode, RequestState, RowStatus
+from .exceptions import OutputFolderError
+from .timing import Clock, clock
+
+LEDGER_ENV = "VAMBE_IMPORT_LEDGER"
+LEDGER_FILE = "ledger.sqlite"
+APPLICATION_ID = 0x56424C47  # "VBLG": a ledger written by vambe-import
+DAY = 86400.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    phone TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    http_status INTEGER,
+    ai_contact_id TEXT NOT NULL DEFAULT '',
+    error_code TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    has_message INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    folder TEXT NOT NULL,
+    run TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (target, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state);
+CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at);
+"""
+
+
+def default_ledger_path() -> Path:
+    """``$VAMBE_IMPORT_LEDGER``, else ``ledger.sqlite`` in the user's data folder."""
+    if os.environ.get(LEDGER_ENV):
+        return Path(os.environ[LEDGER_ENV]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("vambe-import", appauthor=False)) / LEDGER_FILE
+
+
+class Prior(NamedTuple):
+    """What the ledger holds for one key."""
+
+    state: RequestState
+    attempts: int
+    http_status: int | None
+    ai_contact_id: str
+    error_code: str
+    error: str
+    folder: str
+    run: str
+    sent_at: float | None
+
+
+class Held(NamedTuple):
+    """Why a key is not sent by this run: the row's result, ready for the reports."""
+
+    status: RowStatus
+    attempts: int
+    ai_contact_id: str = ""
+    http_status: int | None = None
+    error_code: ErrorCode | str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a run may send again: set by the config and the command line."""
+
+    across_runs_days: float = 30
+    retry_unknown: bool = False
+
+
+def _format_day(moment: float | None) -> str:
+    if moment is None:
+        return "an earlier run"
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def open_database(path: Path, what: str, *, create: bool) -> sqlite3.Connection:
+    """Open one of our SQLite files, refusing one that is empty, unreadable or not ours."""
+    exists = path.exists()
+    if not exists and not create:
+        raise FileNotFoundError(path)
+    if exists and path.is_file() and path.stat().st_size == 0:
+        raise OutputFolderError(f"{path}: the {what} is empty (0 bytes): it may have been"
+                                " emptied by a sync tool or a bad copy; nothing was sent")
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+        found = connection.execute("PRAGMA application_id").fetchone()[0]
+        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.Error as error:
+        raise OutputFolderError(f"{path}: the {what} cannot be read ({error}); nothing was"
+                                " sent") from None
+    expected = APPLICATION_ID if what == "ledger" else JOURNAL_APPLICATION_ID
+    if exists and (found != expected or not tables):
+        connection.close()
+        raise OutputFolderError(f"{path}: not a vambe-import {what}; nothing was sent")
+    return connection
+
+
+JOURNAL_APPLICATION_ID = 0x56424A4E  # "VBJN"
+
+
+class _RunLock:
+    """This run's liveness: an OS lock on its own file, released when the process dies."""
+
+    def __init__(self, folder: Path, run_id: str) -> None:
+        self.path = folder / f"{run_id}.lock"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+
+    @staticmethod
+    def alive(folder: Path, run_id: str) -> bool:
+        """Whether run ``run_id`` still holds its lock (a dead run's lock is gone)."""
+        try:
+            fd = os.open(folder / f"{run_id}.lock", os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock taken just now
+        return False
+
+
+class Ledger:
+    """Open with :meth:`open`; one per run. ``target`` names the account (base URL, channel,
+    phone ID) and ``folder`` the run's output folder, both recorded with every claim."""
+
+    _CHECKPOINT_SECONDS = 1.0
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, target: str,
+                 folder: Path, policy: Policy) -> None:
+        self._db = connection
+        self.path = path
+        self.target = target
+        self.folder = str(folder.resolve())
+        self.policy = policy
+        self.run_id = uuid.uuid4().hex
+        self._clock: Clock = clock()
+        self._runs = Path(f"{path}.runs")
+        self._lock: _RunLock | None = None  # taken by open(): a peek claims nothing
+        self._queued: list[tuple[Callable[[], object], asyncio.Future | None]] = []
+        self._commit_scheduled = False
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                              name="ledger-checkpoints", daemon=True)
+
+    @classmethod
+    def open(cls, path: Path, *, target: str, folder: Path, policy: Policy = Policy()) -> Ledger:
+        """Open (creating it if needed) the ledger at ``path`` for one run."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                _create(path)
+            connection = open_database(path, "ledger", create=False)
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+            ledger = cls(connection, path, target=target, folder=folder, policy=policy)
+            ledger._lock = _RunLock(ledger._runs, ledger.run_id)
+        except (OSError, sqlite3.Error) as error:
+            raise OutputFolderError(f"{path}: cannot open the send ledger ({error});"
+                                    " nothing was sent") from None
+        ledger._settle_dead_runs()
+        ledger._checkpointer.start()
+        return ledger
+
+    @classmethod
+    def peek(cls, path: Path, *, target: str, folder: Path, policy: Policy) -> Ledger | None:
+        """The ledger for reading only (``validate``), or None if there is none yet."""
+        if not path.exists():
+            return None
+        try:
+            connection = open_database(path, "ledger", create=False)
+            return cls(connection, path, target=target, folder=folder, policy=policy)
+        except (OSError, sqlite3.Error) as error:
+            raise OutputFolderError(f"{path}: cannot read the send ledger ({error})") from None
+
+    @property
+    def id(self) -> str:
+        return self._db.execute("SELECT value FROM meta WHERE name='id'").fetchone()[0]
+
+    def _settle_dead_runs(self) -> None:
+        """Requests left in flight by runs that died (crash, kill -9) may have arrived:
+        they become ``unknown``, which never sends anyone twice."""
+        in_flight = self._db.execute(
+            "SELECT DISTINCT run FROM requests WHERE state=?", (RequestState.IN_FLIGHT,)
+        ).fetchall()
+        dead = [run for (run,) in in_flight
+                if run != self.run_id and not _RunLock.alive(self._runs, run)]
+        if dead:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "UPDATE requests SET state=?, error_code=?, error=?, updated_at=?"
+                    " WHERE run=? AND state=?",
+                    [(RequestState.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN,
+                      "the run stopped while this request was in flight: the ticket may exist",
+                      self._clock.time(), run, RequestState.IN_FLIGHT) for run in dead])
+
+    # ------------------------------------------------------------ reading
+
+    def lookup(self, key: str) -> Prior | None:
+        found = self._db.execute(
+            "SELECT state, attempts, http_status, ai_contact_id, error_code, error, folder, run,"
+            " sent_at FROM requests WHERE target=? AND key=?", (self.target, key)).fetchone()
+        return None if found is None else Prior(RequestState(found[0]), *found[1:])
+
+    def judge(self, prior: Prior | None) -> Held | None:
+        """None when this run may send the key; else the row's result (see the module's table)."""
+        if prior is None or prior.state == RequestState.FAILED:
+            return None
+        state = prior.state
+        if state == RequestState.IN_FLIGHT:
+            if prior.run != self.run_id and _RunLock.alive(self._runs, prior.run):
+                return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
+                            error=f"being sent right now by another run (into {prior.folder});"
+                                  " --resume sends it if that run does not")
+            state = RequestState.UNKNOWN
+            prior = prior._replace(
+                error_code=ErrorCode.OUTCOME_UNKNOWN,
+                error="the run that sent it stopped while it was in flight: the ticket may exist")
+        if state == RequestState.SENT:
+            if prior.folder == self.folder:
+                return Held(RowStatus.SENT, prior.attempts, prior.ai_contact_id,
+                            prior.http_status)
+            days = self.policy.across_runs_days
+            if days and (prior.sent_at or 0) >= self._clock.time() - days * DAY:
+                return Held(RowStatus.DUPLICATE, prior.attempts, prior.ai_contact_id,
+                            prior.http_status, ErrorCode.SENT_BEFORE,
+                            f"sent before, on {_format_day(prior.sent_at)} by the run into"
+                            f" {prior.folder}; not sent again within {days:g} days"
+                            " ([dedupe] across_runs_days)")
+            return None
+        if self.policy.retry_unknown:
+            return None
+        where = "an earlier run" if prior.folder == self.folder else f"the run into {prior.folder}"
+        return Held(RowStatus.UNKNOWN, prior.attempts, prior.ai_contact_id, prior.http_status,
+                    prior.error_code or ErrorCode.OUTCOME_UNKNOWN,
+                    f"{prior.error} ({where}; --retry-unknown sends it again)")
+
+    def held(self, key: str) -> Held | None:
+        return self.judge(self.lookup(key))
+
+    def message_times(self, since: float) -> list[float]:
+        """When messages went to this target since ``since``, oldest first: sent, or maybe
+        delivered (unknown, in flight); requests the API did not process sent nothing."""
+        return [at for (at,) in self._db.execute(
+            "SELECT sent_at FROM requests WHERE target=? AND has_message=1 AND sent_at>=?"
+            " AND state IN (?, ?, ?) ORDER BY sent_at",
+            (self.target, since, RequestState.SENT, RequestState.UNKNOWN,
+             RequestState.IN_FLIGHT))]
+
+    def folder_has_outcomes(self, target: str) -> bool:
+        """Whether a request from this folder to ``target`` was (or may have been) processed."""
+        return self._db.execute(
+            "SELECT 1 FROM requests WHERE target=? AND folder=? AND state IN (?, ?, ?) LIMIT 1",
+            (target, self.folder, RequestState.SENT, RequestState.UNKNOWN,
+             RequestState.IN_FLIGHT)).fetchone() is not None
+
+    # ------------------------------------------------------------ writing
+
+    async def claim(self, key: str, row: int, phone: str, has_message: bool
+                    ) -> tuple[Held | None, int]:
+        """Claim the key for this run, durably, before its request goes out. Returns
+        ``(None, attempts)`` when claimed, or why it is held (another run got there first)."""
+        future = asyncio.get_running_loop().create_future()
+
+        def work() -> tuple[Held | None, int]:
+            prior = self.lookup(key)
+            held = self.judge(prior)
+            if held is not None:
+                return held, held.attempts
+            attempts = (prior.attempts if prior else 0) + 1
+            now = self._clock.time()
+            self._db.execute(
+                "INSERT OR REPLACE INTO requests (target, key, state, row, phone, attempts,"
+                " has_message, sent_at, folder, run, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.target, key, RequestState.IN_FLIGHT, row, phone, attempts,
+                 int(has_message), now, self.folder, self.run_id, now))
+            return None, attempts
+
+        self._queue(work, future)
+        return await future
+
+    def record(self, key: str, state: RequestState, *, http_status: int | None = None,
+               ai_contact_id: str = "", error_code: str = "", error: str = "") -> None:
+        """Record a claimed request's outcome with the next group commit, without waiting:
+        if the process dies first, the key stays in flight and becomes ``unknown``."""
+        now = self._clock.time()
+        self._queue(lambda: self._db.execute(
+            "UPDATE requests SET state=?, http_status=?, ai_contact_id=?, error_code=?, error=?,"
+            " updated_at=? WHERE target=? AND key=? AND run=?",
+            (state, http_status, ai_contact_id, error_code, error, now, self.target, key,
+             self.run_id)), None)
+
+    def _queue(self, work: Callable[[], object], future: asyncio.Future | None) -> None:
+        self._queued.append((work, future))
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_queued)
+
+    def _commit_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        self._commit_scheduled = False
+        results = []
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                results = [work() for work, _ in queued]
+        except sqlite3.Error as error:
+            failure = OutputFolderError(f"{self.path}: cannot write the send ledger ({error})")
+            for _, future in queued:
+                if future is not None and not future.done():
+                    future.set_exception(failure)
+            return
+        for (_, future), result in zip(queued, results):
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    def flush(self) -> None:
+        """Commit what is queued now (outside the event loop's turn: at the end of a run)."""
+        if self._queued:
+            self._commit_queued()
+
+    def _checkpoint_loop(self) -> None:
+        """Fold the WAL into the database now and then, with its fsync, off the event loop."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._closing.wait(self._CHECKPOINT_SECONDS):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # a checkpoint is housekeeping; the writer's own errors are what count
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        try:
+            if self._lock is not None:
+                self.flush()
+        finally:
+            self._closing.set()
+            if self._checkpointer.is_alive():
+                self._checkpointer.join()
+            self._db.close()
+            if self._lock is not None:
+                self._lock.release()
+
+
+def _create(path: Path) -> None:
+    """Make a new ledger whole, then link it into place: two runs starting at once never see
+    a half-made one, and the second simply uses the first's."""
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
+    try:
+        connection = sqlite3.connect(staging, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            connection.executescript(_SCHEMA)
+            connection.execute("INSERT INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another run made it first
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def target_name(base_url: str, channel: str, phone_id: str) -> str:
+    """The account a request goes to, as the ledger and the journal name it."""
+    return json.dumps({"base_url": base_url, "channel": channel, "phone_id": phone_id},
+                      sort_keys=True)
