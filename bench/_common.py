@@ -14,6 +14,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -110,11 +111,14 @@ def received(url: str) -> dict:
 
 
 def run_importer(*args: str, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
-    """Run ``vambe-import`` as a user would; returns wall seconds and the process."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
-    return time.perf_counter() - started, done
+    """Run ``vambe-import`` as a user would, with a send ledger of its own (never the user's,
+    and never one that remembers an earlier repeat); returns wall seconds and the process."""
+    with tempfile.TemporaryDirectory() as ledger:
+        env = {**os.environ, "VAMBE_IMPORT_LEDGER": f"{ledger}/ledger.sqlite", **(env or {})}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True,
+                              text=True, env=env, stdin=subprocess.DEVNULL)
+        return time.perf_counter() - started, done
 
 
 def machine() -> str:

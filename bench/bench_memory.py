@@ -58,7 +58,8 @@ def peak_of_validate(source: Path, config: Path, out: Path) -> tuple[float, floa
     process = subprocess.Popen([sys.executable, "-m", "importer", "validate", str(source),
                                 "--config", str(config), "--out", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "VAMBE_API_KEY": ""})
+                               env={**os.environ, "VAMBE_API_KEY": "",
+                                    "VAMBE_IMPORT_LEDGER": str(out.with_suffix(".ledger"))})
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(process.stderr.read().decode())

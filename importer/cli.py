@@ -1,12 +1,14 @@
 """The ``vambe-import`` command: a thin layer over :mod:`importer.job`.
 
-This is the one place where errors become messages and exit codes:
+This is the one place where errors become messages and exit codes, and where text reaches
+the terminal (always through :func:`printable`):
 
 ====  =====================================================================
 0     every row sent (or, for ``validate``, valid), a duplicate of one that was, or excluded
 1     some rows not sent (the reports say which), or the confirmation was declined
-2     could not start: usage, config, input file, output folder, missing key
+2     could not start: usage, config, input file, output folder, key; an unexpected error
 3     stopped by a fatal API answer: key rejected (401/403), phone ID unknown (404)
+4     stopped by a local error after sending began (a full disk, a bug)
 130   interrupted (Ctrl-C or SIGTERM)
 ====  =====================================================================
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,20 +35,38 @@ if TYPE_CHECKING:
     from .sandbox import SandboxServer
 
 # 2 (could not start) is every ImporterError's own exit_code.
-EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_INTERRUPTED = 0, 1, 3, 130
+EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_LOCAL_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
+EXIT_UNEXPECTED = 2  # an error the importer did not foresee, before sending began
 API_KEY_VARIABLE = "VAMBE_API_KEY"
 SANDBOX_LEDGER = "sandbox-ledger.sqlite"
+
+
+# Control characters (C0 but tab and newline, DEL, C1, and so ESC and OSC sequences) in text
+# from a server or a spreadsheet are shown escaped, never interpreted by the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), so a server
+    message cannot clear the screen or write a fake success line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def _say(text: str = "", err: bool = False) -> None:
+    click.echo(printable(text), err=err)
 
 
 class _CliError(click.ClickException):
     """An :class:`ImporterError` at the edge: one line on stderr, its own exit code."""
 
-    def __init__(self, error: ImporterError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
+    def __init__(self, error: ImporterError | str, exit_code: int | None = None) -> None:
+        super().__init__(printable(str(error)))
+        self.exit_code = exit_code if exit_code is not None else error.exit_code
 
 
 def exit_code(summary: Summary) -> int:
+    if summary.local_error:
+        return EXIT_LOCAL_ERROR
     if summary.fatal_error:
         return EXIT_FATAL_API
     if summary.interrupted:
@@ -77,13 +98,20 @@ def _guarded(function):
         except KeyboardInterrupt:
             # Outside the sending phase (which handles Ctrl-C itself): reading, checking or
             # writing reports. The journal holds whatever was sent.
-            click.echo("Interrupted. Any run in --out continues with --resume; rows already"
+            _say("Interrupted. Any run in --out continues with --resume; rows already"
                        " sent are never sent again.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except ImporterError as error:
             if click.get_current_context().obj.get("traceback"):
                 raise
             raise _CliError(error) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:  # a bug or an environment problem: still one line
+            if click.get_current_context().obj.get("traceback"):
+                raise
+            raise _CliError(f"unexpected error: {type(error).__name__}: {error}"
+                            " (--traceback shows where)", EXIT_UNEXPECTED) from None
 
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
@@ -94,7 +122,7 @@ _file_argument = click.argument("file", type=click.Path(dir_okay=False, path_typ
 _config_option = click.option("--config", "config_path", required=True,
                               type=click.Path(dir_okay=False, path_type=Path),
                               help="The TOML config mapping the file's columns to the API.")
-_out_option = click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+_out_option = click.option("--out", "out_dir", type=click.Path(path_type=Path),
                            help="Folder for the reports (default: ./<file name>-import).")
 _sheet_option = click.option("--sheet", help="XLSX sheet to read (default: [input] sheet, or"
                                              " the first sheet).")
@@ -106,14 +134,14 @@ def _print_summary(summary: Summary) -> None:
              RowStatus.UNKNOWN, RowStatus.SKIPPED]
     if counts[RowStatus.EXCLUDED]:
         shown.insert(3, RowStatus.EXCLUDED)
-    click.echo(f"{summary.total_rows} rows: "
+    _say(f"{summary.total_rows} rows: "
                + ", ".join(f"{counts[status]} {status}" for status in shown))
     for note in summary.notes:
-        click.echo(f"Note: {note}")
+        _say(f"Note: {note}")
     if summary.finished_at is not None:
-        click.echo("Reports: " + ", ".join(str(path) for path in summary.paths.values()))
+        _say("Reports: " + ", ".join(str(path) for path in summary.paths.values()))
     if summary.ledger_path is not None:
-        click.echo(f"Ledger: {summary.ledger_path}")
+        _say(f"Ledger: {summary.ledger_path}")
 
 
 @cli.command()
@@ -132,12 +160,12 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
     if summary.preview:
         import json
 
-        click.echo(f"The first {len(summary.preview)} requests that run would send:")
+        _say(f"The first {len(summary.preview)} requests that run would send:")
         for body in summary.preview:
-            click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+            _say(json.dumps(body, ensure_ascii=False, indent=2))
     _print_summary(summary)
     if summary.estimated_seconds is not None:
-        click.echo(f"Sending the {summary.counts[RowStatus.VALID]} valid rows would take about"
+        _say(f"Sending the {summary.counts[RowStatus.VALID]} valid rows would take about"
                    f" {duration_text(summary.estimated_seconds)} at the configured rate.")
     sys.exit(exit_code(summary))
 
@@ -192,7 +220,7 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         a terminal."""
         progress.total = plan.rows
         if ask or progress.enabled:
-            click.echo(plan.describe(), err=True)
+            _say(plan.describe(), err=True)
         return click.confirm("Send now?", default=False, err=True) if ask else True
 
     try:
@@ -205,20 +233,24 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         if server is not None:
             server.stop()
     if summary.stopped == "declined":
-        click.echo("Nothing sent.")
+        _say("Nothing sent.")
         sys.exit(exit_code(summary))
-    if summary.fatal_error:
-        click.echo(f"Stopped: {summary.fatal_error}", err=True)
+    if summary.local_error:
+        _say(f"Stopped by a local error: {summary.local_error}; rows in flight are"
+                   " unknown, the rest skipped; --resume finishes the run once the cause is"
+                   " fixed.", err=True)
+    elif summary.fatal_error:
+        _say(f"Stopped: {summary.fatal_error}", err=True)
     elif summary.interrupted and summary.finished_at is None:
-        click.echo(f"Interrupted: {summary.stopped}; --resume finishes the run.", err=True)
+        _say(f"Interrupted: {summary.stopped}; --resume finishes the run.", err=True)
         sys.exit(exit_code(summary))
     elif summary.interrupted:
-        click.echo("Interrupted: rows not attempted are skipped; --resume continues the run.",
+        _say("Interrupted: rows not attempted are skipped; --resume continues the run.",
                    err=True)
     _print_summary(summary)
     if server is not None:
         state = server.state
-        click.echo(f"Sandbox received {len(state.received)} requests and opened"
+        _say(f"Sandbox received {len(state.received)} requests and opened"
                    f" {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
     if summary.finished_at is not None and not summary.all_done:
         _print_what_next(summary)
@@ -230,16 +262,16 @@ def _print_what_next(summary: Summary) -> None:
     re-import: they may have reached the customer."""
     counts = summary.counts
     if counts[RowStatus.INVALID] or counts[RowStatus.FAILED]:
-        click.echo(f"Invalid and failed rows are in {summary.paths['errors.csv']}: fix and"
+        _say(f"Invalid and failed rows are in {summary.paths['errors.csv']}: fix and"
                    " import it again (rows already sent are never sent again); failed and"
                    " skipped rows are also retried by --resume.")
     elif counts[RowStatus.SKIPPED]:
-        click.echo("Skipped rows are sent by --resume.")
+        _say("Skipped rows are sent by --resume.")
     unknown = summary.unknown_rows
     if unknown:
         shown = ", ".join(str(row) for row in unknown[:10]) + (", ..." if len(unknown) > 10
                                                                 else "")
-        click.echo(f"{len(unknown)} rows have an unknown outcome (rows {shown}): the customer"
+        _say(f"{len(unknown)} rows have an unknown outcome (rows {shown}): the customer"
                    " may have got the ticket. Check them in Vambe; re-importing does not send"
                    " them again; --resume --retry-unknown does.")
 
@@ -287,9 +319,9 @@ class _Progress:
 
     def note(self, text: str) -> None:
         if self._bar is not None:
-            self._bar.write(text, file=sys.stderr)
+            self._bar.write(printable(text), file=sys.stderr)
         else:
-            click.echo(text, err=True)
+            _say(text, err=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -309,11 +341,11 @@ def init(file: Path, sheet: str | None, output: Path, force: bool) -> None:
 
     starter = write_starter(file, output, sheet=sheet, force=force)
     found = ", ".join(f"{field} = {header!r}" for field, header in starter.columns.items())
-    click.echo(f"Wrote {output}: {found}.")
+    _say(f"Wrote {output}: {found}.")
     if starter.country:
-        click.echo(f"Default country {starter.country}: {starter.country_votes} of"
+        _say(f"Default country {starter.country}: {starter.country_votes} of"
                    f" {starter.sampled_phones} sample numbers are valid there.")
-    click.echo(f"Replace phone_id and stage_id (vambe-import stages lists your stages), then:"
+    _say(f"Replace phone_id and stage_id (vambe-import stages lists your stages), then:"
                f" vambe-import validate {file} --config {output}")
 
 
@@ -333,7 +365,7 @@ def stages(config_path: Path, as_json: bool) -> None:
         raise MissingApiKeyError(f"{API_KEY_VARIABLE} is not set: export your Vambe API key first")
     pipelines = list_stages(config_path, api_key=api_key)
     if as_json:
-        click.echo(json.dumps([
+        _say(json.dumps([
             {"id": p.id, "name": p.name,
              "stages": [{"id": stage.id, "name": stage.name} for stage in p.stages]}
             for p in pipelines
@@ -344,7 +376,7 @@ def stages(config_path: Path, as_json: bool) -> None:
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
     for pipeline_name, stage_name, stage_id in rows:
-        click.echo(f"{pipeline_name:<{widths[0]}}  {stage_name:<{widths[1]}}  {stage_id}")
+        _say(f"{pipeline_name:<{widths[0]}}  {stage_name:<{widths[1]}}  {stage_id}")
 
 
 @cli.command()
@@ -367,24 +399,38 @@ def stages(config_path: Path, as_json: bool) -> None:
               help="Answer the first N ticket requests 429 without processing.")
 @click.option("--retry-after", default=None,
               help="The Retry-After header of 429 and 503 answers, sent as given.")
+@click.option("--trickle", type=float, default=0.0, show_default=True,
+              help="Answer tickets one byte every S seconds.")
+@click.option("--huge-body", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Answer tickets 200 with a body of N bytes.")
+@click.option("--gzip-bomb", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Answer tickets 200 with a gzip body that expands to N bytes.")
+@click.option("--broken-gzip", is_flag=True, help="Answer tickets 200 saying gzip, but plain.")
+@click.option("--echo-key", is_flag=True,
+              help="Echo the key received in 401 answers, and answer tickets 400 echoing it.")
+@click.option("--error-message", default=None,
+              help="The message of every error answer, sent as given.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the fault draws, so a run can be reproduced.")
 def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
             throttle: float, fail_503: float, fail_500: float, drop: float, throttle_first: int,
-            retry_after: str | None, seed: int) -> None:
+            retry_after: str | None, trickle: float, huge_body: int, gzip_bomb: int,
+            broken_gzip: bool, echo_key: bool, error_message: str | None, seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
     from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, Faults,
                           SandboxServer, SandboxState)
 
     faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
                     fail_500=fail_500, drop=drop, throttle_first=throttle_first,
-                    retry_after=retry_after, seed=seed)
+                    retry_after=retry_after, trickle=trickle, huge_body=huge_body,
+                    gzip_bomb=gzip_bomb, broken_gzip=broken_gzip, echo_key=echo_key,
+                    error_message=error_message, seed=seed)
     state = SandboxState(api_key=api_key or DEFAULT_API_KEY, faults=faults)
     try:
         server = SandboxServer(state, host=host, port=port)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    click.echo(f"Sandbox API on {server.url} (phone ID {DEFAULT_PHONE_ID}, WhatsApp Web phone ID"
+    _say(f"Sandbox API on {server.url} (phone ID {DEFAULT_PHONE_ID}, WhatsApp Web phone ID"
                f" {DEFAULT_WEB_PHONE_ID});"
                f" set [api] base_url = \"{server.url}\" and"
                f" {API_KEY_VARIABLE}={state.api_key}. Ctrl-C stops it.")
@@ -392,7 +438,7 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
         server.serve_forever()
     except KeyboardInterrupt:
         pass  # uvicorn shuts down gracefully, then re-raises the Ctrl-C: the normal way out
-    click.echo(f"Sandbox stopped: {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
+    _say(f"Sandbox stopped: {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
 
 
 def main() -> None:

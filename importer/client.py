@@ -20,15 +20,18 @@ request without ``sniffio`` and measured 2.6x slower here (FIELD-NOTES).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import zlib
 from dataclasses import dataclass
 
 import httpx2 as httpx
 
 from .codes import ErrorCode, Outcome
-from .exceptions import ApiUnavailableError, FatalApiError
+from .exceptions import ApiUnavailableError, FatalApiError, InvalidApiKeyError
+from .timing import MAX_BACKOFF_SECONDS, clock, parse_retry_after
 from .timing import backoff as backoff_delay
-from .timing import clock, parse_retry_after
 from .version import __version__
 
 
@@ -57,14 +60,20 @@ class Answer:
     retry_after: float | None = None
 
 
-def classify_status(status: int, text: str | bytes, headers: httpx.Headers) -> Answer:
+def classify_status(status: int, text: str | bytes | None, headers: httpx.Headers) -> Answer:
+    """The answer's meaning. ``text`` is None when the body was unreadable (too large, a
+    compression bomb, a broken encoding): then the status code alone decides."""
     if 200 <= status < 300:
+        if text is None:
+            return Answer(Outcome.SENT, status,
+                          error=f"HTTP {status} with an unreadable answer ({UNREADABLE}); the"
+                                " status code says the ticket was opened")
         try:
             contact = json.loads(text).get("aiContactId") or ""
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             contact = ""
-        return Answer(Outcome.SENT, status, ai_contact_id=str(contact))
-    reason = _error_message(text)
+        return Answer(Outcome.SENT, status, ai_contact_id=str(contact)[:200])
+    reason = _error_message(text) if text is not None else f"(unreadable answer: {UNREADABLE})"
     if status in (401, 403):
         return Answer(Outcome.FATAL, status, error_code=ErrorCode.API_KEY_REJECTED,
                       error=f"API key rejected (HTTP {status}): {reason}")
@@ -101,7 +110,7 @@ def classify_exception(error: Exception, timeout: float) -> Answer:
 def _error_message(text: str | bytes) -> str:
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -117,18 +126,74 @@ def _describe(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
+MAX_ANSWER_BYTES = 1 << 20  # Vambe's answers are a few hundred bytes
+UNREADABLE = "larger than 1 MiB, a compression bomb or a broken encoding"
+
+
+async def read_bounded(response: httpx.Response) -> bytes | None:
+    """At most :data:`MAX_ANSWER_BYTES` of an answer's body, decompressed here (gzip or
+    deflate) with the output capped at every step, so neither a huge body nor a compression
+    bomb can flood memory. None when the body is larger, a bomb, or broken."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    elif encoding in ("", "identity"):
+        decoder = None
+    else:
+        return None  # an encoding we never asked for
+    body = bytearray()
+    raw = 0
+    try:
+        async for chunk in response.aiter_raw():
+            raw += len(chunk)
+            if raw > MAX_ANSWER_BYTES:
+                return None
+            if decoder is None:
+                body += chunk
+                continue
+            while chunk:
+                body += decoder.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+                if len(body) > MAX_ANSWER_BYTES:
+                    return None
+                chunk = decoder.unconsumed_tail
+        if decoder is not None:
+            if not decoder.eof:
+                return None  # truncated or not compressed at all
+            body += decoder.flush()
+    except zlib.error:
+        return None
+    return bytes(body) if len(body) <= MAX_ANSWER_BYTES else None
+
+
+def checked_api_key(key: str) -> str:
+    """The key without surrounding whitespace; a key that an HTTP header cannot carry stops
+    here, before it can be echoed in a library's error message."""
+    key = key.strip()
+    if not key or any(not ("\x21" <= char <= "\x7e") for char in key):
+        raise InvalidApiKeyError("VAMBE_API_KEY holds characters an HTTP header cannot carry"
+                                 " (spaces inside, control or non-ASCII characters); copy it"
+                                 " again from Vambe")
+    return key
+
+
 class VambeClient:
-    """An async session with one account; open it with ``async with``."""
+    """An async session with one account; open it with ``async with``.
+
+    Text from the server never carries the key further: any answer that echoes it has it
+    replaced by ``[redacted]`` before it reaches a report, the journal or the terminal."""
 
     def __init__(self, base_url: str, api_key: str, *, phone_id: str, channel: str = "whatsapp",
                  timeout: float = 30, max_connections: int = 8) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._secret = checked_api_key(api_key)
         self._timeout = httpx.Timeout(timeout)
         self._timeout_extension = self._timeout.as_dict()
         self._ticket_url = httpx.URL(f"{self.base_url}/api/public/ticket/open/{channel}/{phone_id}")
-        self._headers = {"x-api-key": api_key, "user-agent": f"vambe-import/{__version__}",
-                         "accept": "*/*", "accept-encoding": "gzip, deflate",
+        self._headers = {"x-api-key": self._secret, "user-agent": f"vambe-import/{__version__}",
+                         "accept": "*/*", "accept-encoding": "identity",
                          "content-type": "application/json"}
         # One connection pool: tickets go straight to it, the pipeline listing through the
         # client (which closes it).
@@ -155,14 +220,32 @@ class VambeClient:
                                 headers={**self._headers, "idempotency-key": idempotency_key},
                                 extensions={"timeout": self._timeout_extension})
         try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                content = await response.aread()
-            finally:
-                await response.aclose()
+            # timeout_seconds bounds the whole request, first byte out to last byte in: a
+            # server that trickles one byte a second never resets it.
+            async with asyncio.timeout(self.timeout):
+                response = await self._transport.handle_async_request(request)
+                try:
+                    content = await read_bounded(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return self._redacted(Answer(
+                Outcome.UNKNOWN, error_code=ErrorCode.OUTCOME_UNKNOWN,
+                error=f"no complete answer within {self.timeout:g} s after sending: the ticket"
+                      " may exist"))
         except httpx.TransportError as error:
-            return classify_exception(error, self.timeout)
-        return classify_status(response.status_code, content, response.headers)
+            return self._redacted(classify_exception(error, self.timeout))
+        return self._redacted(classify_status(response.status_code, content, response.headers))
+
+    def _redacted(self, answer: Answer) -> Answer:
+        if self._secret in answer.error or self._secret in answer.ai_contact_id:
+            return dataclasses.replace(answer, error=self.redact(answer.error),
+                                       ai_contact_id=self.redact(answer.ai_contact_id))
+        return answer
+
+    def redact(self, text: str) -> str:
+        """``text`` with every occurrence of the API key replaced by ``[redacted]``."""
+        return text.replace(self._secret, "[redacted]")
 
     async def list_pipelines(self, *, retries: int = 3, backoff: float = 1.0) -> list[Pipeline]:
         """The account's pipelines. A GET is safe to repeat, so 429, 5xx and network
@@ -170,26 +253,33 @@ class VambeClient:
         url = f"{self.base_url}/api/public/pipeline"
         for attempt in range(retries + 1):
             try:
-                response = await self._http.get(url)
+                async with asyncio.timeout(self.timeout):
+                    async with self._http.stream("GET", url) as response:
+                        content = await read_bounded(response)
+            except TimeoutError:
+                answer = Answer(Outcome.UNKNOWN, error=f"no complete answer within"
+                                                       f" {self.timeout:g} s")
             except httpx.TransportError as error:
-                answer = classify_exception(error, self.timeout)
+                answer = self._redacted(classify_exception(error, self.timeout))
             else:
-                answer = classify_status(response.status_code, response.text, response.headers)
-                if answer.outcome == Outcome.SENT:
-                    return _parse_pipelines(response.text)
+                answer = self._redacted(
+                    classify_status(response.status_code, content, response.headers))
+                if answer.outcome == Outcome.SENT and content is not None:
+                    return _parse_pipelines(content)
                 if answer.outcome == Outcome.FATAL and answer.http_status in (401, 403):
                     raise FatalApiError(f"{answer.error}; check VAMBE_API_KEY; nothing was sent")
             if answer.outcome not in (Outcome.RETRY, Outcome.THROTTLED, Outcome.UNKNOWN) or attempt == retries:
                 break
-            delay = backoff_delay(backoff, attempt)
-            await clock().sleep(max(delay, answer.retry_after or 0.0))
+            delay = min(max(backoff_delay(backoff, attempt), answer.retry_after or 0.0),
+                        MAX_BACKOFF_SECONDS)
+            await clock().sleep(delay)
         hint = "; check [api] base_url" if answer.http_status == 404 else ""
         raise ApiUnavailableError(
             f"could not list stages at {url}: {answer.error}{hint}; nothing was sent"
         )
 
 
-def _parse_pipelines(text: str) -> list[Pipeline]:
+def _parse_pipelines(text: str | bytes) -> list[Pipeline]:
     try:
         return [
             Pipeline(
@@ -199,7 +289,7 @@ def _parse_pipelines(text: str) -> list[Pipeline]:
             )
             for item in json.loads(text)
         ]
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise ApiUnavailableError(
             "GET /api/public/pipeline answered with an unexpected body; nothing was sent"
         ) from None

@@ -8,10 +8,12 @@ ignored is how a campaign goes to the wrong stage. Settings that depend on the i
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
@@ -27,6 +29,16 @@ class _Section(BaseModel):
 
 
 WEB_WHATSAPP_RATE = 0.2  # one message every 5 s: QR numbers get blocked for fast sending
+MIN_RATE = 0.001  # one request in about 17 minutes; less is a typo (5e-324 once hung a run)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ApiSettings(_Section):
@@ -39,19 +51,21 @@ class ApiSettings(_Section):
     phone_id: str
     # 5/s: well under WhatsApp's ~80 msg/s per number and kind to an API with no published limit.
     # 0 turns pacing off (benchmarks, APIs that need none); max_concurrency still bounds it.
-    rate_limit_per_second: Annotated[float, Field(ge=0, le=10000)] = 5
+    # Numbers must be TOML numbers (strict): "5" or true is a typo, not a setting.
+    rate_limit_per_second: Annotated[float, Field(ge=0, le=10000, strict=True)] = 5
     # 8 in flight covers 5/s up to 1.6 s of latency (in flight = rate x latency).
-    max_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
-    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30
+    max_concurrency: Annotated[int, Field(ge=1, le=256, strict=True)] = 8
+    # Bounds a whole request, first byte out to last byte in; past it the row is unknown.
+    timeout_seconds: Annotated[float, Field(gt=0, le=600, strict=True)] = 30
     # Retries of requests that never reached the server (503, refused, connect timeout).
-    max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    max_retries: Annotated[int, Field(ge=0, le=20, strict=True)] = 5
     # First backoff before such a retry; doubled each time, with full jitter, capped at 60 s.
-    retry_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+    retry_backoff_seconds: Annotated[float, Field(ge=0, le=60, strict=True)] = 1.0
     # How long one row may stay throttled by 429 answers before it is given up as failed.
-    max_throttle_seconds: Annotated[float, Field(ge=0, le=86400)] = 600
+    max_throttle_seconds: Annotated[float, Field(ge=0, le=86400, strict=True)] = 600
     # WhatsApp's messaging limit tier (250, 2,000, 10,000, 100,000 new customers per rolling
     # 24 hours): rows carrying a message beyond it are skipped, not silently undelivered.
-    daily_message_limit: Annotated[int, Field(ge=1)] | None = None
+    daily_message_limit: Annotated[int, Field(ge=1, strict=True)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -77,12 +91,42 @@ class ApiSettings(_Section):
             )
         return self
 
+    @field_validator("rate_limit_per_second")
+    @classmethod
+    def _sane_rate(cls, value: float) -> float:
+        if 0 < value < MIN_RATE:
+            raise ValueError(f"must be 0 (no pacing) or at least {MIN_RATE:g} requests per"
+                             f" second, got {value!r}")
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        """http(s), a host, an optional port and path: nothing a typo or a pasted link could
+        smuggle in (credentials, a query, control characters)."""
+        if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError(f"must be a URL without spaces or control characters, got {value!r}")
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"has a port outside 1-65535: {value!r}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be http:// or https:// and a host, got {value!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold a user name or password (the key goes in"
+                             " VAMBE_API_KEY)")
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            raise ValueError(f"must not hold a query or a fragment, got {value!r}")
+        if port == 0:
+            raise ValueError(f"has a port outside 1-65535: {value!r}")
         return value.rstrip("/")
+
+    @property
+    def plain_http_off_machine(self) -> bool:
+        """http:// to a host that is not this machine: the key would travel in clear."""
+        parts = urlsplit(self.base_url)
+        return parts.scheme == "http" and not _is_loopback(parts.hostname or "")
 
 
 class InputSettings(_Section):
@@ -188,7 +232,7 @@ class DedupeSettings(_Section):
     # A request the ledger holds as sent, from another folder, within this many days, is
     # not sent again (a re-imported file, another working directory). 30 covers a monthly
     # campaign's re-runs; 0 turns it off (a resumed run never re-sends, whatever this says).
-    across_runs_days: Annotated[float, Field(ge=0, le=3650)] = 30
+    across_runs_days: Annotated[float, Field(ge=0, le=3650, strict=True)] = 30
 
 
 class LedgerSettings(_Section):

@@ -8,9 +8,11 @@ file, row, column or setting at fault. The CLI prints ``str(error)`` and exits w
     ├── ConfigError              the TOML config is unreadable or a setting is wrong
     ├── InputFileError           the spreadsheet is missing, empty or not what it claims
     ├── MissingApiKeyError       VAMBE_API_KEY is not set
+    ├── InvalidApiKeyError       VAMBE_API_KEY holds characters a header cannot carry
     ├── OutputFolderError        the output folder holds another run, or cannot be written
     ├── ApiUnavailableError      the API could not be reached before anything was sent
-    └── FatalApiError            exit 3: the API refused the key or the phone ID
+    ├── FatalApiError            exit 3: the API refused the key or the phone ID
+    └── LocalError               exit 4: a local failure (a full disk...) after sending began
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class MissingApiKeyError(ImporterError):
     """Sending needs VAMBE_API_KEY in the environment."""
 
 
+class InvalidApiKeyError(ImporterError):
+    """VAMBE_API_KEY cannot be sent as an HTTP header; it is never echoed."""
+
+
 class OutputFolderError(ImporterError):
     """The output folder cannot take this run (it holds another run, or is not writable)."""
 
@@ -46,3 +52,10 @@ class FatalApiError(ImporterError):
     """The API rejected the key (401/403) or the phone ID (404): no request can succeed."""
 
     exit_code = 3
+
+
+class LocalError(ImporterError):
+    """Something on this machine failed after sending began (a full disk, a bug): the run
+    stopped as it does for a fatal answer; ``--resume`` finishes it once the cause is fixed."""
+
+    exit_code = 4

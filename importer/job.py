@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from .client import Pipeline, VambeClient
 from .codes import RowStatus
 from .config import Config, load_config
-from .exceptions import ConfigError, InputFileError, OutputFolderError
+from .exceptions import ConfigError, InputFileError, LocalError, OutputFolderError
 from .index import PhoneIndex
 from .journal import FolderLock, Journal, read_journal
 from .ledger import Held, Ledger, Policy, default_ledger_path, target_name
@@ -469,17 +470,28 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
     summary.interrupted = stop.count > 0
     summary.stopped = sender.stopped
     summary.fatal_error = sender.fatal.error if sender.fatal else None
+    summary.local_error = sender.local_error
     if sender.daily.refused:
         summary.notes.append(
             f"the daily message limit is reached: {sender.daily.refused} rows with a message"
             f" were skipped; --resume from {format_time(sender.daily.resume_from())}"
         )
-    _write_run_reports(table, journal, summary)
+    try:
+        _write_run_reports(table, journal, summary)
+    except (OutputFolderError, OSError, sqlite3.Error) as error:
+        if summary.local_error is None:
+            raise LocalError(f"the run ended but its reports could not be written ({error});"
+                             " --resume writes them once the cause is fixed") from None
+        summary.notes.append(f"the reports could not be written ({error}); --resume writes"
+                             " them once the cause is fixed")
     return summary
 
 
 def _warn_before_sending(config: Config, sender: Sender) -> None:
     """What the operator should know before a campaign starts, said once."""
+    if config.api.plain_http_off_machine:
+        sender.note(f"Warning: [api] base_url {config.api.base_url} is plain http to another"
+                    " machine: the API key and your customers' data travel unencrypted")
     if config.api.channel == "web-whatsapp":
         sender.note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
                     f" blocked for fast or unsolicited sending; sending at"

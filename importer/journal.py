@@ -105,6 +105,7 @@ class Journal:
         self._db = connection
         self.path = path
         self._pending: list[tuple] = []
+        self.failed: OutputFolderError | None = None  # a write failed: the record is partial
 
     @classmethod
     def open(cls, out_dir: Path, *, identity: dict[str, str], ledger_id: str,
@@ -139,7 +140,9 @@ class Journal:
                 for sql, rows in statements:
                     self._db.executemany(sql, rows)
         except sqlite3.Error as error:
-            raise OutputFolderError(f"{self.path}: cannot write the journal ({error})") from None
+            self.failed = self.failed or OutputFolderError(
+                f"{self.path}: cannot write the journal ({error})")
+            raise self.failed from None
 
     def add_result(self, result: RowResult, source: SourceRow | None = None) -> None:
         """Buffer a row's result; the ``source`` row is kept for rows that go to errors.csv."""
@@ -158,6 +161,8 @@ class Journal:
     def results(self) -> Iterator[tuple[RowResult, SourceRow | None]]:
         """This run's results in row order, with the source rows kept for error rows."""
         self.flush()
+        if self.failed is not None:
+            raise self.failed  # a partial record would make reports with rows missing
         cursor = self._db.execute("SELECT * FROM results ORDER BY row")
         while batch := cursor.fetchmany(1000):
             for *fields, kept in batch:

@@ -196,7 +196,10 @@ class Ledger:
         self._clock: Clock = clock()
         self._runs = Path(f"{path}.runs")
         self._lock: _RunLock | None = None  # taken by open(): a peek claims nothing
+        self._target_known = connection.execute(
+            "SELECT 1 FROM requests WHERE target=? LIMIT 1", (target,)).fetchone() is not None
         self._queued: list[tuple[Callable[[], object], asyncio.Future | None]] = []
+        self.error: OutputFolderError | None = None  # a write failed: no more claims
         self._commit_scheduled = False
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop,
@@ -297,6 +300,11 @@ class Ledger:
                     f"{prior.error} ({where}; --retry-unknown sends it again)")
 
     def held(self, key: str) -> Held | None:
+        """The judgement before a claim (plan pass, routing): for an account this ledger had
+        never sent to when the run began, nothing is held, without a look-up per row. The
+        claim, which always looks, stays the one check that counts."""
+        if not self._target_known:
+            return None
         return self.judge(self.lookup(key))
 
     def message_times(self, since: float) -> list[float]:
@@ -321,6 +329,8 @@ class Ledger:
                     ) -> tuple[Held | None, int]:
         """Claim the key for this run, durably, before its request goes out. Returns
         ``(None, attempts)`` when claimed, or why it is held (another run got there first)."""
+        if self.error is not None:
+            raise self.error  # an outcome could not be recorded: claim nothing more
         future = asyncio.get_running_loop().create_future()
 
         def work() -> tuple[Held | None, int]:
@@ -366,8 +376,9 @@ class Ledger:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 results = [work() for work, _ in queued]
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             failure = OutputFolderError(f"{self.path}: cannot write the send ledger ({error})")
+            self.error = self.error or failure
             for _, future in queued:
                 if future is not None and not future.done():
                     future.set_exception(failure)
@@ -380,6 +391,8 @@ class Ledger:
         """Commit what is queued now (outside the event loop's turn: at the end of a run)."""
         if self._queued:
             self._commit_queued()
+        if self.error is not None:
+            raise self.error
 
     def _checkpoint_loop(self) -> None:
         """Fold the WAL into the database now and then, with its fsync, off the event loop."""

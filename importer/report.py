@@ -8,6 +8,7 @@ plus four columns, so the user fixes it in Excel and imports it again with the s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
+from .exceptions import OutputFolderError
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
 
 RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
@@ -48,6 +50,7 @@ class Summary:
     stopped: str | None = None  # why a run stopped early: "interrupted", an API error...
     interrupted: bool = False
     fatal_error: str | None = None  # the API's fatal answer (key or phone ID rejected)
+    local_error: str | None = None  # a failure on this machine stopped the run (exit 4)
     out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
     preview: list[dict] = field(default_factory=list)  # validate: first bodies to be sent
@@ -139,6 +142,13 @@ class ReportWriter:
     """Streams results and error rows to temporary files; :meth:`commit` renames them in."""
 
     def __init__(self, out_dir: Path, table: Table) -> None:
+        try:
+            self._open(out_dir, table)
+        except OSError as error:
+            raise OutputFolderError(f"{out_dir}: cannot write the reports"
+                                    f" ({error.strerror or error})") from None
+
+    def _open(self, out_dir: Path, table: Table) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self._results_path = out_dir / "results.csv.tmp"
@@ -160,19 +170,28 @@ class ReportWriter:
     def add(self, result: RowResult, source: SourceRow | None) -> None:
         """One row of results.csv and, for an error status, of the error files (which keep
         the row's number in the original file when it came from one of our error files)."""
-        self._results.writerow(
-            (result.row, result.status, result.phone, result.ai_contact_id,
+        self._results.writerow(  # the server's text is neutralized as the user's cells are
+            (result.row, result.status, result.phone, neutralize(result.ai_contact_id),
              "" if result.http_status is None else result.http_status, result.attempts,
-             result.error_code, result.error)
+             result.error_code, neutralize(result.error))
         )
         if result.status in ERROR_STATUSES and source is not None:
             extra = [source.origin or result.row, result.status, result.error_code,
-                     result.error]
+                     neutralize(result.error)]
             self._errors.writerow([neutralize(cell) for cell in source.cells] + extra)
             if self._workbook is not None:
                 self._workbook.append(list(source.cells) + extra)
 
     def commit(self, summary: Summary) -> None:
+        """Put the finished reports in place (each renamed whole), or fail with one line."""
+        try:
+            self._commit(summary)
+        except OSError as error:
+            self.discard()
+            raise OutputFolderError(f"{self.out_dir}: cannot write the reports"
+                                    f" ({error.strerror or error})") from None
+
+    def _commit(self, summary: Summary) -> None:
         self._results_file.close()
         self._errors_file.close()
         os.replace(self._results_path, self.out_dir / "results.csv")
@@ -187,8 +206,10 @@ class ReportWriter:
     def discard(self) -> None:
         for handle, path in ((self._results_file, self._results_path),
                              (self._errors_file, self._errors_path)):
-            handle.close()
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                handle.close()
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         if self._workbook is not None:
             self._workbook.path.unlink(missing_ok=True)
 

@@ -10,20 +10,23 @@ was not processed (429, 503, connection never made) are retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 
 from .client import Answer, VambeClient
 from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
+from .exceptions import ImporterError, OutputFolderError
 from .journal import Journal
 from .ledger import Held, Ledger
 from .read import SourceRow
 from .report import RowResult
-from .timing import Clock, backoff, clock
+from .timing import MAX_BACKOFF_SECONDS, Clock, backoff, clock
 from .validate import CheckedRow
 
 WINDOW_MARGIN = 1.02
@@ -41,8 +44,10 @@ class Pacer:
     failed try and ran 8% under the rate here (bench/bench_rate.py).
     """
 
-    def __init__(self, rate: float, clock: Clock) -> None:
+    def __init__(self, rate: float, clock: Clock,
+                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         self._clock = clock
+        self._sleep = sleep or clock.sleep
         self._next = 0.0
         self._recent: deque[float] = deque()
         self.set_rate(rate)
@@ -63,12 +68,12 @@ class Pacer:
         slot = max(self._next, now)  # an idle pacer gives no credit: no burst after a pause
         self._next = slot + self._interval
         if slot > now:
-            await clock.sleep(slot - now)
+            await self._sleep(slot - now)
         recent = self._recent
         while len(recent) == self._count and (
             gap := recent[0] + self._window - clock.monotonic()
         ) > 0:
-            await clock.sleep(gap)
+            await self._sleep(gap)
         recent.append(clock.monotonic())
         if len(recent) > self._count:
             recent.popleft()
@@ -123,6 +128,10 @@ def format_time(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+class _Stopping(Exception):
+    """A wait ended because the run is stopping."""
+
+
 SLOWDOWN_FACTOR = 0.8  # each burst of 429s takes the rate down by a fifth
 MIN_RATE = 0.2
 
@@ -144,6 +153,8 @@ class Sender:
         self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
         self.stopped: str | None = None  # why the run stopped taking rows
         self.fatal: Answer | None = None
+        self.local_error: str | None = None  # a failure here (a full disk...) stopped the run
+        self._stopping: asyncio.Event | None = None  # set with stopped, ends every wait
         self.rate = api.rate_limit_per_second
         self._on_result = on_result or (lambda result: None)
         self._on_note = on_note or (lambda text: None)  # the library never prints
@@ -161,21 +172,59 @@ class Sender:
         self._on_note(text)
 
     def request_stop(self, reason: str = "interrupted") -> None:
+        """Take no more rows; every wait (a pause, a backoff, a slot) ends now, and requests
+        in flight end within timeout_seconds."""
         if self.stopped is None:
             self.stopped = reason
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def _fail_locally(self, error: BaseException) -> None:
+        """A failure on this machine while sending stops the run as a fatal answer does."""
+        if self.local_error is None:
+            self.local_error = f"{type(error).__name__}: {error}" if not isinstance(
+                error, ImporterError) else str(error)
+            self.request_stop(f"a local error: {self.local_error}")
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait, unless the run is stopping (then raise :class:`_Stopping` at once)."""
+        stopping = self._stopping
+        if stopping.is_set():
+            raise _Stopping
+        if seconds <= 0:
+            return
+        waiter = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait((waiter, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stopper.cancel()
+        if stopping.is_set():
+            raise _Stopping
 
     async def run(self, rows: Iterable[tuple[SourceRow, CheckedRow]]) -> None:
-        self._pacer = Pacer(self.rate, self.clock) if self.rate else None
+        self._stopping = asyncio.Event()
+        if self.stopped is not None:
+            self._stopping.set()
+        self._pacer = Pacer(self.rate, self.clock, self._pause) if self.rate else None
         self._started = self.clock.monotonic()  # sending starts now, not when the sender was made
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
         workers = [asyncio.create_task(self._worker(queue))
                    for _ in range(self.api.max_concurrency)]
         try:
-            for index, (source, row) in enumerate(rows):
-                if self._route(source, row):
-                    await queue.put((source, row))
-                elif index % 256 == 0:
-                    await asyncio.sleep(0)  # let workers run through long stretches of bad rows
+            try:
+                for index, (source, row) in enumerate(rows):
+                    if self._route(source, row):
+                        await queue.put((source, row))
+                    elif index % 256 == 0:
+                        await asyncio.sleep(0)  # let workers run through stretches of bad rows
+            except ImporterError as error:
+                if not isinstance(error, OutputFolderError):
+                    raise  # the input file: cannot happen after the plan pass read it whole
+                self._fail_locally(error)
+            except (OSError, sqlite3.Error) as error:
+                self._fail_locally(error)
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
@@ -213,8 +262,8 @@ class Sender:
         self._routed += 1
         return True
 
-    def _skipped(self, row: CheckedRow) -> RowResult:
-        return RowResult(row.number, RowStatus.SKIPPED, row.phone,
+    def _skipped(self, row: CheckedRow, attempts: int = 0) -> RowResult:
+        return RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
                          error_code=ErrorCode.NOT_ATTEMPTED,
                          error=f"not sent: the run stopped ({self.stopped})")
 
@@ -223,12 +272,19 @@ class Sender:
         self._on_result(result)
 
     async def _worker(self, queue: asyncio.Queue) -> None:
+        """Send rows until told to end. A worker never dies of an error: a failure here
+        stops the whole run (no new rows), so the producer never waits on a dead pool."""
         while (item := await queue.get()) is not None:
             source, row = item
-            if self.stopped is not None:
-                self._record(self._skipped(row), source)
-            else:
-                await self._send(source, row)
+            try:
+                if self.stopped is not None:
+                    self._record(self._skipped(row), source)
+                else:
+                    await self._send(source, row)
+            except Exception as error:  # a full disk, a bug: stop, never hang
+                self._fail_locally(error)
+                with contextlib.suppress(Exception):  # the disk may still refuse
+                    self._record(self._skipped(row), source)
 
     async def _send(self, source: SourceRow, row: CheckedRow) -> None:
         request = row.request
@@ -236,7 +292,10 @@ class Sender:
         throttled_since: float | None = None
         retries = 0
         while True:
-            await self._slot()
+            try:
+                await self._slot()
+            except _Stopping:
+                pass
             if self.stopped is not None:
                 self._record(self._skipped(row), source)
                 return
@@ -258,6 +317,13 @@ class Sender:
                              error="stopped at once while the request was in flight:"
                                    " the ticket may exist")
                 raise
+            except Exception as error:
+                self._fail_locally(error)
+                self._finish(source, row, attempts, RowStatus.UNKNOWN, answer=None,
+                             error_code=ErrorCode.OUTCOME_UNKNOWN,
+                             error=f"a local error while the request was in flight"
+                                   f" ({type(error).__name__}): the ticket may exist")
+                return
             if answer.outcome == Outcome.SENT:
                 return self._finish(source, row, attempts, RowStatus.SENT, answer)
             if answer.outcome in (Outcome.REJECTED, Outcome.FATAL):
@@ -268,7 +334,9 @@ class Sender:
             if answer.outcome == Outcome.THROTTLED:
                 now = self.clock.monotonic()
                 throttled_since = throttled_since or now
-                if now - throttled_since >= self.api.max_throttle_seconds:
+                if now - throttled_since >= self.api.max_throttle_seconds or self.stopped:
+                    if self.stopped:
+                        return self._record(self._skipped(row, attempts), source)
                     return self._finish(
                         source, row, attempts, RowStatus.FAILED, answer,
                         error=f"throttled by the API (HTTP 429) for"
@@ -281,8 +349,9 @@ class Sender:
                         source, row, attempts, RowStatus.FAILED, answer,
                         error=f"{answer.error} (gave up after {retries + 1} attempts;"
                               " not processed, safe to resume)")
-                delay = max(backoff(self.api.retry_backoff_seconds, retries),
-                            answer.retry_after or 0.0)
+                # A 503's Retry-After is honoured up to the backoff cap, never beyond.
+                delay = min(max(backoff(self.api.retry_backoff_seconds, retries),
+                                answer.retry_after or 0.0), MAX_BACKOFF_SECONDS)
                 retries += 1
             else:
                 return self._finish(source, row, attempts, RowStatus.UNKNOWN, answer)
@@ -290,7 +359,10 @@ class Sender:
             # leaves the key failed (sent again later), not in flight.
             self.ledger.record(request.key, RequestState.FAILED, http_status=answer.http_status,
                                error_code=answer.error_code, error=answer.error)
-            await self.clock.sleep(delay)
+            try:
+                await self._pause(delay)
+            except _Stopping:
+                return self._record(self._skipped(row, attempts), source)
 
     def _finish(self, source: SourceRow, row: CheckedRow, attempts: int, status: RowStatus,
                 answer: Answer | None, *, error_code: ErrorCode | None = None,
@@ -311,8 +383,9 @@ class Sender:
         self._answered += 1
         self._latency += (latency - self._latency) / min(self._answered, 50)
         concurrency = self.api.max_concurrency
-        if self._said_concurrency or not self.rate or self._answered < max(20, 2 * concurrency):
-            return
+        if (self._said_concurrency or not self.rate or self._latency <= 0
+                or self._answered < max(20, 2 * concurrency)):
+            return  # (a coarse clock can measure a fast answer as taking no time at all)
         reachable = concurrency / self._latency
         if reachable < 0.95 * self.rate:
             self._said_concurrency = True
@@ -327,7 +400,7 @@ class Sender:
         """Wait out a run-wide 429 pause, then take the next rate-limit slot."""
         while True:
             while (delay := self._resume_at - self.clock.monotonic()) > 0:
-                await self.clock.sleep(delay)
+                await self._pause(delay)
             if self._pacer is not None:
                 await self._pacer.wait()
             if self.clock.monotonic() >= self._resume_at:
@@ -336,7 +409,10 @@ class Sender:
     def _throttle(self, retry_after: float | None) -> None:
         """A 429 pauses the whole run and slows it down; retries do not each hammer alone."""
         now = self.clock.monotonic()
-        pause = retry_after if retry_after is not None else 1.0
+        # Retry-After within reason: at least a second (0, negative or past would make the
+        # retries hammer), and never longer than a row may be throttled in all.
+        pause = min(max(retry_after if retry_after is not None else 1.0, 1.0),
+                    self.api.max_throttle_seconds)
         self._resume_at = max(self._resume_at, now + pause)
         if now - self._last_slowdown > max(pause, 1.0):
             self._last_slowdown = now
@@ -344,7 +420,7 @@ class Sender:
                 self.rate = self._requests / max(now - self._started, 1.0)
             self.rate = max(MIN_RATE, self.rate * SLOWDOWN_FACTOR)
             if self._pacer is None:
-                self._pacer = Pacer(self.rate, self.clock)
+                self._pacer = Pacer(self.rate, self.clock, self._pause)
             self._pacer.set_rate(self.rate)
             self.note(f"API throttled the run (HTTP 429): pausing {pause:g} s, then"
                           f" sending at {self.rate:.3g}/s")

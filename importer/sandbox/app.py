@@ -9,6 +9,7 @@ misbehave on purpose, reproducibly from a seed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import random
@@ -16,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field, fields
 
@@ -70,6 +72,13 @@ class Faults:
     drop: float = 0.0  # processed, then the connection is dropped mid-answer
     throttle_first: int = 0  # the first N ticket requests answered 429, without processing
     retry_after: str | None = None  # the Retry-After header of 429 and 503 answers, as given
+    # Hostile answers to processed tickets (a server that lies, trickles or floods):
+    trickle: float = 0.0  # seconds between the bytes of the answer
+    huge_body: int = 0  # a 200 whose body is this many bytes
+    gzip_bomb: int = 0  # a 200 whose gzip body expands to this many bytes
+    broken_gzip: bool = False  # a 200 that says gzip and is not
+    echo_key: bool = False  # 401s echo the key received; tickets are answered 400 echoing it
+    error_message: str | None = None  # the message of every error answer, as given
     seed: int = 0
 
 
@@ -181,6 +190,70 @@ def _error(status: int, message: str, error: str) -> JSONResponse:
     return JSONResponse({"statusCode": status, "message": message, "error": error}, status)
 
 
+class _StreamedAnswer(Response):
+    """A 200 written in pieces, each after ``pause`` seconds: a trickle or a flood."""
+
+    def __init__(self, pieces, *, headers: dict[str, str], pause: float = 0.0) -> None:
+        super().__init__(status_code=200)
+        self._pieces, self._pause = pieces, pause
+        self.raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        for piece in self._pieces:
+            if self._pause:
+                await asyncio.sleep(self._pause)
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def _gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzipped (about 1,000 to 1): made once per size."""
+    if size not in _BOMBS:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block = bytes(1 << 20)
+        parts = [packer.compress(block) for _ in range(size >> 20)]
+        _BOMBS[size] = b"".join(parts) + packer.compress(bytes(size % (1 << 20))) + packer.flush()
+    return _BOMBS[size]
+
+
+def _with_message(response: Response, message: str | None) -> Response:
+    """An error answer with its message replaced (a server that says anything at all)."""
+    if message is None or response.status_code < 400:
+        return response
+    replaced = _error(response.status_code, message, "Error")
+    if "retry-after" in response.headers:
+        replaced.headers["retry-after"] = response.headers["retry-after"]
+    return replaced
+
+
+def _hostile_answer(faults: Faults, contact: str) -> Response | None:
+    """The misbehaving answer the faults ask for, once the ticket was processed."""
+    body = json.dumps({"aiContactId": contact, "status": "ok"}).encode()
+    if faults.trickle:
+        return _StreamedAnswer([body[i:i + 1] for i in range(len(body))], pause=faults.trickle,
+                               headers={"content-type": "application/json",
+                                        "content-length": str(len(body))})
+    if faults.huge_body:
+        chunk = 1 << 16
+        count, rest = divmod(faults.huge_body, chunk)
+        return _StreamedAnswer(
+            itertools.chain(itertools.repeat(bytes(chunk), count), [bytes(rest)]),
+            headers={"content-type": "application/json",
+                     "content-length": str(faults.huge_body)})
+    if faults.gzip_bomb:
+        bomb = _gzip_bomb(faults.gzip_bomb)
+        return Response(bomb, 200, headers={"content-encoding": "gzip"},
+                        media_type="application/json")
+    if faults.broken_gzip:
+        return Response(body, 200, headers={"content-encoding": "gzip"},
+                        media_type="application/json")
+    return None
+
+
 def _too_many(wait: float, retry_after: str | None = None) -> JSONResponse:
     return JSONResponse({"statusCode": 429, "message": "Too many requests"}, 429,
                         headers={"retry-after": retry_after or str(max(1, math.ceil(wait)))})
@@ -240,8 +313,10 @@ def create_app(state: SandboxState) -> Starlette:
         wait = state._admit()
         if wait is not None:
             return _too_many(wait)
-        if request.headers.get("x-api-key") != state.api_key:
-            return _error(401, "Invalid or missing API key", "Unauthorized")
+        key = request.headers.get("x-api-key")
+        if key != state.api_key:
+            echoed = f": {key}" if state.faults.echo_key else ""
+            return _error(401, f"Invalid or missing API key{echoed}", "Unauthorized")
         return None
 
     async def open_ticket(request: Request) -> Response:
@@ -261,7 +336,7 @@ def create_app(state: SandboxState) -> Starlette:
             if refusal is None:
                 refusal = await _open_ticket(request, body)
             state._record(request, refusal.status_code, body, arrived)
-            return refusal
+            return _with_message(refusal, state.faults.error_message)
         finally:
             state.active -= 1
 
@@ -277,6 +352,9 @@ def create_app(state: SandboxState) -> Starlette:
         if web and isinstance(body, dict) and isinstance(body.get("message"), dict) and (
                 "templateId" in body["message"]):
             return _error(400, "Templates are not supported on WhatsApp Web connections",
+                          "Bad Request")
+        if state.faults.echo_key:
+            return _error(400, f"Bad request for key {request.headers.get('x-api-key')}",
                           "Bad Request")
         fault = state._draw()
         if fault == "429":
@@ -299,7 +377,8 @@ def create_app(state: SandboxState) -> Starlette:
             return _error(500, "Internal server error", "Internal Server Error")
         if fault == "drop":
             return _DroppedResponse()
-        return JSONResponse({"aiContactId": contact, "status": "ok"})
+        return _hostile_answer(state.faults, contact) or JSONResponse(
+            {"aiContactId": contact, "status": "ok"})
 
     async def list_pipelines(request: Request) -> Response:
         refusal = await guarded(request)

@@ -1,0 +1,305 @@
+"""A hostile server, a full disk or a bad key: never a hang, a memory flood or a leak.
+Each case is served by the sandbox's hostile modes over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email.utils
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer import load_config, run_import
+from importer.cli import exit_code
+from importer.exceptions import OutputFolderError
+from importer.journal import Journal
+from importer.sandbox import DEFAULT_API_KEY, Faults
+
+from .conftest import PHONES, people, read_results, start_run, wait_until
+
+SECRET = "sk-SECRET-0123456789"
+
+
+def _everything_written(tmp_path: Path) -> bytes:
+    """Every byte the run left on disk: reports, journal, ledger."""
+    return b"".join(path.read_bytes() for path in sorted(tmp_path.rglob("*"))
+                    if path.is_file() and path.suffix not in (".toml", ".lock"))
+
+
+# ---------------------------------------------------------------- answers that are not answers
+
+
+def test_a_trickling_server_meets_the_whole_request_deadline(make_sandbox, write_config,
+                                                            write_csv, invoke, tmp_path):
+    """One byte every 0.1 s: each read is quick, the whole answer is not. timeout_seconds
+    bounds the request from first byte out to last byte in; the row is unknown."""
+    server = make_sandbox(trickle=0.1)
+    config = write_config(server.url, api={"timeout_seconds": 0.5})
+    result = invoke("run", write_csv(people(2)), "--config", config)
+    assert result.exit_code == 1
+    rows = read_results(tmp_path / "clientes-import")
+    assert {(r["status"], r["error"]) for r in rows} == {
+        ("unknown", "no complete answer within 0.5 s after sending: the ticket may exist")}
+
+
+@pytest.mark.parametrize("faults", [
+    {"huge_body": 5 << 20},
+    {"gzip_bomb": 200 << 20},
+    {"broken_gzip": True},
+])
+def test_unreadable_answers_are_dropped_and_the_status_decides(make_sandbox, write_config,
+                                                               write_csv, invoke, tmp_path,
+                                                               faults):
+    """A body over 1 MiB, a compression bomb or a broken encoding is never read whole: the
+    2xx says the ticket was opened, and the row says the answer was unreadable."""
+    server = make_sandbox(**faults)
+    result = invoke("run", write_csv(people(3)), "--config", write_config(server.url))
+    assert result.exit_code == 0, result.output
+    rows = read_results(tmp_path / "clientes-import")
+    assert {(r["status"], r["http_status"], r["ai_contact_id"]) for r in rows} == {
+        ("sent", "200", "")}
+    assert rows[0]["error"] == (
+        "HTTP 200 with an unreadable answer (larger than 1 MiB, a compression bomb or a broken"
+        " encoding); the status code says the ticket was opened")
+    assert len(server.state.tickets) == 3
+
+
+# ---------------------------------------------------------------- Retry-After within reason
+
+
+@pytest.mark.parametrize("value", ["999999", "1e400", "in a while", "-5"])
+def test_retry_after_never_holds_a_row_past_max_throttle(make_sandbox, write_config, write_csv,
+                                                         invoke, tmp_path, fake_clock, value):
+    """A huge, infinite, unreadable or negative Retry-After: a row is never throttled longer
+    than max_throttle_seconds in all (here 30 s, in virtual time)."""
+    server = make_sandbox(throttle=1.0, retry_after=value)
+    config = write_config(server.url, api={"max_throttle_seconds": 30, "max_concurrency": 1})
+    result = invoke("run", write_csv(people(1)), "--config", config)
+    assert result.exit_code == 1
+    assert read_results(tmp_path / "clientes-import")[0]["error_code"] == "throttled"
+    assert fake_clock.now - 1000.0 <= 30 + 2  # the last pause is cut short by the budget
+
+
+def test_retry_after_a_year_ahead_is_clamped_too(make_sandbox, write_config, write_csv, invoke,
+                                                 tmp_path, fake_clock):
+    """An HTTP date a year ahead (3.15e7 s) is cut to the budget as well."""
+    year_ahead = email.utils.formatdate(fake_clock.time() + 365 * 86400, usegmt=True)
+    server = make_sandbox(throttle=1.0, retry_after=year_ahead)
+    config = write_config(server.url, api={"max_throttle_seconds": 60, "max_concurrency": 1})
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert fake_clock.now - 1000.0 <= 60 + 2
+
+
+def test_a_503_retry_after_never_waits_past_the_backoff_cap(make_sandbox, write_config,
+                                                            write_csv, invoke, tmp_path,
+                                                            fake_clock):
+    """Retry-After on a 503 is honoured up to the 60 s backoff cap, never a day."""
+    server = make_sandbox(fail_503=1.0, retry_after="86400")
+    config = write_config(server.url, api={"max_retries": 2, "max_concurrency": 1})
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert 2 * 60 <= fake_clock.now - 1000.0 <= 2 * 60 + 1
+
+
+# ---------------------------------------------------------------- signals
+
+
+def test_sigterm_during_a_long_throttle_pause_ends_the_run_with_reports(make_sandbox,
+                                                                         write_config,
+                                                                         write_csv, tmp_path):
+    """The first SIGTERM ends a run that is waiting out a 10-minute 429 pause: reports
+    written, every row accounted for, exit 130 (the test's deadline is 30 s, not 600)."""
+    server = make_sandbox(throttle=1.0, retry_after="600")
+    config = write_config(server.url, api={"max_concurrency": 2})
+    out = tmp_path / "out"
+    process = start_run(config, write_csv(people(10)), "--out", out)
+    wait_until(lambda: len(server.state.received) >= 2)  # the listing and a first 429
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert Counter(r["status"] for r in read_results(out)) == Counter({"skipped": 10})
+    assert server.state.tickets == []
+
+
+# ---------------------------------------------------------------- the key
+
+
+@pytest.mark.parametrize("key", ["sk-SE CRET", "sk-SECRET\nX", "sk-SECRÉT", "\tsk\x07SECRET"])
+def test_a_key_a_header_cannot_carry_stops_without_echoing_it(sandbox, write_config, write_csv,
+                                                              invoke, key):
+    """Whitespace inside, control or non-ASCII characters: exit 2, the key never shown."""
+    result = invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url),
+                    api_key=key)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: VAMBE_API_KEY holds characters an HTTP header cannot carry"
+                             " (spaces inside, control or non-ASCII characters); copy it again"
+                             " from Vambe\n")
+    assert "SECRET" not in result.output and "SECRÉT" not in result.output
+    assert sandbox.state.received == []
+
+
+def test_surrounding_whitespace_in_the_key_is_trimmed(sandbox, write_config, write_csv, invoke):
+    """A key pasted with a space or a newline around it works."""
+    result = invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url),
+                    api_key=f"  {DEFAULT_API_KEY}\n")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_server_that_echoes_the_key_never_gets_it_written(sandbox, write_config, write_csv,
+                                                            invoke, tmp_path):
+    """401 and 400 messages that hold the key: redacted on the terminal, in every report, the
+    journal and the ledger."""
+    sandbox.state.api_key = SECRET
+    sandbox.state.faults = Faults(echo_key=True)
+    config = write_config(sandbox.url)
+    rejected = invoke("run", write_csv(people(2)), "--config", config, api_key=SECRET)
+    assert rejected.exit_code == 1
+    rows = read_results(tmp_path / "clientes-import")
+    assert rows[0]["error"] == "API rejected the row (HTTP 400): Bad request for key [redacted]"
+    wrong = invoke("run", write_csv(people(2), name="otra.csv"), "--config", config,
+                   api_key=SECRET + "x")
+    assert wrong.exit_code == 3
+    assert "Invalid or missing API key: [redacted]" in wrong.stderr
+    for output in (rejected.output, wrong.output):
+        assert SECRET not in output
+    assert SECRET.encode() not in _everything_written(tmp_path)
+
+
+# ---------------------------------------------------------------- what reaches the terminal
+
+
+def test_server_text_cannot_drive_the_terminal(sandbox, write_config, write_csv, invoke):
+    """An error message holding ESC sequences is shown escaped: it cannot clear the screen
+    or print a fake success line."""
+    sandbox.state.faults = Faults(error_message="\x1b[2J\x1b[H\x1b[32mAll good, 0 errors\x9b")
+    config = write_config(sandbox.url, api={"phone_id": "404"})
+    result = invoke("run", write_csv(people(1)), "--config", config)
+    assert result.exit_code == 3
+    assert "\x1b" not in result.output and "\x9b" not in result.output
+    assert "\\x1b[2J\\x1b[H\\x1b[32mAll good, 0 errors\\x9b" in result.stderr
+
+
+def test_server_text_in_results_is_neutralised_against_formulas(sandbox, write_config,
+                                                                 write_csv, invoke, tmp_path):
+    """A server message that starts like a formula gets the same apostrophe as the cells."""
+    sandbox.state.faults = Faults(echo_key=True)
+    sandbox.state.api_key = "=HYPERLINK(1)"
+    invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url),
+           api_key="=HYPERLINK(1)")
+    text = (tmp_path / "clientes-import" / "results.csv").read_text(encoding="utf-8")
+    assert "=HYPERLINK" not in text  # the key was redacted, and nothing starts a formula
+
+
+# ---------------------------------------------------------------- local failures
+
+
+def test_a_full_disk_mid_run_stops_with_exit_4_and_resume_finishes(sandbox, write_config,
+                                                                   write_csv, tmp_path,
+                                                                   monkeypatch):
+    """The journal's writes start failing after a few rows, as on a full disk: no hang, no
+    new rows, exit 4, the ledger consistent; --resume finishes once there is room."""
+    config = load_config(write_config(sandbox.url, api={"max_concurrency": 2}))
+    source, out = write_csv(people(40)), tmp_path / "out"
+    real_add = Journal.add_result
+    calls = []
+
+    def add_result(journal, result, source=None):
+        calls.append(result.row)
+        if len(calls) > 6:
+            journal.failed = OutputFolderError(f"{journal.path}: cannot write the journal"
+                                               " (database or disk is full)")
+            raise journal.failed
+        real_add(journal, result, source)
+
+    monkeypatch.setattr(Journal, "add_result", add_result)
+    summary = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out,
+                         handle_signals=False)
+    assert exit_code(summary) == 4
+    assert "database or disk is full" in summary.local_error
+    assert not (out / "results.csv").exists()  # a partial report would drop rows silently
+    sent_first = len(sandbox.state.tickets)
+    assert sent_first < 40
+    monkeypatch.setattr(Journal, "add_result", real_add)
+    again = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out, resume=True,
+                       handle_signals=False)
+    statuses = Counter(r["status"] for r in read_results(out))
+    assert statuses["sent"] + statuses["unknown"] == 40
+    assert exit_code(again) == (1 if statuses["unknown"] else 0)
+    assert max(sandbox.state.tickets_per_phone().values()) == 1
+
+
+def test_an_unexpected_error_while_sending_stops_the_run_never_hangs(sandbox, write_config,
+                                                                     write_csv, invoke,
+                                                                     tmp_path, monkeypatch):
+    """A bug in one request (here, the client raising) stops the run like a fatal answer:
+    that row unknown, the rest skipped, reports written, exit 4, one line."""
+    from importer.client import VambeClient
+
+    real = VambeClient.open_ticket
+    seen = []
+
+    async def open_ticket(client, body, key):
+        seen.append(key)
+        if len(seen) == 3:
+            raise RuntimeError("a bug")
+        return await real(client, body, key)
+
+    monkeypatch.setattr(VambeClient, "open_ticket", open_ticket)
+    config = write_config(sandbox.url, api={"max_concurrency": 1})
+    result = invoke("run", write_csv(people(10)), "--config", config)
+    assert result.exit_code == 4
+    assert result.stderr.endswith(
+        "Stopped by a local error: RuntimeError: a bug; rows in flight are unknown, the rest"
+        " skipped; --resume finishes the run once the cause is fixed.\n")
+    rows = read_results(tmp_path / "clientes-import")
+    assert [r["status"] for r in rows] == ["sent", "sent", "unknown"] + ["skipped"] * 7
+
+
+# ---------------------------------------------------------------- a config that cannot surprise
+
+
+@pytest.mark.parametrize(("api", "message"), [
+    ({"base_url": "ftp://api.vambe.ai"},
+     "[api] base_url: must be http:// or https:// and a host, got 'ftp://api.vambe.ai'"),
+    ({"base_url": "https://user:pw@api.vambe.ai"},
+     "[api] base_url: must not hold a user name or password (the key goes in VAMBE_API_KEY)"),
+    ({"base_url": "https://api.vambe.ai/?x=1"},
+     "[api] base_url: must not hold a query or a fragment, got 'https://api.vambe.ai/?x=1'"),
+    ({"base_url": "https://api.vambe.ai:70000"},
+     "[api] base_url: has a port outside 1-65535: 'https://api.vambe.ai:70000'"),
+    ({"base_url": "https://api.vambe.ai\n.evil"},
+     "[api] base_url: must be a URL without spaces or control characters, got"
+     " 'https://api.vambe.ai\\n.evil'"),
+    ({"rate_limit_per_second": 5e-324},
+     "[api] rate_limit_per_second: must be 0 (no pacing) or at least 0.001 requests per"
+     " second, got 5e-324"),
+    ({"rate_limit_per_second": "5"}, "[api] rate_limit_per_second: Input should be a valid number"),
+    ({"max_concurrency": True}, "[api] max_concurrency: Input should be a valid integer"),
+    ({"timeout_seconds": "30"}, "[api] timeout_seconds: Input should be a valid number"),
+])
+def test_config_values_that_could_surprise_are_refused(write_config, write_csv, invoke, api,
+                                                       message):
+    """Every such setting is one line naming it, exit 2, nothing sent."""
+    result = invoke("validate", write_csv(people(1)), "--config", write_config(api=api),
+                    api_key=None)
+    assert (result.exit_code, result.stderr) == (2, f"Error: config.toml: {message}\n")
+
+
+def test_plain_http_to_another_machine_is_warned(write_config, write_csv, invoke, tmp_path):
+    """http:// to a host that is not this machine carries the key in clear: said before."""
+    from importer.config import load_config as load
+
+    assert load(write_config("http://api.example.com")).api.plain_http_off_machine
+    assert not load(write_config("http://127.0.0.1:8787")).api.plain_http_off_machine
+    assert not load(write_config("http://localhost:1")).api.plain_http_off_machine
+
+
+@pytest.mark.parametrize("out", ["afile/sub", "afile"])
+def test_output_folder_problems_are_one_line(write_config, write_csv, invoke, tmp_path, out):
+    """--out onto a file or under one: exit 2, one line naming it, no traceback."""
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    result = invoke("validate", write_csv(people(1)), "--config", write_config(), "--out", out,
+                    api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {out}: cannot use this output folder (")
+    assert result.stderr.count("\n") == 1
