@@ -26,9 +26,11 @@ def _once_each(server, count: int) -> None:
 
 
 def _slow(make_sandbox, write_config, **api):
+    """A sandbox that answers after 0.05 s, and a run whose requests may wait long in flight
+    (a test may hold them with ``paused`` while a loaded machine starts other processes)."""
     server = make_sandbox(latency=0.05)
     config = write_config(server.url, api={"rate_limit_per_second": 0, "max_concurrency": 4,
-                                           **api})
+                                           "timeout_seconds": 120, **api})
     return server, config
 
 

@@ -63,15 +63,16 @@ def test_unknown_phone_id_stops_the_run_and_says_so_once(sandbox, write_config, 
 
 def test_strict_rate_limit_429_pauses_and_slows_without_losing_rows(make_sandbox, write_config,
                                                                     write_csv, invoke, tmp_path):
-    """Against a server allowing 10/s, a run configured at 40/s gets 429s, waits, and sends all."""
+    """Against a server allowing 10/s (in real time), a run configured at 40/s gets 429s,
+    waits, and sends all."""
     server = make_sandbox(rate_limit=10)
     config = write_config(server.url, api={"rate_limit_per_second": 40})
-    result = invoke("run", write_csv(people(30)), "--config", config)
+    result = invoke("run", write_csv(people(16)), "--config", config)
     assert result.exit_code == 0, result.output
     assert any(r.status == 429 for r in server.state.received)
     assert "API throttled the run (HTTP 429): pausing 1 s, then sending at" in result.stderr
     assert set(server.state.tickets_per_phone().values()) == {1}
-    assert len(server.state.tickets) == 30
+    assert len(server.state.tickets) == 16
 
 
 def test_throttling_longer_than_the_limit_fails_the_row(make_sandbox, write_config, write_csv,
@@ -264,7 +265,7 @@ def _resume_exit(out: Path) -> int:
 
 
 def _slow_run(make_sandbox, write_config, write_csv, tmp_path):
-    server = make_sandbox(latency=0.2)
+    server = make_sandbox(latency=0.1)
     config = write_config(server.url, api={"rate_limit_per_second": 40, "max_concurrency": 4})
     return server, config, write_csv(people(80)), tmp_path / "out"
 

@@ -47,7 +47,9 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        """Stop now: connections still open (a trickling answer) are not waited for."""
         self._server.should_exit = True
+        self._server.force_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
 
