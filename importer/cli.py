@@ -344,7 +344,17 @@ def init(file: Path, sheet: str | None, output: Path, force: bool) -> None:
     _say(f"Wrote {output}: {found}.")
     if starter.country:
         _say(f"Default country {starter.country}: {starter.country_votes} of"
-                   f" {starter.sampled_phones} sample numbers are valid there.")
+             f" {starter.sampled_phones} sample numbers are valid there.")
+    if starter.several_countries:
+        found = ", ".join(f"{region} {votes}" for region, votes in starter.countries)
+        if "country" in starter.columns:
+            advice = (f"each row's country is read from the column"
+                      f" {starter.columns['country']!r} ([columns] country)")
+        else:
+            advice = ("add a column with each row's country and set [columns] country, or, if"
+                      " the numbers carry their country code without +, set [defaults]"
+                      " international_without_plus = true")
+        _say(f"The sample's numbers belong to several countries ({found}): {advice}.")
     _say(f"Replace phone_id and stage_id (vambe-import stages lists your stages), then:"
                f" vambe-import validate {file} --config {output}")
 

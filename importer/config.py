@@ -8,9 +8,11 @@ ignored is how a campaign goes to the wrong stage. Settings that depend on the i
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import tomllib
+import unicodedata
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -159,12 +161,19 @@ class ColumnSettings(_Section):
     contact_name: str | None = None
     email: str | None = None
     stage: str | None = None
+    # Each row's country (ISO code, dialing code or name), instead of [defaults] country.
+    country: str | None = None
 
 
 class DefaultSettings(_Section):
     stage_id: str | None = None
     country: str | None = None
-    phone_check: Literal["valid", "possible"] = "valid"
+    # valid: valid for its country; possible: well-formed (numbers newer than the phone
+    # data); mobile: valid and not a fixed line.
+    phone_check: Literal["valid", "possible", "mobile"] = "valid"
+    # A number written without + that is not valid in its row's country but is valid read
+    # as an international number: refused by default (a guess), accepted when true.
+    international_without_plus: Annotated[bool, Field(strict=True)] = False
 
     @field_validator("stage_id")
     @classmethod
@@ -291,19 +300,36 @@ class Config(_Section):
         return pairs
 
     def check_columns(self, headers: list[str], file_name: str) -> None:
-        """Fail before anything is sent if a setting names a column the file does not have."""
-        present = set(headers)
+        """Fail before anything is sent if a setting names a column the file does not have,
+        or one it has twice. Names match after trimming spaces (non-breaking ones too) and
+        Unicode normalisation; a near miss gets a suggestion."""
+        keys = [header_key(h) for h in headers]
         for setting, header in self.mapped_columns():
-            if header not in present:
+            key = header_key(header)
+            places = [index + 1 for index, found in enumerate(keys) if found == key]
+            if len(places) > 1:
+                raise ConfigError(
+                    f"{self.source}: {setting}: {file_name} has {len(places)} columns named"
+                    f" {header!r} (columns {', '.join(map(str, places))}): rename all but one,"
+                    " so the right one is read")
+            if not places:
                 shown = ", ".join(repr(h) for h in headers[:12])
+                close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+                hint = f"; did you mean {headers[keys.index(close[0])]!r}?" if close else ""
                 raise ConfigError(
                     f"{self.source}: {setting}: column {header!r} is not in {file_name}"
-                    f" (its columns: {shown}{', ...' if len(headers) > 12 else ''})"
+                    f" (its columns: {shown}{', ...' if len(headers) > 12 else ''}){hint}"
                 )
         if self.defaults.stage_id is None and self.columns.stage is None:
             raise ConfigError(
                 f"{self.source}: [defaults] stage_id: required when [columns] has no stage"
             )
+
+
+def header_key(header: str) -> str:
+    """How a column name is matched: trimmed (non-breaking spaces too) and NFC-normalised,
+    so ``"Celular "`` and a decomposed ``"Teléfono"`` find their columns."""
+    return unicodedata.normalize("NFC", header).strip()
 
 
 def is_uuid(text: str) -> bool:
@@ -373,8 +399,26 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
+def _suggestion(location: list[str]) -> str:
+    """"; did you mean [columns]?" for a misspelt section or setting, when one is close."""
+    model: type[BaseModel] = Config
+    for part in location[:-1]:
+        annotation = model.model_fields.get(part)
+        model = getattr(annotation, "annotation", None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return ""
+    names = [name for name, field in model.model_fields.items() if not field.exclude]
+    close = difflib.get_close_matches(location[-1], names, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean [{close[0]}]?" if len(location) == 1 else (
+        f"; did you mean {close[0]}?")
+
+
 def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
+    problems = error.errors()
+    # A misspelt section also makes the real one "missing": name the misspelling first.
+    problem = next((p for p in problems if p["type"] == "extra_forbidden"), problems[0])
     location = [str(part) for part in problem["loc"]]
     # Union members (str | Constant) add their type names to the location; drop them.
     location = [part for part in location if part not in ("str", "Constant")]
@@ -386,7 +430,8 @@ def _first_problem(error: ValidationError) -> str:
         where = "config"
     kind = problem["type"]
     if kind == "extra_forbidden":
-        return f"{where}: unknown setting"
+        return f"{where}: unknown {'section' if len(location) == 1 else 'setting'}" + (
+            _suggestion(location))
     if kind == "missing":
         return f"{where}: required setting is missing"
     message = problem["msg"].removeprefix("Value error, ")

@@ -121,7 +121,6 @@ def _checked(table: Table, config: Config, validator: Validator
              ) -> Iterator[tuple[SourceRow, CheckedRow]]:
     """The pipeline up to the verdict, streaming: read -> map -> validate."""
     mapper = RowMapper(config, table.headers)
-    validator = validator.fresh()
     for source in table.rows():
         yield source, validator.check(mapper.map(source))
 
@@ -314,9 +313,11 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     if config.dedupe.within_file == "last":
         _plan_pass(table, config, validator, None, None)  # learns each phone's last row
     held_back = dict.fromkeys(_HELD_KIND, 0)
+    checking = validator.fresh()
+    checking.count_fixed_lines = True
     writer = ReportWriter(out, table)
     try:
-        for source, checked in _checked(table, config, validator):
+        for source, checked in _checked(table, config, checking):
             held = _held(checked, ledger)
             if held is not None:
                 held_back[held.status] += 1
@@ -336,6 +337,7 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     if config.api.rate_limit_per_second:
         summary.estimated_seconds = (summary.counts[RowStatus.VALID]
                                      / config.api.rate_limit_per_second)
+    _phone_notes(config, checking.tallies, summary)
     if stages.unchecked:
         summary.notes.append(
             f"stages were not checked against the account ({stages.unchecked} rows name one):"
@@ -349,6 +351,22 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     summary.finished_at = datetime.now(timezone.utc)
     writer.commit(summary)
     return summary
+
+
+def _phone_notes(config: Config, tallies, summary: Summary) -> None:
+    """What validate can say about the phones beyond each row's verdict."""
+    defaults = config.defaults
+    if tallies["international"] and not defaults.international_without_plus:
+        summary.notes.append(
+            f"{tallies['international']} rows hold a number written without + that is valid"
+            " only as an international number; [defaults] international_without_plus = true"
+            " would accept them")
+    if tallies["fixed_line"]:
+        what = ("refused" if defaults.phone_check == "mobile" else
+                'sent; [defaults] phone_check = "mobile" refuses them')
+        summary.notes.append(f"{tallies['fixed_line']} rows hold fixed-line numbers, which"
+                             f" cannot receive WhatsApp messages unless the line has it:"
+                             f" {what}")
 
 
 def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: str,
@@ -460,7 +478,7 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
         journal.mark_started()
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:
-                await sender.run(_checked(table, config, validator))
+                await sender.run(_checked(table, config, validator.fresh()))
             except asyncio.CancelledError:
                 if not stop.hard:
                     raise

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .config import Config, Constant, MetadataMap, parse_template
-from .read import SourceRow
+from .codes import ErrorCode
+from .config import Config, Constant, MetadataMap, header_key, parse_template
+from .read import EXCEL_ERRORS, MAX_CELL, UNCALCULATED, SourceRow
+
+_SUSPECT_START = frozenset("#\ue000")
 
 
 class MappedRow(NamedTuple):
@@ -27,21 +30,32 @@ class MappedRow(NamedTuple):
     message: str | None  # plain text as rendered, or the template variable's value
     empty_placeholders: tuple[str, ...]
     template_id: str | None = None
+    country: str = ""  # the row's country cell ([columns] country), as written
+    cell_problem: tuple[ErrorCode, str] | None = None  # a used cell is not data
 
 
 class RowMapper:
     """Turns :class:`SourceRow` into :class:`MappedRow` for one file's headers."""
 
     def __init__(self, config: Config, headers: tuple[str, ...]) -> None:
-        position = {}
+        keyed: dict[str, int] = {}
         for index, header in enumerate(headers):
-            position.setdefault(header, index)  # a repeated header maps to its first column
+            keyed.setdefault(header_key(header), index)  # (a used one is never repeated)
+
+        class _Positions(dict):
+            def __missing__(self, header: str) -> int:
+                return keyed[header_key(header)]
+
+        position = _Positions()
         self._position = position
 
         def column(header: str | None) -> int | None:
             return None if header is None else position[header]
 
         columns = config.columns
+        self._headers = headers
+        self._used = sorted({position[header] for _, header in config.mapped_columns()})
+        self._country = column(columns.country)
         self._phone = position[columns.phone]
         self._name = column(columns.contact_name)
         self._email = column(columns.email)
@@ -76,6 +90,27 @@ class RowMapper:
                 values[key] = value
         return values
 
+    def _cell_problem(self, cells: tuple[str, ...]) -> tuple[ErrorCode, str] | None:
+        """An Excel error value, a formula never calculated, or a cell too long to be data,
+        in a cell the config uses: the row is refused, naming the column."""
+        for index in self._used:
+            cell = cells[index]
+            if not cell or (cell[0] not in _SUSPECT_START and len(cell) <= MAX_CELL):
+                continue
+            column = self._headers[index]
+            if cell in EXCEL_ERRORS:
+                return (ErrorCode.CELL_ERROR,
+                        f"column {column!r} holds the Excel error {cell}: fix the formula")
+            if cell == UNCALCULATED:
+                return (ErrorCode.CELL_ERROR,
+                        f"column {column!r} holds a formula without a value: open the file in"
+                        " Excel and save it again")
+            if len(cell) > MAX_CELL:
+                return (ErrorCode.CELL_TOO_LONG,
+                        f"column {column!r} holds {len(cell):,} characters, more than"
+                        f" {MAX_CELL // 1024} KiB: not data anyone meant to send")
+        return None
+
     def map(self, row: SourceRow) -> MappedRow:
         cells = row.cells
         message = None
@@ -105,4 +140,6 @@ class RowMapper:
             message=message,
             empty_placeholders=empty,
             template_id=template_id,
+            country="" if self._country is None else cells[self._country],
+            cell_problem=self._cell_problem(cells),
         )

@@ -22,6 +22,23 @@ from typing import NamedTuple
 
 from .exceptions import InputFileError
 
+# Limits: a cell longer than MAX_CELL makes its row invalid (cell_too_long); a CSV field over
+# MAX_CSV_FIELD, or a workbook beyond Excel's own limits or expanding like a zip bomb, stops
+# the job before anything is sent.
+MAX_CELL = 64 * 1024
+MAX_CSV_FIELD = 16 << 20
+EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_COLUMNS = 16_384
+MAX_EXPANSION = 100  # Excel's sheets compress 5-30 to 1; zeros and bombs, 1,000 to 1
+MAX_PART_BYTES = 4 << 30
+# What a formula Excel never calculated reads as (a private-use character, never typed).
+UNCALCULATED = "\ue000formula without a value"
+# Excel's error values, as a cell shows them (and as a CSV export writes them).
+EXCEL_ERRORS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A",
+                          "#SPILL!", "#CALC!", "#GETTING_DATA", "#FIELD!", "#BLOCKED!",
+                          "#CONNECT!", "#BUSY!", "#UNKNOWN!"))
+csv.field_size_limit(MAX_CSV_FIELD)
+
 # A leading apostrophe is how errors.csv neutralizes cells Excel would run as formulas
 # (OWASP CSV injection); the reader removes it again so a fixed file imports unchanged.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -101,6 +118,14 @@ class Table:
                     yield SourceRow(number, cells, int(origin) if origin.isdigit() else None)
 
 
+OTHER_SPREADSHEETS = {
+    ".ods": "an OpenDocument spreadsheet",
+    ".numbers": "an Apple Numbers file",
+    ".xls": "an old Excel 97-2003 workbook",
+    ".xlsb": "a binary Excel workbook",
+}
+
+
 def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
                delimiter: str | None = None, require_data: bool = True) -> Table:
     """Open a CSV or XLSX file and read its header, detecting what the config leaves out."""
@@ -108,6 +133,9 @@ def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | No
     if not path.is_file():
         raise InputFileError(f"{path}: input file not found")
     suffix = path.suffix.lower()
+    if suffix in OTHER_SPREADSHEETS:
+        raise InputFileError(f"{path.name}: {OTHER_SPREADSHEETS[suffix]}: save it as .xlsx or"
+                             " .csv")
     with path.open("rb") as handle:
         head = handle.read(_SAMPLE_BYTES)
     if not head.strip():
@@ -126,8 +154,6 @@ def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | No
 
 def _open_csv_checked(path: Path, suffix: str, head: bytes, is_zip: bool, encoding: str | None,
                       delimiter: str | None) -> Table:
-    if suffix == ".xls":
-        raise InputFileError(f"{path.name}: old .xls workbooks are not read; save it as .xlsx or .csv")
     if is_zip:
         raise InputFileError(f"{path.name}: looks like an XLSX workbook, not a CSV; name it .xlsx")
     if suffix not in (".csv", ".txt", ".tsv"):
@@ -151,8 +177,12 @@ def _clean(cell: str) -> str:
 
 
 def _open_csv(path: Path, head: bytes, encoding: str | None, delimiter: str | None) -> Table:
-    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise InputFileError(f"{path.name}: binary data, not a CSV text file")
+    wide = encoding is not None and codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    if (b"\x00" in head and not wide
+            and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))):
+        raise InputFileError(f"{path.name}: binary data, not a CSV text file (for UTF-16"
+                             " without a BOM, set [input] encoding = \"utf-16-le\" or"
+                             " \"utf-16-be\")")
     encoding = encoding or detect_encoding(path, head)
     try:
         with path.open("rb") as handle:  # a reader that decodes the first line only
@@ -211,7 +241,12 @@ def _csv_records(table: Table) -> Iterator[list[str]]:
     with table.path.open(encoding=table.encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=table.delimiter)
         try:
-            yield from reader
+            for record in reader:
+                if "\x00" in "".join(record):
+                    raise InputFileError(
+                        f"{table.path.name}: row {reader.line_num} holds a NUL byte: the file"
+                        " is damaged or not text; nothing was sent")
+                yield record
         except UnicodeDecodeError:
             line = _first_undecodable_line(table.path, table.encoding) or reader.line_num + 1
             raise InputFileError(
@@ -219,6 +254,11 @@ def _csv_records(table: Table) -> Iterator[list[str]]:
                 " text; check [input] encoding"
             ) from None
         except csv.Error as error:
+            if "field larger than field limit" in str(error):
+                raise InputFileError(
+                    f"{table.path.name}: row {reader.line_num + 1} holds a cell larger than"
+                    f" {MAX_CSV_FIELD >> 20} MiB: not an export anyone meant; nothing was sent"
+                ) from None
             raise InputFileError(f"{table.path.name}: row {reader.line_num}: {error}") from None
 
 
@@ -275,21 +315,90 @@ def _header(worksheet) -> tuple[str, ...]:
 def _load_workbook(path: Path):
     import openpyxl
 
+    _check_expansion(path)
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
         raise InputFileError(f"{path.name}: not a readable XLSX workbook ({error})") from None
 
 
+def _check_expansion(path: Path) -> None:
+    """Refuse a workbook whose parts expand far more than Excel's ever do (a zip bomb: a
+    1 MB file holding a 1 GB cell, a 3.7 MB one whose sheet is 1.1 GB), before parsing it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InputFileError(f"{path.name}: not a readable XLSX workbook ({error})") from None
+    for part in parts:
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > MAX_PART_BYTES or (part.file_size > 32 << 20
+                                                and ratio > MAX_EXPANSION):
+            raise InputFileError(
+                f"{path.name}: its part {part.filename} expands from"
+                f" {part.compress_size / 2**20:.1f} MB to {part.file_size / 2**20:.0f} MB"
+                f" ({ratio:.0f} to 1), which Excel never writes; refused, nothing was sent")
+
+
 def _xlsx_records(table: Table) -> Iterator[list[str]]:
+    """The sheet's rows as text, row by row (a missing row is an empty one), parsed by
+    openpyxl's own streaming parser so that a formula without a cached value is seen."""
     workbook = _load_workbook(table.path)
     try:
         worksheet = workbook[table.sheet]
-        worksheet.reset_dimensions()
-        for values in worksheet.iter_rows(values_only=True):
-            yield [cell_text(value) for value in values]
+        with worksheet._get_source() as source:  # the sheet's XML, streamed
+            parser = _Parser(source, worksheet._shared_strings, data_only=True,
+                             epoch=workbook.epoch, date_formats=workbook._date_formats,
+                             timedelta_formats=workbook._timedelta_formats)
+            expected = 1
+            for number, cells in parser.parse():
+                if number > EXCEL_MAX_ROWS:
+                    raise InputFileError(f"{table.path.name}: more than {EXCEL_MAX_ROWS:,}"
+                                         " rows, beyond Excel's own limit; refused")
+                for _ in range(expected, number):
+                    yield []
+                expected = number + 1
+                values: list[str] = []
+                for cell in cells:
+                    column = cell["column"]
+                    if column > EXCEL_MAX_COLUMNS:
+                        raise InputFileError(
+                            f"{table.path.name}: row {number} has more than"
+                            f" {EXCEL_MAX_COLUMNS:,} columns, beyond Excel's own limit; refused")
+                    if column > len(values) + 1:
+                        values.extend([""] * (column - 1 - len(values)))
+                    values.append(cell_text(cell["value"]))
+                yield values
     finally:
         workbook.close()
+
+
+def _parser_class():
+    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):
+        """openpyxl's sheet parser, telling a formula Excel never calculated (no cached
+        value) from an empty cell."""
+
+        def parse_cell(self, element):
+            cell = super().parse_cell(element)
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                cell["value"] = UNCALCULATED
+            return cell
+
+    return Parser
+
+
+class _LazyParser:
+    """openpyxl is imported only when a workbook is read."""
+
+    def __call__(self, *args, **kwargs):
+        global _Parser
+        _Parser = _parser_class()
+        return _Parser(*args, **kwargs)
+
+
+_Parser = _LazyParser()
 
 
 def cell_text(value: object) -> str:

@@ -31,6 +31,7 @@ GUESSES = {
     "contact_name": ("nombre", "name", "cliente", "contacto", "razon social"),
     "email": ("correo", "email", "e-mail", "mail"),
     "stage": ("etapa", "stage"),
+    "country": ("pais", "country", "nacionalidad"),
 }
 
 
@@ -43,6 +44,12 @@ class Starter:
     country_votes: int
     sampled_phones: int
     text: str
+    countries: tuple[tuple[str, int], ...] = ()  # every region the sample's numbers are in
+
+    @property
+    def several_countries(self) -> bool:
+        """The sample's numbers belong to more than one country (each a tenth or more)."""
+        return sum(votes * 10 >= self.sampled_phones for _, votes in self.countries) > 1
 
 
 def _matches(header: str, words: tuple[str, ...]) -> int:
@@ -74,8 +81,9 @@ def _phone_like(sample: list[tuple[str, ...]], index: int) -> int:
     return sum(len(re.sub(r"\D", "", row[index])) >= 8 for row in sample)
 
 
-def _guess_country(values: list[str]) -> tuple[str | None, int]:
-    """The region most sample numbers are valid in (explicit country codes vote for theirs)."""
+def _guess_country(values: list[str]) -> Counter:
+    """How many sample numbers are valid in each region (explicit country codes vote for
+    theirs; others for the first of Vambe's markets they are valid in)."""
     votes: Counter = Counter()
     for value in values:
         for region in REGIONS:
@@ -86,10 +94,7 @@ def _guess_country(values: list[str]) -> tuple[str | None, int]:
             if phonenumbers.is_valid_number(number):
                 votes[phonenumbers.region_code_for_number(number) or region] += 1
                 break
-    if not votes:
-        return None, 0
-    region, count = votes.most_common(1)[0]
-    return region, count
+    return votes
 
 
 def _key(header: str) -> str:
@@ -111,7 +116,8 @@ def starter_config(table: Table) -> Starter:
                              " write the config by hand from config.example.toml")
     phone_index = table.headers.index(columns["phone"])
     phones = [cells[phone_index] for cells in sample if cells[phone_index]]
-    country, votes = _guess_country(phones)
+    tally = _guess_country(phones)
+    country, votes = tally.most_common(1)[0] if tally else (None, 0)
     others = [h for h in table.headers if h and h not in columns.values()]
     lines = [
         f"# Starter config for {table.path.name}, written by vambe-import init.",
@@ -130,7 +136,7 @@ def starter_config(table: Table) -> Starter:
     if table.kind == "xlsx":
         lines += ["[input]", f"sheet = {_quote(table.sheet or '')}", ""]
     lines += ["[columns]"]
-    for field in ("phone", "contact_name", "email", "stage"):
+    for field in ("phone", "contact_name", "email", "stage", "country"):
         if field in columns:
             lines.append(f"{field} = {_quote(columns[field])}")
         else:
@@ -159,7 +165,8 @@ def starter_config(table: Table) -> Starter:
         'within_file = "first"',
         "",
     ]
-    return Starter(columns, country, votes, len(phones), "\n".join(lines))
+    return Starter(columns, country, votes, len(phones), "\n".join(lines),
+                   tuple(tally.most_common()))
 
 
 def write_starter(input_path: str | Path, output: str | Path, *, sheet: str | None = None,

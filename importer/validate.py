@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -26,6 +27,7 @@ from .codes import ErrorCode, RowStatus
 from .config import Config, is_uuid
 from .index import PhoneIndex
 from .mapping import MappedRow
+from .read import fold
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 _FLOAT_ZERO = re.compile(r"^(\+?\d+)[.,]0+$")
@@ -62,32 +64,43 @@ class CheckedRow(NamedTuple):
 
 
 class RowProblem(Exception):
-    """A reason a row cannot be sent: a stable code for scripts and a sentence for people."""
+    """A reason a row cannot be sent: a stable code for scripts and a sentence for people.
+    ``international`` marks a number that ``international_without_plus`` would accept."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, international: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.international = international
 
 
 # ---------------------------------------------------------------- phones
 
+_LETTERS = re.compile(r"[^\W\d_]")  # any letter, in any script
+_MEXICAN_LOCAL_MOBILE = ("044", "045")  # "044 55 1234 5678": a mobile, dialled locally
+
 
 class PhoneNormalizer:
-    """Raw cell text to E.164, cached: campaign files repeat numbers and formats."""
+    """Raw cell text (and the row's country) to E.164, cached: campaign files repeat numbers
+    and formats. The rule is to refuse rather than guess: letters are never read as keypad
+    digits, and a number that only an international reading makes valid is not taken as one
+    unless ``international_without_plus`` says so."""
 
-    def __init__(self, country: str | None, policy: str = "valid", cache_size: int = 65536):
+    def __init__(self, country: str | None, policy: str = "valid", *,
+                 international_without_plus: bool = False, cache_size: int = 65536):
         self.country = country
         self.policy = policy
+        self.international_without_plus = international_without_plus
         self.normalize = lru_cache(maxsize=cache_size)(self._normalize)
 
-    def _normalize(self, raw: str) -> str | RowProblem:
+    def _normalize(self, raw: str, region: str | None) -> str | RowProblem:
         """The E.164 form, or the problem (returned, not raised, so it can be cached)."""
         if not raw:
             return RowProblem(ErrorCode.PHONE_MISSING, "phone is empty")
         text = raw.replace(" ", "")
         if ("E" in text or "e" in text) and _SCIENTIFIC.match(text):
-            return RowProblem(ErrorCode.PHONE_DAMAGED,
+            return RowProblem(
+                ErrorCode.PHONE_DAMAGED,
                 f"phone {raw!r} is in scientific notation, so Excel has dropped digits;"
                 " format the column as text and export again",
             )
@@ -95,48 +108,167 @@ class PhoneNormalizer:
         if float_zero:
             digits = float_zero.group(1).lstrip("+")
             if len(digits) > _EXCEL_DIGITS:
-                return RowProblem(ErrorCode.PHONE_DAMAGED,
+                return RowProblem(
+                    ErrorCode.PHONE_DAMAGED,
                     f"phone {raw!r} was stored as a number with more than {_EXCEL_DIGITS}"
                     " digits, so Excel has changed it; format the column as text",
                 )
             raw = float_zero.group(1)  # "56987654321.0": every digit is still there
+        if _LETTERS.search(raw):
+            return RowProblem(ErrorCode.PHONE_INVALID,
+                              f"phone {raw!r} holds letters: write the number in digits (letters"
+                              " are never turned into digits)")
+        written_with_plus = "+" in raw
+        if region == "MX" and not written_with_plus:
+            digits = re.sub(r"\D", "", raw)
+            if len(digits) == 13 and digits.startswith(_MEXICAN_LOCAL_MOBILE):
+                raw = digits[3:]
         try:
-            number = phonenumbers.parse(raw, self.country)
+            number = phonenumbers.parse(raw, region)
         except NumberParseException as error:
-            if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
-                if self.country is None:
-                    return RowProblem(ErrorCode.PHONE_NO_COUNTRY,
-                        f"phone {raw!r} has no country code and [defaults] country is not set",
-                    )
-                return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} has an unknown country code")
-            if error.error_type == NumberParseException.NOT_A_NUMBER:
-                return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} is not a phone number")
-            if error.error_type in (
-                NumberParseException.TOO_SHORT_NSN,
-                NumberParseException.TOO_SHORT_AFTER_IDD,
-            ):
-                return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short")
-            return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long")
+            return _parse_problem(raw, region, error)
         _drop_obsolete_mexican_prefix(number)
+        read_in = _region_of(number, region)
         if phonenumbers.is_valid_number(number):  # the common case: skip the diagnosis
-            return _e164(number)
+            return self._accepted(raw, number, read_in)
+        if not written_with_plus and region is not None:
+            international = self._international_reading(raw)
+            if international is not None:
+                if self.international_without_plus:
+                    return self._accepted(raw, international, _region_of(international, None))
+                shown = phonenumbers.format_number(international,
+                                                   PhoneNumberFormat.INTERNATIONAL)
+                return RowProblem(
+                    ErrorCode.PHONE_INVALID,
+                    f"phone {raw!r} is not a valid {region} number; as {shown} it is a valid"
+                    f" {_region_of(international, None)} number: write it with + or set"
+                    " [defaults] international_without_plus = true", international=True)
         reason = phonenumbers.is_possible_number_with_reason(number)
         if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH,
                       ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-            return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short for its country")
+            return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short for {read_in}")
         if reason == ValidationResult.TOO_LONG:
-            return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long for its country")
+            return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long for {read_in}")
         if reason == ValidationResult.INVALID_COUNTRY_CODE:
             return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} has an unknown country code")
         e164 = _e164(number)
-        if self.policy == "valid":
-            region = phonenumbers.region_code_for_country_code(number.country_code)
+        if not _fits_numbering_plan(number):
+            # Possible by length only: no hint, since "possible" would not take it either
+            # (following such a hint once turned Mexican numbers into wrong Chilean ones).
             return RowProblem(ErrorCode.PHONE_INVALID,
-                f"phone {raw!r} ({e164}) is not a valid number for {region}"
+                              f"phone {raw!r} ({e164}) is not a valid number for {read_in}")
+        if self.policy != "possible":
+            return RowProblem(
+                ErrorCode.PHONE_INVALID,
+                f"phone {raw!r} ({e164}) is not a valid number for {read_in}"
                 " (if your numbers are newer than the phone data, set"
                 ' [defaults] phone_check = "possible")',
             )
         return e164
+
+    def _accepted(self, raw: str, number: phonenumbers.PhoneNumber,
+                  read_in: str | None) -> str | RowProblem:
+        e164 = _e164(number)
+        if self.policy == "mobile" and _is_fixed_line(number):
+            return RowProblem(ErrorCode.PHONE_NOT_MOBILE,
+                              f"phone {raw!r} ({e164}) is a fixed line in {read_in}, and"
+                              ' [defaults] phone_check = "mobile"')
+        return e164
+
+    @staticmethod
+    def _international_reading(raw: str) -> phonenumbers.PhoneNumber | None:
+        """The number, if its digits read as an international number are valid."""
+        try:
+            number = phonenumbers.parse("+" + re.sub(r"\D", "", raw))
+        except NumberParseException:
+            return None
+        _drop_obsolete_mexican_prefix(number)
+        return number if phonenumbers.is_valid_number(number) else None
+
+
+@lru_cache(maxsize=65536)
+def is_fixed_line(e164: str) -> bool:
+    """Whether a valid number is a fixed line (FIXED_LINE_OR_MOBILE counts as mobile: in
+    countries where the two share ranges, the data cannot tell)."""
+    return _is_fixed_line(phonenumbers.parse(e164))
+
+
+def _is_fixed_line(number: phonenumbers.PhoneNumber) -> bool:
+    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
+
+
+def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:
+    """Whether the number fits its country's numbering plan as a whole (libphonenumber's
+    general pattern), as a number newer than the data would; "possible" alone checks only
+    the length."""
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        number.country_code, region)
+    pattern = None if metadata is None else metadata.general_desc.national_number_pattern
+    return pattern is None or re.fullmatch(pattern, str(number.national_number)) is not None
+
+
+def _region_of(number: phonenumbers.PhoneNumber, region: str | None) -> str:
+    """The country a number was read in: the row's when the code is its, else the code's."""
+    if region is not None and number.country_code == phonenumbers.country_code_for_region(region):
+        return region
+    return phonenumbers.region_code_for_country_code(number.country_code)
+
+
+def _parse_problem(raw: str, region: str | None, error: NumberParseException) -> RowProblem:
+    where = f" for {region}" if region else ""
+    if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+        if region is None:
+            return RowProblem(ErrorCode.PHONE_NO_COUNTRY,
+                              f"phone {raw!r} has no country code and [defaults] country is not"
+                              " set")
+        return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} has an unknown country code")
+    if error.error_type == NumberParseException.NOT_A_NUMBER:
+        return RowProblem(ErrorCode.PHONE_INVALID, f"phone {raw!r} is not a phone number")
+    if error.error_type in (NumberParseException.TOO_SHORT_NSN,
+                            NumberParseException.TOO_SHORT_AFTER_IDD):
+        return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short{where}")
+    return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long{where}")
+
+
+# ---------------------------------------------------------------- countries
+
+
+class CountryReader:
+    """A country cell to a region code: ISO code (``MX``), dialing code (``52``, ``+52``) or
+    a name in Spanish or English (``México``, ``Mexico``, ``Perú``, ``Brasil``)."""
+
+    _ALIASES = {"eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES"}
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] | None = None
+        self.region = lru_cache(maxsize=1024)(self._region)
+
+    def _region(self, cell: str) -> str | None:
+        text = cell.strip()
+        if text.upper() in phonenumbers.SUPPORTED_REGIONS:
+            return text.upper()
+        code = text.removeprefix("+").removeprefix("00").strip()
+        if code.isdigit():
+            region = phonenumbers.region_code_for_country_code(int(code))
+            return None if region == "ZZ" else region
+        if self._names is None:
+            self._names = _country_names()
+        folded = " ".join(re.split(r"[^a-z0-9]+", fold(text))).strip()
+        return self._names.get(folded) or self._ALIASES.get(folded)
+
+
+def _country_names() -> dict[str, str]:
+    """Folded country names (Spanish and English) from libphonenumber's own locale data."""
+    from phonenumbers import geocoder
+
+    names: dict[str, str] = {}
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for language in ("en", "es"):
+            name = geocoder._region_display_name(region, language, None, None)
+            if name:
+                names[" ".join(re.split(r"[^a-z0-9]+", fold(name))).strip()] = region
+    return names
 
 
 def _e164(number: phonenumbers.PhoneNumber) -> str:
@@ -275,7 +407,7 @@ class OptOuts:
         learned = 0
         unreadable = []
         for row, column, raw in cells:
-            phone = self._lenient.normalize(raw)
+            phone = self._lenient.normalize(raw, self._lenient.country)
             if isinstance(phone, RowProblem):
                 unreadable.append((row, column, phone.message))
             else:
@@ -298,7 +430,14 @@ class Validator:
                  opt_outs: OptOuts | None = None) -> None:
         self.config = config
         self.stages = stages
-        self.phones = PhoneNormalizer(config.defaults.country, config.defaults.phone_check)
+        defaults = config.defaults
+        self.phones = PhoneNormalizer(
+            defaults.country, defaults.phone_check,
+            international_without_plus=defaults.international_without_plus)
+        self.countries = CountryReader()
+        self.count_fixed_lines = False  # validate: how many rows hold fixed lines
+        # Per pass: rows international_without_plus would accept, rows with fixed lines.
+        self.tallies: Counter[str] = Counter()
         self.policy = config.dedupe.within_file
         self._first_row_of_phone = PhoneIndex()
         self._last_row_of_phone = PhoneIndex()
@@ -312,6 +451,7 @@ class Validator:
         other = copy.copy(self)
         other._first_row_of_phone = PhoneIndex()
         other._occurrences = {}
+        other.tallies = Counter()
         return other
 
     def learn_last_row(self, phone: str, number: int) -> None:
@@ -322,9 +462,24 @@ class Validator:
     def check(self, row: MappedRow, *, dedupe: bool = True) -> CheckedRow:
         """The row's verdict; ``dedupe=False`` judges it alone (the plan pass, which learns
         the last rows for ``within_file = "last"`` as it goes)."""
-        phone = self.phones.normalize(row.phone)
+        if row.cell_problem is not None:
+            return CheckedRow(row.number, RowStatus.INVALID, "", *row.cell_problem)
+        region = self.phones.country
+        if row.country:
+            region = self.countries.region(row.country)
+            if region is None:
+                return CheckedRow(row.number, RowStatus.INVALID, "", ErrorCode.COUNTRY_UNKNOWN,
+                                  f"country {row.country!r} is not one I can read: write an ISO"
+                                  " code (MX), a dialing code (+52) or a name (México)")
+        phone = self.phones.normalize(row.phone, region)
         if isinstance(phone, RowProblem):
+            if phone.international:
+                self.tallies["international"] += 1
+            elif phone.code == ErrorCode.PHONE_NOT_MOBILE:
+                self.tallies["fixed_line"] += 1
             return CheckedRow(row.number, RowStatus.INVALID, "", phone.code, phone.message)
+        if self.count_fixed_lines and is_fixed_line(phone):
+            self.tallies["fixed_line"] += 1
         if (source := self.opt_outs.source_of(phone)) is not None:
             return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
                               error_code=ErrorCode.OPTED_OUT,

@@ -45,7 +45,7 @@ def test_a_trickling_server_meets_the_whole_request_deadline(make_sandbox, write
 
 @pytest.mark.parametrize("faults", [
     {"huge_body": 5 << 20},
-    {"gzip_bomb": 200 << 20},
+    {"gzip_bomb": 32 << 20},  # 32 times the cap is bomb enough; 4 GB ones are in the bench
     {"broken_gzip": True},
 ])
 def test_unreadable_answers_are_dropped_and_the_status_decides(make_sandbox, write_config,
@@ -54,7 +54,8 @@ def test_unreadable_answers_are_dropped_and_the_status_decides(make_sandbox, wri
     """A body over 1 MiB, a compression bomb or a broken encoding is never read whole: the
     2xx says the ticket was opened, and the row says the answer was unreadable."""
     server = make_sandbox(**faults)
-    result = invoke("run", write_csv(people(3)), "--config", write_config(server.url))
+    config = write_config(server.url, api={"timeout_seconds": 60})  # the server works hard
+    result = invoke("run", write_csv(people(3)), "--config", config)
     assert result.exit_code == 0, result.output
     rows = read_results(tmp_path / "clientes-import")
     assert {(r["status"], r["http_status"], r["ai_contact_id"]) for r in rows} == {

@@ -283,8 +283,9 @@ def test_opt_out_lists_that_hold_nothing_or_junk_stop_the_run(sandbox, write_con
     assert bad.exit_code == 2
     assert bad.stderr.startswith("Error: config.toml: [dedupe] exclude: basura.csv: 7 entries"
                                  " cannot be read as a phone, so nobody is contacted until"
-                                 " they are fixed: row 2 'Teléfono': phone 'x0' is not a phone"
-                                 " number; row 3")
+                                 " they are fixed: row 2 'Teléfono': phone 'x0' holds letters:"
+                                 " write the number in digits (letters are never turned into"
+                                 " digits); row 3")
     assert bad.stderr.endswith(" and 2 more\n")
     assert sandbox.state.received == []
 

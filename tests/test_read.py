@@ -115,7 +115,9 @@ def test_blank_rows_are_ignored_and_rows_keep_spreadsheet_numbers(write_config, 
     ("solo.csv", "Nombre,Teléfono,Correo\r\n".encode(), "solo.csv: no data rows below the header"),
     ("libro.csv", b"PK\x03\x04 zipped", "libro.csv: looks like an XLSX workbook, not a CSV; name it .xlsx"),
     ("datos.xlsx", b"Nombre,Telefono\n", "datos.xlsx: not an XLSX workbook (is it a CSV renamed .xlsx?)"),
-    ("viejo.xls", b"\xd0\xcf\x11\xe0", "viejo.xls: old .xls workbooks are not read; save it as .xlsx or .csv"),
+    ("viejo.xls", b"\xd0\xcf\x11\xe0", "viejo.xls: an old Excel 97-2003 workbook: save it as .xlsx or .csv"),
+    ("hoja.ods", b"PK\x03\x04 zipped", "hoja.ods: an OpenDocument spreadsheet: save it as .xlsx or .csv"),
+    ("hoja.numbers", b"PK\x03\x04 zipped", "hoja.numbers: an Apple Numbers file: save it as .xlsx or .csv"),
 ])
 def test_unreadable_inputs_are_one_line_errors(write_config, invoke, tmp_path, name, content,
                                                message):

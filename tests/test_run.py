@@ -31,7 +31,7 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
          "http_status": "200", "attempts": "1", "error_code": "", "error": ""},
         {"row": "3", "status": "invalid", "phone": "", "ai_contact_id": "", "http_status": "",
          "attempts": "0", "error_code": "phone_too_short",
-         "error": "phone '123' is too short for its country"},
+         "error": "phone '123' is too short for CL"},
         {"row": "4", "status": "duplicate", "phone": PHONES[0], "ai_contact_id": "",
          "http_status": "", "attempts": "0", "error_code": "duplicate_phone",
          "error": "same phone as row 2"},
@@ -39,7 +39,7 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
     assert read_errors(out, encoding="cp1252", delimiter=";") == [
         ["Nombre", "Teléfono", "Correo", "Empresa", "_row", "_status", "_error_code", "_error"],
         ["Begoña", "123", "", "'@acme", "3", "invalid", "phone_too_short",
-         "phone '123' is too short for its country"],
+         "phone '123' is too short for CL"],
     ]
     summary = json.loads((out / "summary.json").read_text())
     assert {k: summary[k] for k in ("total_rows", "sent", "invalid", "duplicate", "failed",
