@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .codes import ErrorCode, RowStatus
-from .config import Config
+from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
 from .job import Plan, default_out_dir, duration_text, list_stages, run_import, validate_file
 from .report import RowResult, Summary
@@ -185,16 +185,22 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
                    " customer).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Send at most N rows (a pilot); --resume sends the rest.")
+@click.option("--reconcile", is_flag=True,
+              help="With --resume, first settle unknown rows against the account.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_guarded
 def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, sandbox: bool,
-        yes: bool, resume: bool, retry_unknown: bool, limit: int | None, quiet: bool) -> None:
+        yes: bool, resume: bool, retry_unknown: bool, limit: int | None, reconcile: bool,
+        quiet: bool) -> None:
     """Open one ticket per valid row of FILE and write the reports.
 
     The API key is read from the VAMBE_API_KEY environment variable.
     """
     from .config import load_config
 
+    if reconcile and not resume:
+        raise click.UsageError("--reconcile goes with --resume: it settles the unknown rows of"
+                               " the run being resumed")
     config = load_config(config_path)
     server = None
     out = out_dir if out_dir is not None else default_out_dir(file)
@@ -227,7 +233,8 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         summary = run_import(file, config, api_key=api_key, out_dir=out, sheet=sheet,
                              resume=resume, retry_unknown=retry_unknown, limit=limit,
                              confirm=confirm, on_result=progress.update,
-                             on_note=progress.note, ledger_path=ledger_path, account=account)
+                             on_note=progress.note, ledger_path=ledger_path, account=account,
+                             reconcile=reconcile)
     finally:
         progress.close()
         if server is not None:
@@ -271,9 +278,10 @@ def _print_what_next(summary: Summary) -> None:
     if unknown:
         shown = ", ".join(str(row) for row in unknown[:10]) + (", ..." if len(unknown) > 10
                                                                 else "")
-        _say(f"{len(unknown)} rows have an unknown outcome (rows {shown}): the customer"
-                   " may have got the ticket. Check them in Vambe; re-importing does not send"
-                   " them again; --resume --retry-unknown does.")
+        _say(f"{len(unknown)} rows have an unknown outcome (rows {shown}): the customer may"
+             f" have got the ticket. vambe-import reconcile --out {summary.out_dir} --config"
+             " CONFIG checks them in the account; re-importing does not send them again;"
+             " --resume --retry-unknown does.")
 
 
 def _start_sandbox(config: Config) -> tuple[SandboxServer, Config]:
@@ -329,17 +337,53 @@ class _Progress:
 
 
 @cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="The folder of the run to reconcile.")
+@_config_option
+@click.option("--quiet", "-q", is_flag=True, help="Only the closing lines.")
+@_guarded
+def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
+    """Settle the run's unknown rows against the account, on evidence; opens no ticket.
+
+    Exit 0 when no row is left unknown, 1 otherwise. Needs VAMBE_API_KEY.
+    """
+    from .reconcile import reconcile_folder
+
+    summary = reconcile_folder(out_dir, config_path, api_key=_api_key(),
+                               on_note=None if quiet else (lambda text: _say(text, err=True)))
+    _print_summary(summary)
+    if summary.unknown_rows:
+        _say(f"{len(summary.unknown_rows)} rows are still unknown: the account cannot tell;"
+             " their errors say why. --resume --retry-unknown sends them again.")
+    sys.exit(EXIT_OK if not summary.unknown_rows else EXIT_NOT_ALL_SENT)
+
+
+def _api_key() -> str:
+    api_key = os.environ.get(API_KEY_VARIABLE, "")
+    if not api_key:
+        raise MissingApiKeyError(f"{API_KEY_VARIABLE} is not set: export your Vambe API key first")
+    return api_key
+
+
+@cli.command()
 @_file_argument
 @_sheet_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("config.toml"), show_default=True, help="Where to write the config.")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
+              help="With VAMBE_API_KEY: the API to read the account's channels and stages from.")
 @_guarded
-def init(file: Path, sheet: str | None, output: Path, force: bool) -> None:
-    """Write a commented starter config guessed from FILE's headers and numbers."""
+def init(file: Path, sheet: str | None, output: Path, force: bool, base_url: str) -> None:
+    """Write a commented starter config guessed from FILE's headers and numbers.
+
+    With VAMBE_API_KEY set, it also reads the account: its WhatsApp phone ID (when it has
+    one channel) and its stages, as comments.
+    """
     from .starter import write_starter
 
-    starter = write_starter(file, output, sheet=sheet, force=force)
+    account = _read_account(base_url) if os.environ.get(API_KEY_VARIABLE, "").strip() else None
+    starter = write_starter(file, output, sheet=sheet, force=force, account=account)
     found = ", ".join(f"{field} = {header!r}" for field, header in starter.columns.items())
     _say(f"Wrote {output}: {found}.")
     if starter.country:
@@ -355,8 +399,72 @@ def init(file: Path, sheet: str | None, output: Path, force: bool) -> None:
                       " the numbers carry their country code without +, set [defaults]"
                       " international_without_plus = true")
         _say(f"The sample's numbers belong to several countries ({found}): {advice}.")
-    _say(f"Replace phone_id and stage_id (vambe-import stages lists your stages), then:"
-               f" vambe-import validate {file} --config {output}")
+    replace = "stage_id" if starter.phone_id_found else "phone_id and stage_id"
+    _say(f"Replace {replace} (vambe-import stages lists your stages), then:"
+         f" vambe-import validate {file} --config {output}")
+
+
+def _read_account(base_url: str):
+    """The account's WhatsApp channels and pipelines, for init."""
+    import asyncio
+
+    from .client import VambeClient
+    from .config import ApiSettings
+    from .starter import Account
+
+    try:
+        base_url = ApiSettings(base_url=base_url, phone_id="1").base_url
+    except ValueError:
+        raise click.BadParameter(f"not a usable API URL: {base_url!r}",
+                                 param_hint="--base-url") from None
+
+    async def read():
+        async with VambeClient(base_url, os.environ[API_KEY_VARIABLE], phone_id="0",
+                               max_connections=1) as client:
+            return await client.list_channels("whatsapp"), await client.list_pipelines()
+
+    channels, pipelines = asyncio.run(read())
+    return Account(base_url, channels, pipelines)
+
+
+CHANNEL_TYPES = ("whatsapp", "web-whatsapp")
+
+
+@cli.command()
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@_guarded
+def channels(config_path: Path, as_json: bool) -> None:
+    """List the account's channels: type, phone ID (for [api] phone_id), name, number.
+
+    Needs VAMBE_API_KEY.
+    """
+    import asyncio
+    import json
+
+    from .client import VambeClient
+    from .config import load_config
+
+    api = load_config(config_path).api
+
+    async def read():
+        async with VambeClient(api.base_url, _api_key(), phone_id=api.phone_id,
+                               timeout=api.timeout_seconds, max_connections=1) as client:
+            return [(kind, channel) for kind in CHANNEL_TYPES
+                    for channel in await client.list_channels(
+                        kind, retries=api.max_retries, backoff=api.retry_backoff_seconds)]
+
+    found = asyncio.run(read())
+    if as_json:
+        _say(json.dumps([{"type": kind, **channel} for kind, channel in found],
+                        ensure_ascii=False, indent=2))
+        return
+    rows = [("TYPE", "PHONE ID", "NAME", "NUMBER")] + [
+        (kind, str(channel.get("id", "")), str(channel.get("name") or ""),
+         str(channel.get("phone_number") or "")) for kind, channel in found]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for kind, phone_id, name, number in rows:
+        _say(f"{kind:<{widths[0]}}  {phone_id:<{widths[1]}}  {name:<{widths[2]}}  {number}")
 
 
 @cli.command()
@@ -370,10 +478,7 @@ def stages(config_path: Path, as_json: bool) -> None:
     """
     import json
 
-    api_key = os.environ.get(API_KEY_VARIABLE, "")
-    if not api_key:
-        raise MissingApiKeyError(f"{API_KEY_VARIABLE} is not set: export your Vambe API key first")
-    pipelines = list_stages(config_path, api_key=api_key)
+    pipelines = list_stages(config_path, api_key=_api_key())
     if as_json:
         _say(json.dumps([
             {"id": p.id, "name": p.name,
@@ -405,6 +510,10 @@ def stages(config_path: Path, as_json: bool) -> None:
               help="Fraction processed, then answered 500 (outcome unknown to the client).")
 @click.option("--drop", type=float, default=0.0, show_default=True,
               help="Fraction processed, then the connection dropped mid-answer.")
+@click.option("--fail-500-unprocessed", type=float, default=0.0, show_default=True,
+              help="Fraction answered 500 without processing (reconcile finds no contact).")
+@click.option("--open-ticket", "open_tickets", multiple=True, metavar="PHONE",
+              help="A contact with an open ticket, before any run (repeat for more).")
 @click.option("--throttle-first", type=click.IntRange(min=0), default=0, show_default=True,
               help="Answer the first N ticket requests 429 without processing.")
 @click.option("--retry-after", default=None,
@@ -423,19 +532,23 @@ def stages(config_path: Path, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the fault draws, so a run can be reproduced.")
 def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
-            throttle: float, fail_503: float, fail_500: float, drop: float, throttle_first: int,
+            throttle: float, fail_503: float, fail_500: float, drop: float,
+            fail_500_unprocessed: float, open_tickets: tuple[str, ...], throttle_first: int,
             retry_after: str | None, trickle: float, huge_body: int, gzip_bomb: int,
             broken_gzip: bool, echo_key: bool, error_message: str | None, seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
-    from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, Faults,
-                          SandboxServer, SandboxState)
+    from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, PIPELINES,
+                          Faults, SandboxServer, SandboxState)
 
     faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
-                    fail_500=fail_500, drop=drop, throttle_first=throttle_first,
+                    fail_500=fail_500, drop=drop, fail_500_unprocessed=fail_500_unprocessed,
+                    throttle_first=throttle_first,
                     retry_after=retry_after, trickle=trickle, huge_body=huge_body,
                     gzip_bomb=gzip_bomb, broken_gzip=broken_gzip, echo_key=echo_key,
                     error_message=error_message, seed=seed)
     state = SandboxState(api_key=api_key or DEFAULT_API_KEY, faults=faults)
+    for phone in open_tickets:
+        state.seed_contact(phone, open_ticket_stage=PIPELINES[0]["stages"][0]["id"])
     try:
         server = SandboxServer(state, host=host, port=port)
     except OSError as error:

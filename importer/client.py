@@ -248,13 +248,50 @@ class VambeClient:
         return text.replace(self._secret, "[redacted]")
 
     async def list_pipelines(self, *, retries: int = 3, backoff: float = 1.0) -> list[Pipeline]:
-        """The account's pipelines. A GET is safe to repeat, so 429, 5xx and network
-        trouble are retried; a rejected key raises, as it would for every ticket."""
-        url = f"{self.base_url}/api/public/pipeline"
+        """The account's pipelines; a rejected key raises, as it would for every ticket."""
+        content = await self.get("/api/public/pipeline", what="list stages", retries=retries,
+                                 backoff=backoff)
+        return _parse_pipelines(content)
+
+    async def search_contacts(self, phone: str, *, retries: int = 3,
+                              backoff: float = 1.0) -> list[dict]:
+        """Contacts the account finds for ``phone`` (a fuzzy search: compare digits exactly
+        before trusting one). Never opens a ticket."""
+        content = await self.get("/api/public/contacts/search", params={"phone": phone},
+                                 what="search contacts", retries=retries, backoff=backoff)
+        found = _json(content, "GET /api/public/contacts/search")
+        if isinstance(found, dict):
+            found = found.get("contacts") or found.get("data") or [found]
+        return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+    async def contact_info(self, contact_id: str, *, retries: int = 3,
+                           backoff: float = 1.0) -> dict:
+        content = await self.get(f"/api/public/contact/{contact_id}/info", what="read a contact",
+                                 retries=retries, backoff=backoff)
+        found = _json(content, "GET /api/public/contact/{id}/info")
+        return found if isinstance(found, dict) else {}
+
+    async def list_channels(self, kind: str, *, retries: int = 3,
+                            backoff: float = 1.0) -> list[dict]:
+        """The account's channels of one type (a single object or a list, as documented)."""
+        content = await self.get(f"/api/public/channels/{kind}", what="list channels",
+                                 retries=retries, backoff=backoff, missing_ok=True)
+        if content is None:
+            return []
+        found = _json(content, f"GET /api/public/channels/{kind}")
+        found = found if isinstance(found, list) else [found]
+        return [item for item in found if isinstance(item, dict) and item.get("id") is not None]
+
+    async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
+                  backoff: float = 1.0, missing_ok: bool = False) -> bytes | None:
+        """A GET's body (bounded, like every answer). A GET is safe to repeat, so 429, 5xx
+        and network trouble are retried; a rejected key raises :class:`FatalApiError`;
+        a 404 is None with ``missing_ok``."""
+        url = f"{self.base_url}{path}"
         for attempt in range(retries + 1):
             try:
                 async with asyncio.timeout(self.timeout):
-                    async with self._http.stream("GET", url) as response:
+                    async with self._http.stream("GET", url, params=params) as response:
                         content = await read_bounded(response)
             except TimeoutError:
                 answer = Answer(Outcome.UNKNOWN, error=f"no complete answer within"
@@ -265,18 +302,29 @@ class VambeClient:
                 answer = self._redacted(
                     classify_status(response.status_code, content, response.headers))
                 if answer.outcome == Outcome.SENT and content is not None:
-                    return _parse_pipelines(content)
+                    return content
+                if answer.http_status == 404 and missing_ok:
+                    return None
                 if answer.outcome == Outcome.FATAL and answer.http_status in (401, 403):
                     raise FatalApiError(f"{answer.error}; check VAMBE_API_KEY; nothing was sent")
-            if answer.outcome not in (Outcome.RETRY, Outcome.THROTTLED, Outcome.UNKNOWN) or attempt == retries:
+            if (answer.outcome not in (Outcome.RETRY, Outcome.THROTTLED, Outcome.UNKNOWN)
+                    or attempt == retries):
                 break
             delay = min(max(backoff_delay(backoff, attempt), answer.retry_after or 0.0),
                         MAX_BACKOFF_SECONDS)
             await clock().sleep(delay)
         hint = "; check [api] base_url" if answer.http_status == 404 else ""
         raise ApiUnavailableError(
-            f"could not list stages at {url}: {answer.error}{hint}; nothing was sent"
+            f"could not {what} at {url}: {answer.error or 'unreadable answer'}{hint};"
+            " nothing was sent"
         )
+
+
+def _json(content: bytes, what: str) -> object:
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        raise ApiUnavailableError(f"{what} answered with an unexpected body") from None
 
 
 def _parse_pipelines(text: str | bytes) -> list[Pipeline]:

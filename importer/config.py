@@ -242,6 +242,9 @@ class DedupeSettings(_Section):
     # not sent again (a re-imported file, another working directory). 30 covers a monthly
     # campaign's re-runs; 0 turns it off (a resumed run never re-sends, whatever this says).
     across_runs_days: Annotated[float, Field(ge=0, le=3650, strict=True)] = 30
+    # Look each phone up before sending; a contact with an active ticket is skipped. The
+    # look-ups share the configured rate with the tickets (half as many tickets a second).
+    skip_open_tickets: Annotated[bool, Field(strict=True)] = False
 
 
 class LedgerSettings(_Section):

@@ -29,7 +29,8 @@ from .journal import FolderLock, Journal, read_journal
 from .ledger import Held, Ledger, Policy, default_ledger_path, target_name
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table, opt_out_cells
-from .report import ReportWriter, RowResult, Summary
+from .reconcile import settle
+from .report import ReportWriter, RowResult, Summary, write_reports
 from .send import Sender, format_time
 from .validate import CheckedRow, OptOuts, StageResolver, Validator
 
@@ -50,10 +51,12 @@ class Plan:
     sent_before: int = 0  # the ledger: sent from another folder within across_runs_days
     unknown: int = 0  # the ledger: outcome unknown, held back without --retry-unknown
     in_progress: int = 0  # the ledger: being sent by another live run
+    lookups: bool = False  # [dedupe] skip_open_tickets: a look-up before each ticket
 
     @property
     def estimated_seconds(self) -> float | None:
-        return self.to_send / self.rate_per_second if self.rate_per_second else None
+        requests = self.to_send * (2 if self.lookups else 1)
+        return requests / self.rate_per_second if self.rate_per_second else None
 
     @property
     def ledger_holds(self) -> int:
@@ -71,6 +74,10 @@ class Plan:
         )
         if self.ledger_holds:
             text += f" {ledger_note(self.sent_before, self.unknown, self.in_progress)}."
+        if self.lookups:
+            text += (" Each row is first looked up for an open ticket ([dedupe]"
+                     " skip_open_tickets): the look-ups share the rate, so tickets go out at"
+                     " half of it.")
         return text
 
 
@@ -196,7 +203,8 @@ def _plan_pass(table: Table, config: Config, validator: Validator, ledger: Ledge
     return Plan(rows, to_send, tally.messages, kinds[_SENT_HERE],
                 rows - to_send - tally.held_back - sum(kinds[_SENT_HERE:]),
                 config.api.rate_limit_per_second, config.api.base_url, config.api.phone_id,
-                tally.held_back, kinds[_SENT_BEFORE], kinds[_UNKNOWN], kinds[_IN_PROGRESS])
+                tally.held_back, kinds[_SENT_BEFORE], kinds[_UNKNOWN], kinds[_IN_PROGRESS],
+                config.dedupe.skip_open_tickets)
 
 
 MAX_SHOWN_PROBLEMS = 5
@@ -335,8 +343,8 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
         writer.discard()
         raise
     if config.api.rate_limit_per_second:
-        summary.estimated_seconds = (summary.counts[RowStatus.VALID]
-                                     / config.api.rate_limit_per_second)
+        requests = summary.counts[RowStatus.VALID] * (2 if config.dedupe.skip_open_tickets else 1)
+        summary.estimated_seconds = requests / config.api.rate_limit_per_second
     _phone_notes(config, checking.tallies, summary)
     if stages.unchecked:
         summary.notes.append(
@@ -376,7 +384,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                on_result: Callable[[RowResult], None] | None = None,
                on_note: Callable[[str], None] | None = None,
                handle_signals: bool = True, ledger_path: str | Path | None = None,
-               account: str | None = None) -> Summary:
+               account: str | None = None, reconcile: bool = False) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
     The whole file is read and checked before the first request (a :class:`Plan`); every
@@ -389,6 +397,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
     flight finish and writes the reports; a second stops at once and leaves the reports to
     ``--resume``. ``ledger_path`` overrides where the ledger is; ``account`` names the API
     in the ledger and journal instead of its base URL (the sandbox, whose port changes).
+    ``reconcile`` first settles the folder's unknown rows against the account
+    (:mod:`importer.reconcile`), so the resumed run sends exactly the unprocessed ones.
     """
     config = _as_config(config)
     table = _open_input(input_path, config, sheet)
@@ -413,10 +423,10 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             if started:
                 _check_resumable(out, record, identity, ledger)
             journal = Journal.open(out, identity=identity, ledger_id=ledger.id,
-                                   ledger_path=path)
+                                   ledger_path=path, table=table)
             try:
                 return asyncio.run(_run(table, config, journal, ledger, api_key, opt_outs,
-                                        limit=limit,
+                                        reconcile=reconcile, limit=limit,
                                         confirm=confirm, on_result=on_result, on_note=on_note,
                                         handle_signals=handle_signals))
             finally:
@@ -446,7 +456,7 @@ def _check_resumable(out: Path, record, identity: dict[str, str], ledger: Ledger
 
 
 async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, api_key: str,
-               opt_outs: OptOuts, *, limit: int | None, confirm: Callable[[Plan], bool] | None,
+               opt_outs: OptOuts, *, reconcile: bool, limit: int | None, confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
     api = config.api
@@ -458,9 +468,12 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)
+        if reconcile:
+            await settle(client, ledger, config, on_note)
         validator = Validator(config, stages, opt_outs)
+        open_tickets = stages.names() if config.dedupe.skip_open_tickets else None
         sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,
-                        on_note=on_note)
+                        on_note=on_note, open_tickets=open_tickets)
         _warn_before_sending(config, sender)
         plan = _plan_pass(table, config, validator, ledger, limit)
         summary.plan = plan
@@ -495,7 +508,7 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
             f" were skipped; --resume from {format_time(sender.daily.resume_from())}"
         )
     try:
-        _write_run_reports(table, journal, summary)
+        write_reports(journal.path.parent, table, journal.results(), summary)
     except (OutputFolderError, OSError, sqlite3.Error) as error:
         if summary.local_error is None:
             raise LocalError(f"the run ended but its reports could not be written ({error});"
@@ -516,22 +529,6 @@ def _warn_before_sending(config: Config, sender: Sender) -> None:
                     f" {config.api.rate_limit_per_second:g}/s")
     elif config.message is not None and not config.message.is_template:
         sender.note(f"Note: {PLAIN_TEXT_NOTE}")
-
-
-def _write_run_reports(table: Table, journal: Journal, summary: Summary) -> None:
-    """The reports from the journal alone: the input is not read a third time."""
-    writer = ReportWriter(journal.path.parent, table)
-    try:
-        for result, source in journal.results():
-            summary.counts[result.status] += 1
-            if result.status == RowStatus.UNKNOWN:
-                summary.unknown_rows.append(result.row)
-            writer.add(result, source)
-    except BaseException:
-        writer.discard()
-        raise
-    summary.finished_at = datetime.now(timezone.utc)
-    writer.commit(summary)
 
 
 class _stop_on_signals:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from .exceptions import OutputFolderError
 from .codes import ERROR_STATUSES
 from .ledger import JOURNAL_APPLICATION_ID, open_database
-from .read import SourceRow
+from .read import SourceRow, Table
 from .report import RowResult
 
 JOURNAL_NAME = "journal.sqlite"
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS results (
     attempts INTEGER NOT NULL,
     error_code TEXT NOT NULL,
     error TEXT NOT NULL,
-    source TEXT
+    source TEXT,
+    key TEXT
 );
 """
 
@@ -109,25 +110,54 @@ class Journal:
 
     @classmethod
     def open(cls, out_dir: Path, *, identity: dict[str, str], ledger_id: str,
-             ledger_path: Path) -> Journal:
+             ledger_path: Path, table: Table) -> Journal:
         """Start this run's record in ``out_dir`` (the folder lock is already held)."""
+        journal = cls.reopen(out_dir, create=True)
+        journal._execute([
+            ("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+                ("identity", json.dumps(identity)), ("ledger_id", ledger_id),
+                ("ledger_path", str(ledger_path)),
+                ("table", json.dumps([str(table.path.resolve()), table.kind,
+                                      list(table.headers), table.encoding, table.delimiter,
+                                      table.sheet, table.origin_column]))]),
+            ("DELETE FROM results", []),
+        ])
+        return journal
+
+    @classmethod
+    def reopen(cls, out_dir: Path, *, create: bool = False) -> Journal:
+        """The folder's journal as it is (``reconcile`` reads and amends its results)."""
         path = out_dir / JOURNAL_NAME
         try:
-            connection = open_database(path, "journal", create=True)
+            connection = open_database(path, "journal", create=create)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA application_id={JOURNAL_APPLICATION_ID}")
-            journal = cls(connection, path)
-            journal._execute([
-                ("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-                    ("identity", json.dumps(identity)), ("ledger_id", ledger_id),
-                    ("ledger_path", str(ledger_path))]),
-                ("DELETE FROM results", []),
-            ])
+        except FileNotFoundError:
+            raise OutputFolderError(f"{out_dir} holds no run (no journal)") from None
         except (OSError, sqlite3.Error) as error:
             raise OutputFolderError(f"{out_dir}: cannot write the journal ({error})") from None
-        return journal
+        return cls(connection, path)
+
+    def table(self) -> Table:
+        """The input the run read, as the reports need it (headers, encoding, delimiter)."""
+        found = self._db.execute("SELECT value FROM meta WHERE name='table'").fetchone()
+        if found is None:
+            raise OutputFolderError(f"{self.path}: the journal does not say which file the run"
+                                    " read; run it again with --resume")
+        path, kind, headers, encoding, delimiter, sheet, origin = json.loads(found[0])
+        return Table(Path(path), kind, tuple(headers), encoding, delimiter, sheet, origin)
+
+    def unknown_rows(self) -> dict[str, int]:
+        """Key -> row of this run's rows left unknown."""
+        return dict(self._db.execute(
+            "SELECT key, row FROM results WHERE status='unknown' AND key IS NOT NULL"))
+
+    def amend(self, row: int, status: str, ai_contact_id: str, error_code: str,
+              error: str) -> None:
+        self._execute([("UPDATE results SET status=?, ai_contact_id=?, error_code=?, error=?"
+                        " WHERE row=?", [(status, ai_contact_id, error_code, error, row)])])
 
     def mark_started(self) -> None:
         """From now on the folder holds a run: running into it again needs --resume."""
@@ -144,19 +174,22 @@ class Journal:
                 f"{self.path}: cannot write the journal ({error})")
             raise self.failed from None
 
-    def add_result(self, result: RowResult, source: SourceRow | None = None) -> None:
-        """Buffer a row's result; the ``source`` row is kept for rows that go to errors.csv."""
+    def add_result(self, result: RowResult, source: SourceRow | None = None,
+                   key: str | None = None) -> None:
+        """Buffer a row's result; the ``source`` row is kept for rows that go to errors.csv,
+        and the request ``key`` for rows ``reconcile`` may decide later."""
         kept = None
         if source is not None and result.status in ERROR_STATUSES:
             kept = json.dumps((source.cells, source.origin), ensure_ascii=False)
-        self._pending.append((*result, kept))
+        self._pending.append((*result, kept, key))
         if len(self._pending) >= self._BATCH:
             self.flush()
 
     def flush(self) -> None:
         rows, self._pending = self._pending, []
         if rows:
-            self._execute([("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?)", rows)])
+            self._execute([("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            rows)])
 
     def results(self) -> Iterator[tuple[RowResult, SourceRow | None]]:
         """This run's results in row order, with the source rows kept for error rows."""
@@ -165,7 +198,7 @@ class Journal:
             raise self.failed  # a partial record would make reports with rows missing
         cursor = self._db.execute("SELECT * FROM results ORDER BY row")
         while batch := cursor.fetchmany(1000):
-            for *fields, kept in batch:
+            for *fields, kept, _ in batch:
                 source = None
                 if kept is not None:
                     cells, origin = json.loads(kept)

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS requests (
     error_code TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     has_message INTEGER NOT NULL DEFAULT 0,
+    message TEXT,
     sent_at REAL,
     folder TEXT NOT NULL,
     run TEXT NOT NULL,
@@ -323,10 +324,28 @@ class Ledger:
             (target, self.folder, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT)).fetchone() is not None
 
+    def unknown_requests(self) -> list[tuple[str, str, float, str | None]]:
+        """(key, phone, sent_at, message) of this folder's requests whose outcome is unknown."""
+        return self._db.execute(
+            "SELECT key, phone, sent_at, message FROM requests WHERE target=? AND folder=?"
+            " AND state=? ORDER BY row", (self.target, self.folder, RequestState.UNKNOWN)
+        ).fetchall()
+
+    def settle_unknown(self, key: str, state: RequestState, *, ai_contact_id: str = "",
+                       error_code: str = "", error: str = "") -> None:
+        """Record what reconcile decided for an unknown request (outside any run's claims)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE requests SET state=?, ai_contact_id=?, error_code=?, error=?,"
+                " updated_at=? WHERE target=? AND key=? AND state=?",
+                (state, ai_contact_id, error_code, error, self._clock.time(), self.target, key,
+                 RequestState.UNKNOWN))
+
     # ------------------------------------------------------------ writing
 
-    async def claim(self, key: str, row: int, phone: str, has_message: bool
-                    ) -> tuple[Held | None, int]:
+    async def claim(self, key: str, row: int, phone: str, has_message: bool,
+                    message: str | None = None) -> tuple[Held | None, int]:
         """Claim the key for this run, durably, before its request goes out. Returns
         ``(None, attempts)`` when claimed, or why it is held (another run got there first)."""
         if self.error is not None:
@@ -342,10 +361,10 @@ class Ledger:
             now = self._clock.time()
             self._db.execute(
                 "INSERT OR REPLACE INTO requests (target, key, state, row, phone, attempts,"
-                " has_message, sent_at, folder, run, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " has_message, message, sent_at, folder, run, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.target, key, RequestState.IN_FLIGHT, row, phone, attempts,
-                 int(has_message), now, self.folder, self.run_id, now))
+                 int(has_message), message, now, self.folder, self.run_id, now))
             return None, attempts
 
         self._queue(work, future)

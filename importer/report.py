@@ -12,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -213,3 +214,21 @@ class ReportWriter:
         if self._workbook is not None:
             self._workbook.path.unlink(missing_ok=True)
 
+
+
+def write_reports(out_dir: Path, table: Table, results: Iterable[tuple[RowResult, SourceRow | None]],
+                  summary: Summary) -> None:
+    """Write every report from a run's results (the journal's, in row order), counting
+    them into ``summary``; whole or not at all."""
+    writer = ReportWriter(out_dir, table)
+    try:
+        for result, source in results:
+            summary.counts[result.status] += 1
+            if result.status == RowStatus.UNKNOWN:
+                summary.unknown_rows.append(result.row)
+            writer.add(result, source)
+    except BaseException:
+        writer.discard()
+        raise
+    summary.finished_at = datetime.now(timezone.utc)
+    writer.commit(summary)

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from .client import Answer, VambeClient
 from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
-from .exceptions import ImporterError, OutputFolderError
+from .exceptions import FatalApiError, ImporterError, OutputFolderError
 from .journal import Journal
 from .ledger import Held, Ledger
 from .read import SourceRow
@@ -140,7 +140,7 @@ class Sender:
     """Sends one run's rows; :meth:`request_stop` lets requests in flight finish."""
 
     def __init__(self, client: VambeClient, journal: Journal, ledger: Ledger, api: ApiSettings,
-                 *, limit: int | None = None,
+                 *, limit: int | None = None, open_tickets: dict[str, str] | None = None,
                  on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
@@ -149,6 +149,8 @@ class Sender:
         self.api = api
         self.clock = clock()
         self.limit = limit  # a pilot: send at most this many rows in this run
+        # With [dedupe] skip_open_tickets: stage ID -> name, to say where the ticket is.
+        self.open_tickets = open_tickets
         self._routed = 0
         self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
         self.stopped: str | None = None  # why the run stopped taking rows
@@ -243,7 +245,7 @@ class Sender:
             return False
         held = self.ledger.held(row.request.key)
         if held is not None:
-            self._record(_held_result(row, held), source)
+            self._record(_held_result(row, held), source, row.request.key)
             return False
         if self.stopped is not None:
             self._record(self._skipped(row), source)
@@ -267,8 +269,8 @@ class Sender:
                          error_code=ErrorCode.NOT_ATTEMPTED,
                          error=f"not sent: the run stopped ({self.stopped})")
 
-    def _record(self, result: RowResult, source: SourceRow) -> None:
-        self.journal.add_result(result, source)
+    def _record(self, result: RowResult, source: SourceRow, key: str | None = None) -> None:
+        self.journal.add_result(result, source, key)
         self._on_result(result)
 
     async def _worker(self, queue: asyncio.Queue) -> None:
@@ -288,23 +290,20 @@ class Sender:
 
     async def _send(self, source: SourceRow, row: CheckedRow) -> None:
         request = row.request
+        if self.open_tickets is not None and await self._has_open_ticket(source, row):
+            return
         body = json.dumps(request.body, ensure_ascii=False).encode()
         throttled_since: float | None = None
         retries = 0
         while True:
-            try:
-                await self._slot()
-            except _Stopping:
-                pass
-            if self.stopped is not None:
-                self._record(self._skipped(row), source)
+            if await self._stopped_waiting(source, row):
                 return
             # The claim is the one check that counts: another run may have taken the key
             # since the row was routed.
             held, attempts = await self.ledger.claim(request.key, row.number, request.phone,
-                                                     request.has_message)
+                                                     request.has_message, request.message)
             if held is not None:
-                self._record(_held_result(row, held), source)
+                self._record(_held_result(row, held), source, request.key)
                 return
             self._requests += 1
             sent_at = self.clock.monotonic()
@@ -364,6 +363,50 @@ class Sender:
             except _Stopping:
                 return self._record(self._skipped(row, attempts), source)
 
+    async def _stopped_waiting(self, source: SourceRow, row: CheckedRow) -> bool:
+        """Wait for the next request slot; True, with the row recorded ``skipped``, when the
+        run stopped instead."""
+        try:
+            await self._slot()
+        except _Stopping:
+            pass
+        if self.stopped is None:
+            return False
+        self._record(self._skipped(row), source)
+        return True
+
+    async def _has_open_ticket(self, source: SourceRow, row: CheckedRow) -> bool:
+        """Look the phone up (one paced request); True, with the row recorded ``skipped``,
+        when the contact already has an active ticket, or when the look-up failed."""
+        if await self._stopped_waiting(source, row):
+            return True
+        digits = row.phone.lstrip("+")
+        try:
+            contacts = await self.client.search_contacts(
+                row.phone, retries=self.api.max_retries, backoff=self.api.retry_backoff_seconds)
+        except FatalApiError as error:
+            if self.fatal is None:
+                self.fatal = Answer(Outcome.FATAL, error=str(error))
+                self.request_stop(str(error))
+            self._record(self._skipped(row), source)
+            return True
+        except ImporterError as error:
+            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
+                                   error_code=ErrorCode.OPEN_TICKET,
+                                   error=f"not sent: could not check for an open ticket"
+                                         f" ({error}); --resume tries again"), source)
+            return True
+        for contact in contacts:
+            ticket = contact.get("active_ticket_v2") or contact.get("active_ticket")
+            if "".join(filter(str.isdigit, str(contact.get("phone") or ""))) == digits and ticket:
+                stage = ticket.get("current_stage_id") if isinstance(ticket, dict) else None
+                where = f", in stage {self.open_tickets.get(stage, stage)}" if stage else ""
+                self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
+                                       error_code=ErrorCode.OPEN_TICKET,
+                                       error=f"already has an open ticket{where}"), source)
+                return True
+        return False
+
     def _finish(self, source: SourceRow, row: CheckedRow, attempts: int, status: RowStatus,
                 answer: Answer | None, *, error_code: ErrorCode | None = None,
                 error: str | None = None) -> None:
@@ -376,7 +419,7 @@ class Sender:
         self.ledger.record(row.request.key, RequestState(status),
                            http_status=result.http_status, ai_contact_id=result.ai_contact_id,
                            error_code=result.error_code, error=result.error)
-        self._record(result, source)
+        self._record(result, source, row.request.key)
 
     def _observe(self, latency: float) -> None:
         """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x latency."""

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import phonenumbers
 
+from .client import Pipeline
+from .config import DEFAULT_BASE_URL
 from .exceptions import ConfigError, InputFileError
 from .read import PHONE_WORDS, Table, fold, open_table
 
@@ -45,6 +47,7 @@ class Starter:
     sampled_phones: int
     text: str
     countries: tuple[tuple[str, int], ...] = ()  # every region the sample's numbers are in
+    phone_id_found: bool = False  # the account's only WhatsApp channel was written
 
     @property
     def several_countries(self) -> bool:
@@ -106,8 +109,50 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def starter_config(table: Table) -> Starter:
-    """Guess a config for ``table`` and return it with the reasons."""
+@dataclass(frozen=True)
+class Account:
+    """What init read from the account (with VAMBE_API_KEY): its channels and stages."""
+
+    base_url: str
+    channels: list[dict]
+    pipelines: list[Pipeline]
+
+
+def _api_lines(account: Account | None) -> tuple[list[str], bool]:
+    """The [api] phone_id line (and comments): the account's only WhatsApp channel, else
+    the documentation example with the account's channels listed."""
+    example = (f"phone_id = {_quote(EXAMPLE_PHONE_ID)}    # REPLACE: your numeric WhatsApp"
+               " Business phone ID (Vambe dashboard, WhatsApp channels); this is Vambe's"
+               " documentation example")
+    if account is None:
+        return [example], False
+    base = [] if account.base_url == DEFAULT_BASE_URL else [
+        f"base_url = {_quote(account.base_url)}"]
+    channels = account.channels
+    if len(channels) == 1:
+        channel = channels[0]
+        return base + [f"phone_id = {_quote(str(channel['id']))}    # your WhatsApp channel"
+                       f" {channel.get('name', '')!s} ({channel.get('phone_number', '')!s})"], True
+    listed = [f"#   {channel['id']}: {channel.get('name', '')} ({channel.get('phone_number', '')})"
+              for channel in channels]
+    say = ("# The account's WhatsApp channels (choose one):" if channels else
+           "# The account has no WhatsApp Business channel (vambe-import channels lists them)")
+    return base + [say, *listed, example], False
+
+
+def _stage_lines(account: Account | None) -> list[str]:
+    example = (f"stage_id = {_quote(EXAMPLE_STAGE_ID)}    # REPLACE: a stage of yours"
+               " (vambe-import stages lists them); this is Vambe's documentation example")
+    if account is None or not account.pipelines:
+        return [example]
+    listed = [f"#   {stage.id}  {pipeline.name} / {stage.name}"
+              for pipeline in account.pipelines for stage in pipeline.stages]
+    return ["# The account's stages (pick one for stage_id):", *listed, example]
+
+
+def starter_config(table: Table, account: Account | None = None) -> Starter:
+    """Guess a config for ``table`` and return it with the reasons; with ``account``, its
+    real phone ID (when it has one WhatsApp channel) and its stages, as comments."""
     sample = [row.cells for row in islice(table.rows(), SAMPLE_ROWS)]
     columns = _guess_columns(table.headers, sample)
     if "phone" not in columns:
@@ -119,6 +164,7 @@ def starter_config(table: Table) -> Starter:
     tally = _guess_country(phones)
     country, votes = tally.most_common(1)[0] if tally else (None, 0)
     others = [h for h in table.headers if h and h not in columns.values()]
+    api_lines, phone_id_found = _api_lines(account)
     lines = [
         f"# Starter config for {table.path.name}, written by vambe-import init.",
         "# Check every line, then: vambe-import validate FILE --config THIS_FILE",
@@ -127,8 +173,7 @@ def starter_config(table: Table) -> Starter:
         "[api]",
         '# base_url = "https://api.vambe.ai"',
         'channel = "whatsapp"',
-        f"phone_id = {_quote(EXAMPLE_PHONE_ID)}    # REPLACE: your numeric WhatsApp Business phone"
-        " ID (Vambe dashboard, WhatsApp channels); this is Vambe's documentation example",
+        *api_lines,
         "rate_limit_per_second = 5",
         "max_concurrency = 8",
         "",
@@ -144,8 +189,7 @@ def starter_config(table: Table) -> Starter:
     lines += [
         "",
         "[defaults]",
-        f"stage_id = {_quote(EXAMPLE_STAGE_ID)}    # REPLACE: a stage of yours"
-        " (vambe-import stages lists them); this is Vambe's documentation example",
+        *_stage_lines(account),
     ]
     if country:
         lines.append(f"country = {_quote(country)}    # {votes} of {len(phones)} sample numbers"
@@ -166,15 +210,15 @@ def starter_config(table: Table) -> Starter:
         "",
     ]
     return Starter(columns, country, votes, len(phones), "\n".join(lines),
-                   tuple(tally.most_common()))
+                   tuple(tally.most_common()), phone_id_found)
 
 
 def write_starter(input_path: str | Path, output: str | Path, *, sheet: str | None = None,
-                  force: bool = False) -> Starter:
+                  force: bool = False, account: Account | None = None) -> Starter:
     """Write a starter config for ``input_path`` to ``output``; never overwrites unless forced."""
     output = Path(output)
     if output.exists() and not force:
         raise ConfigError(f"{output} already exists; choose another -o path or add --force")
-    starter = starter_config(open_table(input_path, sheet=sheet))
+    starter = starter_config(open_table(input_path, sheet=sheet), account)
     output.write_text(starter.text, encoding="utf-8")
     return starter

@@ -44,6 +44,13 @@ class TicketRequest:
     has_message: bool
     identity: tuple  # (channel, phone ID, phone, stage ID, message, occurrence)
 
+    @property
+    def message(self) -> str | None:
+        """The text the customer gets (plain text, or the template's variable), for
+        ``reconcile`` to recognise as the contact's last message."""
+        message = self.body.get("message")
+        return None if message is None else message.get("content")
+
     @cached_property
     def key(self) -> str:
         """What identifies the request across runs: what it would do, not where the row
@@ -299,12 +306,18 @@ class StageResolver:
         self.checked = pipelines is not None
         self.unchecked = 0
         self._ids: set[str] = set()
+        self._names: dict[str, str] = {}
         self._by_name: dict[str, list[str]] = {}
         for pipeline in pipelines or []:
             for stage in pipeline.stages:
                 self._ids.add(stage.id.lower())
+                self._names[stage.id] = stage.name
                 for name in (stage.name, f"{pipeline.name} / {stage.name}"):
                     self._by_name.setdefault(_fold(name), []).append(stage.id)
+
+    def names(self) -> dict[str, str]:
+        """Stage ID -> name, for messages."""
+        return dict(self._names)
 
     def exists(self, stage_id: str) -> bool:
         return not self.checked or stage_id.lower() in self._ids

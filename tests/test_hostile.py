@@ -204,13 +204,13 @@ def test_a_full_disk_mid_run_stops_with_exit_4_and_resume_finishes(sandbox, writ
     real_add = Journal.add_result
     calls = []
 
-    def add_result(journal, result, source=None):
+    def add_result(journal, result, source=None, key=None):
         calls.append(result.row)
         if len(calls) > 6:
             journal.failed = OutputFolderError(f"{journal.path}: cannot write the journal"
                                                " (database or disk is full)")
             raise journal.failed
-        real_add(journal, result, source)
+        real_add(journal, result, source, key)
 
     monkeypatch.setattr(Journal, "add_result", add_result)
     summary = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out,

@@ -20,6 +20,7 @@ import uuid
 import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -69,6 +70,7 @@ class Faults:
     throttle: float = 0.0  # answered 429 (Retry-After: 1) without processing
     fail_503: float = 0.0  # answered 503 without processing (safe to retry)
     fail_500: float = 0.0  # processed (ticket created), then answered 500
+    fail_500_unprocessed: float = 0.0  # answered 500 without processing
     drop: float = 0.0  # processed, then the connection is dropped mid-answer
     throttle_first: int = 0  # the first N ticket requests answered 429, without processing
     retry_after: str | None = None  # the Retry-After header of 429 and 503 answers, as given
@@ -103,7 +105,8 @@ class SandboxState:
     web_phone_ids: tuple[str, ...] = (DEFAULT_WEB_PHONE_ID,)
     faults: Faults = field(default_factory=Faults)
     pipelines: list = field(default_factory=lambda: json.loads(json.dumps(PIPELINES)))
-    contacts: dict[str, str] = field(default_factory=dict)
+    contacts: dict[str, str] = field(default_factory=dict)  # phone digits -> contact ID
+    profiles: dict[str, dict] = field(default_factory=dict)  # contact ID -> what the API shows
     tickets: list[dict] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
 
@@ -149,6 +152,32 @@ class SandboxState:
             re.sub(r"\D", "", str(body.get("to_phone_number"))), str(body.get("contact_name")),
             json.dumps(body, sort_keys=True)))
 
+    def seed_contact(self, phone: str, *, name: str = "", open_ticket_stage: str | None = None,
+                     created_at: float | None = None, last_message: str | None = None,
+                     last_message_at: float | None = None) -> str:
+        """A contact that exists before any run (an open ticket, an old conversation)."""
+        digits = re.sub(r"\D", "", phone)
+        with self._lock:
+            contact = self.contacts.setdefault(digits, str(uuid.uuid4()))
+            profile = self._profile(contact, digits, name, created_at or time.time())
+            if open_ticket_stage is not None:
+                profile["active_ticket_v2"] = {"id": str(uuid.uuid4()),
+                                               "current_stage_id": open_ticket_stage}
+            if last_message is not None:
+                profile["last_message_content"] = last_message
+                profile["last_message_at"] = _iso(last_message_at or time.time())
+        return contact
+
+    def _profile(self, contact: str, digits: str, name: str, created: float) -> dict:
+        """The contact's record, made on first sight (call with the lock held)."""
+        return self.profiles.setdefault(contact, {
+            "id": contact, "name": name, "phone": "+" + digits, "email": None,
+            "platform": "whatsapp", "created_at": _iso(created), "last_message_at": None,
+            "last_message_content": None, "chat_status": "open", "blocked": False,
+            "client_id": "sandbox", "ai_customer_id": contact,
+            "default_stage_id": None, "active_ticket_v2": None,
+        })
+
     def stage_ids(self) -> set[str]:
         return {stage["id"] for pipeline in self.pipelines for stage in pipeline["stages"]}
 
@@ -179,11 +208,18 @@ class SandboxState:
                 return "429"
             roll = self._random.random()
         for name, share in (("429", faults.throttle), ("503", faults.fail_503),
-                            ("500", faults.fail_500), ("drop", faults.drop)):
+                            ("500", faults.fail_500), ("drop", faults.drop),
+                            ("500 unprocessed", faults.fail_500_unprocessed)):
             if roll < share:
                 return name
             roll -= share
         return "ok"
+
+
+def _iso(moment: float) -> str:
+    """A time as the API writes it: ISO 8601 in UTC with milliseconds."""
+    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds"
+                                                                  ).replace("+00:00", "Z")
 
 
 def _error(status: int, message: str, error: str) -> JSONResponse:
@@ -364,15 +400,25 @@ def create_app(state: SandboxState) -> Starlette:
             if state.faults.retry_after:
                 response.headers["retry-after"] = state.faults.retry_after
             return response
+        if fault == "500 unprocessed":
+            return _error(500, "Internal server error", "Internal Server Error")
         problem = _check_body(body, state)
         if problem is not None:
             return _error(400, problem, "Bad Request")
         digits = re.sub(r"\D", "", str(body["to_phone_number"]))
+        now = time.time()
         with state._lock:
             contact = state.contacts.setdefault(digits, str(uuid.uuid4()))
-            state.tickets.append({"id": str(uuid.uuid4()), "contact_id": contact,
-                                  "phone_digits": digits, "body": body,
-                                  "created_at": time.time()})
+            ticket = str(uuid.uuid4())
+            state.tickets.append({"id": ticket, "contact_id": contact,
+                                  "phone_digits": digits, "body": body, "created_at": now})
+            profile = state._profile(contact, digits, body.get("contact_name", ""), now)
+            profile["active_ticket_v2"] = {"id": ticket, "current_stage_id": body["stage_id"]}
+            message = body.get("message")
+            if isinstance(message, dict):
+                profile["last_message_content"] = message.get("content") or (
+                    f"[template {message.get('templateId')}]")
+                profile["last_message_at"] = _iso(now)
         if fault == "500":
             return _error(500, "Internal server error", "Internal Server Error")
         if fault == "drop":
@@ -397,6 +443,32 @@ def create_app(state: SandboxState) -> Starlette:
         state._record(request, response.status_code, None, time.time())
         return response
 
+    async def search_contacts(request: Request) -> Response:
+        """Fuzzy, as Vambe's: every contact whose number ends with the query's last eight
+        digits, up to 50 (a client must compare digits exactly)."""
+        refusal = await guarded(request)
+        if refusal is None:
+            digits = re.sub(r"\D", "", request.query_params.get("phone", ""))
+            if not digits:
+                refusal = _error(400, "phone or email is required", "Bad Request")
+            else:
+                with state._lock:
+                    found = [dict(profile) for profile in state.profiles.values()
+                             if re.sub(r"\D", "", profile["phone"]).endswith(digits[-8:])]
+                refusal = JSONResponse(found[:50])
+        state._record(request, refusal.status_code, None, time.time())
+        return refusal
+
+    async def contact_info(request: Request) -> Response:
+        refusal = await guarded(request)
+        if refusal is None:
+            with state._lock:
+                profile = state.profiles.get(request.path_params["contact_id"])
+            refusal = (JSONResponse(dict(profile)) if profile is not None
+                       else _error(404, "Contact not found", "Not Found"))
+        state._record(request, refusal.status_code, None, time.time())
+        return refusal
+
     async def received(request: Request) -> Response:
         """What the sandbox saw (time, status, path), for benchmarks run against a separate
         sandbox process; bodies are left out."""
@@ -409,6 +481,8 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/received", received, methods=["GET"]),
         Route("/api/public/ticket/open/{channel:str}/{phone_id}", open_ticket, methods=["POST"]),
         Route("/api/public/pipeline", list_pipelines, methods=["GET"]),
+        Route("/api/public/contacts/search", search_contacts, methods=["GET"]),
+        Route("/api/public/contact/{contact_id}/info", contact_info, methods=["GET"]),
         Route("/api/public/channels/whatsapp", list_channels, methods=["GET"]),
         Route("/api/public/channels/web-whatsapp", list_channels, methods=["GET"]),
     ])

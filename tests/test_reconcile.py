@@ -1,0 +1,178 @@
+"""The account is the source of truth: unknown outcomes settled on evidence, never by a send."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from importer.codes import RequestState
+from importer.reconcile import judge
+from importer.sandbox import Faults
+
+from .conftest import PHONES, STAGE_NEW, people, read_results
+
+
+def test_both_kinds_of_500_are_told_apart_and_resume_sends_only_the_unprocessed(
+        sandbox, write_config, write_csv, invoke, tmp_path):
+    """500s that processed the ticket and 500s that did not both end unknown; reconcile
+    makes the first sent (with the right contact) and the second failed; --resume then sends
+    exactly those, and every customer has one ticket."""
+    sandbox.state.faults = Faults(fail_500=0.25, fail_500_unprocessed=0.25, seed=11)
+    config = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
+    source = write_csv(people(40))
+    first = invoke("run", source, "--config", config)
+    assert first.exit_code == 1
+    assert "vambe-import reconcile --out clientes-import --config CONFIG" in first.stdout
+    out = tmp_path / "clientes-import"
+    unknown = {r["phone"] for r in read_results(out) if r["status"] == "unknown"}
+    processed = {f"+{digits}" for digits in sandbox.state.tickets_per_phone()}
+    assert unknown & processed and unknown - processed  # the seed gives both kinds
+    sandbox.state.faults = Faults()
+    settled = invoke("reconcile", "--out", "clientes-import", "--config", config)
+    assert settled.exit_code == 0, settled.output
+    rows = {r["phone"]: r for r in read_results(out)}
+    for phone in unknown & processed:
+        assert rows[phone]["status"] == "sent"
+        assert rows[phone]["ai_contact_id"] == sandbox.state.contacts[phone[1:]]
+    for phone in unknown - processed:
+        assert (rows[phone]["status"], rows[phone]["error_code"]) == ("failed", "not_processed")
+        assert rows[phone]["error"] == ("no such contact in the account: the request was not"
+                                        " processed; --resume sends it")
+    tickets_before = len(sandbox.state.tickets)
+    resumed = invoke("run", source, "--config", config, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(sandbox.state.tickets) == tickets_before + len(unknown - processed)
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert len(sandbox.state.tickets) == 40
+
+
+def test_reconcile_opens_no_ticket_and_resume_reconcile_does_it_first(sandbox, write_config,
+                                                                      write_csv, invoke,
+                                                                      tmp_path):
+    """``run --resume --reconcile`` settles before resuming; reconcile itself only reads."""
+    sandbox.state.faults = Faults(fail_500_unprocessed=1.0)
+    config = write_config(sandbox.url)
+    source = write_csv(people(3))
+    assert invoke("run", source, "--config", config).exit_code == 1
+    sandbox.state.faults = Faults()
+    seen = len(sandbox.state.received)
+    result = invoke("run", source, "--config", config, "--resume", "--reconcile")
+    assert result.exit_code == 0, result.output
+    searches = [r.path for r in sandbox.state.received[seen:]
+                if r.path == "/api/public/contacts/search"]
+    assert len(searches) == 3
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert len(sandbox.state.tickets) == 3
+
+
+def test_evidence_that_cannot_decide_stays_unknown_and_says_why(sandbox, write_config,
+                                                                write_csv, invoke, tmp_path):
+    """A contact that existed before the request, whose last message is not ours: unknown,
+    with the evidence; reconcile exits 1."""
+    long_ago = time.time() - 40 * 86400
+    sandbox.state.seed_contact(PHONES[0], name="Ana", created_at=long_ago,
+                               last_message="¿Tienen envío a Talca?",
+                               last_message_at=long_ago + 86400)
+    sandbox.state.faults = Faults(fail_500_unprocessed=1.0)
+    config = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    result = invoke("reconcile", "--out", "clientes-import", "--config", config)
+    assert result.exit_code == 1
+    day = time.strftime("%Y-%m-%d", time.gmtime(long_ago))
+    last = time.strftime("%Y-%m-%d", time.gmtime(long_ago + 86400))
+    assert read_results(tmp_path / "clientes-import")[0]["error"] == (
+        f"still unknown after reconcile: contact exists since {day}; its last message, on"
+        f" {last}, is not ours")
+    assert "1 rows are still unknown" in result.stdout
+
+
+def test_the_evidence_rule_compares_digits_exactly():
+    """A fuzzy match on another number is no contact; our message, newer than the request,
+    is proof; a newer contact is proof."""
+    sent = 1_800_000_000.0
+    other = {"id": "x", "phone": "+56987654399", "created_at": "2027-01-15T08:00:00Z"}
+    assert judge(PHONES[0], sent, "Hola", [other]).state == RequestState.FAILED
+    ours = {"id": "c1", "phone": PHONES[0], "created_at": "2020-01-01T00:00:00Z",
+            "last_message_at": "2027-01-15T08:00:05.000Z", "last_message_content": "Hola"}
+    assert judge(PHONES[0], sent, "Hola", [other, ours]) == (RequestState.SENT, "c1", "", "")
+    assert judge(PHONES[0], sent, "Chao", [ours]).state == RequestState.UNKNOWN
+    new = {"id": "c2", "phone": "56 9 8765 4321", "created_at": "2027-01-15T08:00:00+00:00"}
+    assert judge(PHONES[0], sent, None, [new]).ai_contact_id == "c2"
+
+
+def test_reconcile_needs_a_run(write_config, invoke, sandbox):
+    """A folder without a run: exit 2, one line."""
+    result = invoke("reconcile", "--out", "nada", "--config", write_config(sandbox.url))
+    assert (result.exit_code, result.stderr) == (2, "Error: nada holds no run to reconcile\n")
+
+
+def test_statuses_of_a_reconciled_run_are_complete(sandbox, write_config, write_csv, invoke,
+                                                   tmp_path):
+    """Every row of the rewritten reports keeps one status (no row lost by reconcile)."""
+    sandbox.state.faults = Faults(fail_500=0.5, seed=2)
+    config = write_config(sandbox.url, defaults={"stage_id": STAGE_NEW, "country": "CL"})
+    source = write_csv(people(10) + [["Sin", "123", ""]])
+    invoke("run", source, "--config", config)
+    sandbox.state.faults = Faults()
+    invoke("reconcile", "--out", "clientes-import", "--config", config)
+    statuses = Counter(r["status"] for r in read_results(tmp_path / "clientes-import"))
+    assert statuses == Counter({"sent": 10, "invalid": 1})
+
+
+# ---------------------------------------------------------------- open tickets, channels, init
+
+
+def test_skip_open_tickets_looks_each_phone_up_first(sandbox, write_config, write_csv, invoke,
+                                                     tmp_path):
+    """A customer with an open ticket is skipped, naming its stage; the others are sent; the
+    plan says the look-ups share the rate."""
+    sandbox.state.seed_contact(PHONES[1], name="Luis", open_ticket_stage=STAGE_NEW)
+    sandbox.state.seed_contact("+56 9 8765 0000", open_ticket_stage=STAGE_NEW)  # fuzzy neighbour
+    config = write_config(sandbox.url, dedupe={"skip_open_tickets": True})
+    result = invoke("run", write_csv(people(3)), "--config", config, "--yes")
+    assert result.exit_code == 1
+    rows = read_results(tmp_path / "clientes-import")
+    assert [(r["status"], r["error_code"], r["error"]) for r in rows] == [
+        ("sent", "", ""), ("skipped", "open_ticket",
+                           "already has an open ticket, in stage Nuevo"), ("sent", "", "")]
+    searches = [r for r in sandbox.state.received if r.path == "/api/public/contacts/search"]
+    assert len(searches) == 3
+    assert sorted(b["to_phone_number"] for b in sandbox.state.ticket_bodies()) == [
+        PHONES[0], PHONES[2]]
+
+
+def test_channels_lists_the_accounts_phone_ids(sandbox, write_config, invoke):
+    """``channels`` shows each channel's type, phone ID, name and number; --json for scripts."""
+    config = write_config(sandbox.url)
+    table = invoke("channels", "--config", config)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines() == [
+        "TYPE          PHONE ID       NAME                            NUMBER",
+        "whatsapp      123456789      Sandbox WhatsApp 123456789      +56 9 8765 4321",
+        "web-whatsapp  phone_sandbox  Sandbox WhatsApp phone_sandbox  +56 9 8765 4321",
+    ]
+    import json
+
+    listed = json.loads(invoke("channels", "--config", config, "--json").stdout)
+    assert [(c["type"], c["id"]) for c in listed] == [("whatsapp", "123456789"),
+                                                      ("web-whatsapp", "phone_sandbox")]
+    assert invoke("channels", "--config", config, api_key=None).exit_code == 2
+
+
+def test_init_with_a_key_writes_the_real_phone_id_and_lists_stages(sandbox, write_csv, invoke,
+                                                                   tmp_path):
+    """One WhatsApp channel: its phone ID is written; the stages are listed as comments. Two:
+    both listed, the example kept."""
+    source = write_csv(people(3))
+    sandbox.state.phone_ids = ("987654321",)
+    made = invoke("init", source, "--base-url", sandbox.url)
+    assert made.exit_code == 0, made.output
+    text = (tmp_path / "config.toml").read_text(encoding="utf-8")
+    assert 'phone_id = "987654321"' in text
+    assert f"#   {STAGE_NEW}  Ventas / Nuevo" in text
+    assert "Replace stage_id (vambe-import stages" in made.stdout
+    sandbox.state.phone_ids = ("111", "222")
+    made = invoke("init", source, "--base-url", sandbox.url, "-o", "two.toml")
+    text = (tmp_path / "two.toml").read_text(encoding="utf-8")
+    assert "#   111: Sandbox WhatsApp 111" in text and "#   222: Sandbox WhatsApp 222" in text
+    assert 'phone_id = "123456789"    # REPLACE' in text
