@@ -161,7 +161,9 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
         import json
 
         _say(f"The first {len(summary.preview)} requests that run would send:")
-        for body in summary.preview:
+        for body, path in zip(summary.preview, summary.preview_paths):
+            if path is not None:
+                _say(f"POST {path}")
             _say(json.dumps(body, ensure_ascii=False, indent=2))
     _print_summary(summary)
     if summary.estimated_seconds is not None:

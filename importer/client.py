@@ -185,13 +185,16 @@ class VambeClient:
     replaced by ``[redacted]`` before it reaches a report, the journal or the terminal."""
 
     def __init__(self, base_url: str, api_key: str, *, phone_id: str, channel: str = "whatsapp",
-                 timeout: float = 30, max_connections: int = 8) -> None:
+                 timeout: float = 30, max_connections: int = 8,
+                 from_phone_number: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._secret = checked_api_key(api_key)
         self._timeout = httpx.Timeout(timeout)
         self._timeout_extension = self._timeout.as_dict()
         self._ticket_url = httpx.URL(f"{self.base_url}/api/public/ticket/open/{channel}/{phone_id}")
+        self._template_query = ({"from-phone-number": from_phone_number}
+                                if from_phone_number else None)
         self._headers = {"x-api-key": self._secret, "user-agent": f"vambe-import/{__version__}",
                          "accept": "*/*", "accept-encoding": "identity",
                          "content-type": "application/json"}
@@ -210,13 +213,17 @@ class VambeClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._http.aclose()
 
-    async def open_ticket(self, body: bytes, idempotency_key: str) -> Answer:
-        """POST one ticket; never raises for HTTP or network trouble, it classifies it."""
+    async def open_ticket(self, body: bytes, idempotency_key: str,
+                          path: str | None = None) -> Answer:
+        """POST one ticket (or, with ``path``, one template message); never raises for HTTP
+        or network trouble, it classifies it."""
         # Straight to the transport (public httpx2 API, which still maps every httpcore
         # error to an httpx2 exception): a ticket needs no auth flow, redirects, cookies or
         # per-call header merging, and skipping them cut the client's CPU per request by
         # a fifth (bench/bench_overhead.py).
-        request = httpx.Request("POST", self._ticket_url, content=body,
+        url = self._ticket_url if path is None else httpx.URL(
+            f"{self.base_url}{path}", params=self._template_query)
+        request = httpx.Request("POST", url, content=body,
                                 headers={**self._headers, "idempotency-key": idempotency_key},
                                 extensions={"timeout": self._timeout_extension})
         try:

@@ -68,6 +68,9 @@ class ApiSettings(_Section):
     # WhatsApp's messaging limit tier (250, 2,000, 10,000, 100,000 new customers per rolling
     # 24 hours): rows carrying a message beyond it are skipped, not silently undelivered.
     daily_message_limit: Annotated[int, Field(ge=1, strict=True)] | None = None
+    # The business number templates are sent from (the template endpoint's
+    # from-phone-number); "vambe-import channels" shows it.
+    from_phone_number: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -213,9 +216,12 @@ class MessageSettings(_Section):
     content: str | None = None
     template_id: str | None = None  # the template for every row...
     template_column: str | None = None  # ...or a column naming it per row (empty: template_id)
-    # The column filling the template's variable. Vambe's document shows one variable carried
-    # in ``content``; how it takes several is not documented, so one is all we send.
+    # The column filling the template's one variable, sent as ``content`` with the ticket
+    # (Vambe's ticket endpoint shows one variable)...
     variable: str | None = None
+    # ...or several, in the template's order ({{1}}, {{2}}...): columns or { value = "..." }.
+    # These go through Vambe's template endpoint, which takes them all.
+    variables: list[str | Constant] | None = None
     ai_generated: bool = False
 
     @model_validator(mode="after")
@@ -227,6 +233,13 @@ class MessageSettings(_Section):
             raise ValueError("needs content, or template_id / template_column")
         if self.variable is not None and not templated:
             raise ValueError("variable goes with a template; plain content uses {Column} placeholders")
+        if self.variables is not None:
+            if not templated:
+                raise ValueError("variables go with a template (template_id or template_column)")
+            if self.variable is not None:
+                raise ValueError("give variable (one) or variables (several), not both")
+            if not self.variables:
+                raise ValueError("variables: give at least one, in the template's order")
         return self
 
     @property
@@ -270,7 +283,20 @@ class Config(_Section):
         if self.api.channel == "web-whatsapp" and self.message and self.message.is_template:
             raise ValueError("[message] template_id: WhatsApp Web (QR) connections send plain"
                              ' text only; templates need channel = "whatsapp"')
+        if self.message is not None and self.message.variables is not None:
+            refused = [f"[{name}]" for name in ("ticket_metadata", "integration_data")
+                       if getattr(self, name)]
+            if refused:
+                raise ValueError(
+                    f"[message] variables: templates with several variables go through Vambe's"
+                    f" template endpoint, which takes no ticket metadata or integration data;"
+                    f" remove {' and '.join(refused)}, or use a single variable")
         return self
+
+    @property
+    def template_endpoint(self) -> bool:
+        """Rows go through the template endpoint (several variables), not the ticket one."""
+        return self.message is not None and self.message.variables is not None
 
     source: str = Field(default="config", exclude=True)
     folder: Path = Field(default=Path("."), exclude=True)  # where relative paths start
@@ -300,6 +326,9 @@ class Config(_Section):
             for name in ("template_column", "variable"):
                 if getattr(message, name) is not None:
                     pairs.append((f"[message] {name}", getattr(message, name)))
+            for source in message.variables or []:
+                if isinstance(source, str):
+                    pairs.append(("[message] variables", source))
         return pairs
 
     def check_columns(self, headers: list[str], file_name: str) -> None:

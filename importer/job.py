@@ -339,6 +339,7 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
             writer.add(result, source)
             if result.status == RowStatus.VALID and len(summary.preview) < PREVIEW_ROWS:
                 summary.preview.append(checked.request.body)
+                summary.preview_paths.append(checked.request.path)
     except BaseException:
         writer.discard()
         raise
@@ -463,8 +464,8 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
     summary = Summary("run", out_dir=journal.path.parent)
     summary.ledger_path = ledger.path
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
-                           timeout=api.timeout_seconds,
-                           max_connections=api.max_concurrency) as client:
+                           timeout=api.timeout_seconds, max_connections=api.max_concurrency,
+                           from_phone_number=api.from_phone_number) as client:
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         _check_default_stage(config, stages)

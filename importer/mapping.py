@@ -31,6 +31,7 @@ class MappedRow(NamedTuple):
     empty_placeholders: tuple[str, ...]
     template_id: str | None = None
     country: str = ""  # the row's country cell ([columns] country), as written
+    variables: tuple[tuple[str, str], ...] | None = None  # (name, value) in template order
     cell_problem: tuple[ErrorCode, str] | None = None  # a used cell is not data
 
 
@@ -68,6 +69,12 @@ class RowMapper:
         self._template_id = None if message is None else message.template_id
         self._template_column = column(None if message is None else message.template_column)
         self._variable = column(None if message is None else message.variable)
+        self._variables = None
+        if message is not None and message.variables is not None:
+            self._variables = [
+                (f"variable {number}", source.value) if isinstance(source, Constant)
+                else (source, position[source])
+                for number, source in enumerate(message.variables, start=1)]
         if message is not None and message.content is not None:
             parts = parse_template(message.content).parts
             self._message = [(position[value] if is_column else value, is_column)
@@ -141,5 +148,8 @@ class RowMapper:
             empty_placeholders=empty,
             template_id=template_id,
             country="" if self._country is None else cells[self._country],
+            variables=None if self._variables is None else tuple(
+                (name, source if isinstance(source, str) else cells[source])
+                for name, source in self._variables),
             cell_problem=self._cell_problem(cells),
         )

@@ -55,6 +55,7 @@ class Summary:
     out_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
     preview: list[dict] = field(default_factory=list)  # validate: first bodies to be sent
+    preview_paths: list[str | None] = field(default_factory=list)  # ...and where (None: ticket)
     estimated_seconds: float | None = None  # validate: sending time at the configured rate
     ledger_path: Path | None = None  # the send ledger the job read (and a run wrote)
     plan: object | None = None  # run: the Plan made before sending

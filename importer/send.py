@@ -308,7 +308,7 @@ class Sender:
             self._requests += 1
             sent_at = self.clock.monotonic()
             try:
-                answer = await self.client.open_ticket(body, request.key)
+                answer = await self.client.open_ticket(body, request.key, request.path)
                 self._observe(self.clock.monotonic() - sent_at)
             except asyncio.CancelledError:
                 self._finish(source, row, attempts, RowStatus.UNKNOWN, answer=None,

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from urllib.parse import quote
 from typing import NamedTuple
 
 import phonenumbers
@@ -43,13 +44,14 @@ class TicketRequest:
     body: dict
     has_message: bool
     identity: tuple  # (channel, phone ID, phone, stage ID, message, occurrence)
+    path: str | None = None  # the template endpoint's path; None: the ticket endpoint
 
     @property
     def message(self) -> str | None:
         """The text the customer gets (plain text, or the template's variable), for
         ``reconcile`` to recognise as the contact's last message."""
         message = self.body.get("message")
-        return None if message is None else message.get("content")
+        return message.get("content") if isinstance(message, dict) else None
 
     @cached_property
     def key(self) -> str:
@@ -507,6 +509,39 @@ class Validator:
             return CheckedRow(row.number, RowStatus.INVALID, phone, problem.code, problem.message)
         return CheckedRow(row.number, RowStatus.VALID, phone, request=request)
 
+    def _template_request(self, row: MappedRow, phone: str, stage_id: str) -> TicketRequest:
+        """A template with several variables, through Vambe's template endpoint: the values
+        in order, the contact's metadata as meta_data (no ticket metadata: it takes none)."""
+        if not row.template_id:
+            raise RowProblem(ErrorCode.TEMPLATE_MISSING,
+                             f"the template column {self.config.message.template_column!r} is"
+                             " empty and [message] template_id is not set")
+        for name, value in row.variables:
+            _check_template_variable(name, value)
+        values = [value for _, value in row.variables]
+        body: dict = {"variables": values, "meta_data": row.contact_metadata or {}}
+        if row.contact_name:
+            body["contactName"] = row.contact_name
+        if row.email:
+            body["email"] = row.email
+        body["stageId"] = stage_id
+        body["toPhoneNumber"] = phone
+        path = (f"/api/public/whatsapp/message/send/{phone.lstrip('+')}/template/"
+                f"{quote(row.template_id, safe='')}")
+        sent = ("template", row.template_id, tuple(values))
+        identity = (self.config.api.channel, self.config.api.phone_id, phone, stage_id, sent,
+                    self._occurrence(phone, stage_id, sent))
+        return TicketRequest(phone, body, True, identity, path)
+
+    def _occurrence(self, phone: str, stage_id: str, sent: object) -> int:
+        """With dedupe "none", identical rows are told apart by their occurrence."""
+        if self.policy != "none":
+            return 0
+        same = hash((phone, stage_id, sent))
+        occurrence = self._occurrences.get(same, 0)
+        self._occurrences[same] = occurrence + 1
+        return occurrence
+
     def _repeated_row(self, phone: str, number: int) -> int | None:
         """The row this one repeats, per [dedupe]; a phone's first row claims it even if invalid."""
         if self.policy == "none":
@@ -534,6 +569,8 @@ class Validator:
             raise RowProblem(ErrorCode.PLACEHOLDER_EMPTY, f"the message needs {names}, which is empty in this row"
             )
         message = config.message
+        if config.template_endpoint:
+            return self._template_request(row, phone, stage_id)
         if message is not None and message.is_template:
             if not row.template_id:
                 raise RowProblem(ErrorCode.TEMPLATE_MISSING,
@@ -558,11 +595,6 @@ class Validator:
         elif message is not None:
             body["message"] = {"content": row.message, "ai_generated": message.ai_generated}
         sent_message = (row.template_id, row.message) if row.template_id else row.message
-        occurrence = 0
-        if self.policy == "none":  # identical rows are told apart by their occurrence
-            same = hash((phone, stage_id, sent_message))
-            occurrence = self._occurrences.get(same, 0)
-            self._occurrences[same] = occurrence + 1
         identity = (config.api.channel, config.api.phone_id, phone, stage_id, sent_message,
-                    occurrence)
+                    self._occurrence(phone, stage_id, sent_message))
         return TicketRequest(phone, body, message is not None, identity)

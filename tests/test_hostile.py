@@ -239,11 +239,11 @@ def test_an_unexpected_error_while_sending_stops_the_run_never_hangs(sandbox, wr
     real = VambeClient.open_ticket
     seen = []
 
-    async def open_ticket(client, body, key):
+    async def open_ticket(client, body, key, path=None):
         seen.append(key)
         if len(seen) == 3:
             raise RuntimeError("a bug")
-        return await real(client, body, key)
+        return await real(client, body, key, path)
 
     monkeypatch.setattr(VambeClient, "open_ticket", open_ticket)
     config = write_config(sandbox.url, api={"max_concurrency": 1})

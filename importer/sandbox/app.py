@@ -426,6 +426,61 @@ def create_app(state: SandboxState) -> Starlette:
         return _hostile_answer(state.faults, contact) or JSONResponse(
             {"aiContactId": contact, "status": "ok"})
 
+    async def send_template(request: Request) -> Response:
+        """``POST /api/public/whatsapp/message/send/{phone}/template/{templateId}``: an approved
+        template with several variables (Vambe's SendTemplateDto), recorded as a message."""
+        arrived = time.time()
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        response = await guarded(request) or _send_template(request, body)
+        state._record(request, response.status_code, body, arrived)
+        return _with_message(response, state.faults.error_message)
+
+    def _send_template(request: Request, body: object) -> Response:
+        fault = state._draw()
+        if fault == "429":
+            return _too_many(1.0, state.faults.retry_after)
+        if fault == "503":
+            return _error(503, "Service temporarily unavailable", "Service Unavailable")
+        if fault == "500 unprocessed":
+            return _error(500, "Internal server error", "Internal Server Error")
+        if not isinstance(body, dict):
+            return _error(400, "body must be a JSON object", "Bad Request")
+        variables = body.get("variables")
+        if (not isinstance(variables, list) or not variables
+                or not all(isinstance(value, str) for value in variables)):
+            return _error(400, "variables must be a non-empty array of strings", "Bad Request")
+        if not isinstance(body.get("meta_data"), dict):
+            return _error(400, "meta_data must be an object", "Bad Request")
+        if "stageId" in body and body["stageId"] not in state.stage_ids():
+            return _error(400, "Invalid stage ID", "Bad Request")
+        digits = re.sub(r"\D", "", request.path_params["phone"])
+        try:
+            valid = phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
+        except phonenumbers.NumberParseException:
+            valid = False
+        if not valid:
+            return _error(400, "Invalid phone number", "Bad Request")
+        now = time.time()
+        template = request.path_params["template_id"]
+        with state._lock:
+            contact = state.contacts.setdefault(digits, str(uuid.uuid4()))
+            state.tickets.append({"id": str(uuid.uuid4()), "contact_id": contact,
+                                  "phone_digits": digits, "created_at": now,
+                                  "body": {**body, "templateId": template,
+                                           "from": request.query_params.get("from-phone-number")}})
+            profile = state._profile(contact, digits, body.get("contactName", ""), now)
+            profile["last_message_content"] = " | ".join(variables)
+            profile["last_message_at"] = _iso(now)
+        if fault == "500":
+            return _error(500, "Internal server error", "Internal Server Error")
+        if fault == "drop":
+            return _DroppedResponse()
+        return JSONResponse({"success": True, "aiContactId": contact}, 201)
+
     async def list_pipelines(request: Request) -> Response:
         refusal = await guarded(request)
         response = refusal or JSONResponse(state.pipelines)
@@ -480,6 +535,8 @@ def create_app(state: SandboxState) -> Starlette:
     return Starlette(routes=[
         Route("/_sandbox/received", received, methods=["GET"]),
         Route("/api/public/ticket/open/{channel:str}/{phone_id}", open_ticket, methods=["POST"]),
+        Route("/api/public/whatsapp/message/send/{phone}/template/{template_id}",
+              send_template, methods=["POST"]),
         Route("/api/public/pipeline", list_pipelines, methods=["GET"]),
         Route("/api/public/contacts/search", search_contacts, methods=["GET"]),
         Route("/api/public/contact/{contact_id}/info", contact_info, methods=["GET"]),
