@@ -189,11 +189,16 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
               help="Send at most N rows (a pilot); --resume sends the rest.")
 @click.option("--reconcile", is_flag=True,
               help="With --resume, first settle unknown rows against the account.")
+@click.option("--wait", is_flag=True,
+              help="With [schedule]: keep going and send each row when its window opens.")
+@click.option("--start-at", "start_at", metavar="TIME",
+              help="Send nothing before TIME (ISO 8601; this machine's local time unless it"
+                   " has an offset).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_guarded
 def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, sandbox: bool,
         yes: bool, resume: bool, retry_unknown: bool, limit: int | None, reconcile: bool,
-        quiet: bool) -> None:
+        wait: bool, start_at: str | None, quiet: bool) -> None:
     """Open one ticket per valid row of FILE and write the reports.
 
     The API key is read from the VAMBE_API_KEY environment variable.
@@ -203,6 +208,15 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     if reconcile and not resume:
         raise click.UsageError("--reconcile goes with --resume: it settles the unknown rows of"
                                " the run being resumed")
+    start = None
+    if start_at is not None:
+        from .schedule import parse_start
+
+        try:
+            start = parse_start(start_at)
+        except ValueError:
+            raise click.BadParameter(f"not an ISO 8601 time: {start_at!r} (for example"
+                                     " 2026-11-27T09:00)", param_hint="--start-at") from None
     config = load_config(config_path)
     server = None
     out = out_dir if out_dir is not None else default_out_dir(file)
@@ -236,7 +250,7 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
                              resume=resume, retry_unknown=retry_unknown, limit=limit,
                              confirm=confirm, on_result=progress.update,
                              on_note=progress.note, ledger_path=ledger_path, account=account,
-                             reconcile=reconcile)
+                             reconcile=reconcile, wait=wait, start_at=start)
     finally:
         progress.close()
         if server is not None:

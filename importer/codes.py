@@ -81,5 +81,6 @@ class ErrorCode(StrEnum):
     NOT_ATTEMPTED = "not_attempted"
     IN_PROGRESS = "in_progress"
     OPEN_TICKET = "open_ticket"
+    OUTSIDE_WINDOW = "outside_window"
     OVER_LIMIT = "over_limit"
     DAILY_LIMIT = "daily_limit"

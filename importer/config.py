@@ -14,6 +14,7 @@ import re
 import tomllib
 import unicodedata
 import uuid
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Annotated, Literal
@@ -260,6 +261,51 @@ class DedupeSettings(_Section):
     skip_open_tickets: Annotated[bool, Field(strict=True)] = False
 
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ScheduleSettings(_Section):
+    """Send only inside this window, in each customer's own time (see README "Send windows")."""
+
+    hours: str  # "09:00-20:00", in the customer's local time; "22:00-06:00" crosses midnight
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    # The zone of numbers whose own zone the phone data does not know.
+    timezone: str
+
+    @field_validator("hours")
+    @classmethod
+    def _span(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)",
+                             value.replace(" ", ""))
+        if not match or match.group(1, 2) == match.group(3, 4):
+            raise ValueError(f'must be "HH:MM-HH:MM" (24-hour, start and end differ), got'
+                             f" {value!r}")
+        return value.replace(" ", "")
+
+    @field_validator("days")
+    @classmethod
+    def _some_days(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one day")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'must be an IANA time zone such as "America/Santiago", got'
+                             f" {value!r}") from None
+        return value
+
+    def window(self) -> tuple[time, time]:
+        start, end = self.hours.split("-")
+        return time.fromisoformat(start), time.fromisoformat(end)
+
+
 class LedgerSettings(_Section):
     # The send ledger (see README "Ledger"); relative to the config file's folder. Default:
     # $VAMBE_IMPORT_LEDGER, else ledger.sqlite in the user's data folder.
@@ -277,6 +323,7 @@ class Config(_Section):
     message: MessageSettings | None = None
     dedupe: DedupeSettings = DedupeSettings()
     ledger: LedgerSettings = LedgerSettings()
+    schedule: ScheduleSettings | None = None
 
     @model_validator(mode="after")
     def _templates_need_the_business_api(self) -> Config:

@@ -12,6 +12,7 @@ the caller's ``on_note``. The CLI is a thin layer over these two.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sqlite3
 from array import array
@@ -30,6 +31,8 @@ from .ledger import Held, Ledger, Policy, default_ledger_path, target_name
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import settle
+from .schedule import SendWindow
+from .timing import clock
 from .report import ReportWriter, RowResult, Summary, write_reports
 from .send import Sender, format_time
 from .validate import CheckedRow, OptOuts, StageResolver, Validator
@@ -52,6 +55,8 @@ class Plan:
     unknown: int = 0  # the ledger: outcome unknown, held back without --retry-unknown
     in_progress: int = 0  # the ledger: being sent by another live run
     lookups: bool = False  # [dedupe] skip_open_tickets: a look-up before each ticket
+    outside_window: int = 0  # [schedule]: rows to send whose window is closed now
+    start_at: float | None = None  # --start-at: no request before then
 
     @property
     def estimated_seconds(self) -> float | None:
@@ -74,6 +79,12 @@ class Plan:
         )
         if self.ledger_holds:
             text += f" {ledger_note(self.sent_before, self.unknown, self.in_progress)}."
+        if self.outside_window:
+            text += (f" {self.outside_window} of them are outside their send window now"
+                     " ([schedule]): --wait sends them when it opens, else they are skipped"
+                     " for --resume.")
+        if self.start_at is not None:
+            text += f" Sending starts at {format_time(self.start_at)} (--start-at)."
         if self.lookups:
             text += (" Each row is first looked up for an open ticket ([dedupe]"
                      " skip_open_tickets): the look-ups share the rate, so tickets go out at"
@@ -181,10 +192,14 @@ def _plan_pass(table: Table, config: Config, validator: Validator, ledger: Ledge
     checking = validator.fresh()
     tally = _Tally(limit)
     latest = PhoneIndex()
-    rows = 0
+    rows = outside = 0
+    window = SendWindow(config.schedule) if config.schedule is not None else None
+    now = clock().time()
     for source in table.rows():
         rows += 1
         checked = checking.check(mapper.map(source), dedupe=not last)
+        if window is not None and checked.request is not None:
+            outside += window.opens_at(checked.phone, now) is not None
         if last and checked.phone and checked.status != RowStatus.EXCLUDED:
             has_message = checked.request is not None and checked.request.has_message
             latest.put(checked.phone,
@@ -204,7 +219,7 @@ def _plan_pass(table: Table, config: Config, validator: Validator, ledger: Ledge
                 rows - to_send - tally.held_back - sum(kinds[_SENT_HERE:]),
                 config.api.rate_limit_per_second, config.api.base_url, config.api.phone_id,
                 tally.held_back, kinds[_SENT_BEFORE], kinds[_UNKNOWN], kinds[_IN_PROGRESS],
-                config.dedupe.skip_open_tickets)
+                config.dedupe.skip_open_tickets, outside)
 
 
 MAX_SHOWN_PROBLEMS = 5
@@ -321,6 +336,9 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     if config.dedupe.within_file == "last":
         _plan_pass(table, config, validator, None, None)  # learns each phone's last row
     held_back = dict.fromkeys(_HELD_KIND, 0)
+    window = SendWindow(config.schedule) if config.schedule is not None else None
+    openings: list[tuple[float, str]] = []  # valid rows outside their window: (opens, phone)
+    now = clock().time()
     checking = validator.fresh()
     checking.count_fixed_lines = True
     writer = ReportWriter(out, table)
@@ -337,6 +355,10 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
                                    error_code=checked.error_code, error=checked.error)
             summary.counts[result.status] += 1
             writer.add(result, source)
+            if result.status == RowStatus.VALID and window is not None:
+                opens = window.opens_at(checked.phone, now)
+                if opens is not None:
+                    openings.append((opens, checked.phone))
             if result.status == RowStatus.VALID and len(summary.preview) < PREVIEW_ROWS:
                 summary.preview.append(checked.request.body)
                 summary.preview_paths.append(checked.request.path)
@@ -347,6 +369,15 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
         requests = summary.counts[RowStatus.VALID] * (2 if config.dedupe.skip_open_tickets else 1)
         summary.estimated_seconds = requests / config.api.rate_limit_per_second
     _phone_notes(config, checking.tallies, summary)
+    if window is not None and summary.counts[RowStatus.VALID]:
+        inside = summary.counts[RowStatus.VALID] - len(openings)
+        text = f"{inside} of the {summary.counts[RowStatus.VALID]} valid rows are inside their"
+        text += " send window now ([schedule])"
+        if openings:
+            first = min(openings, key=lambda item: item[0])
+            text += (f"; the other {len(openings)} open from"
+                     f" {window.describe_opening(first[1], first[0])}")
+        summary.notes.append(text)
     if stages.unchecked:
         summary.notes.append(
             f"stages were not checked against the account ({stages.unchecked} rows name one):"
@@ -385,7 +416,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                on_result: Callable[[RowResult], None] | None = None,
                on_note: Callable[[str], None] | None = None,
                handle_signals: bool = True, ledger_path: str | Path | None = None,
-               account: str | None = None, reconcile: bool = False) -> Summary:
+               account: str | None = None, reconcile: bool = False, wait: bool = False,
+               start_at: float | None = None) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
     The whole file is read and checked before the first request (a :class:`Plan`); every
@@ -400,6 +432,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
     in the ledger and journal instead of its base URL (the sandbox, whose port changes).
     ``reconcile`` first settles the folder's unknown rows against the account
     (:mod:`importer.reconcile`), so the resumed run sends exactly the unprocessed ones.
+    With ``[schedule]``, rows outside their send window are skipped, or with ``wait`` sent
+    when it opens; ``start_at`` (epoch seconds) holds the first request until then.
     """
     config = _as_config(config)
     table = _open_input(input_path, config, sheet)
@@ -427,7 +461,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                                    ledger_path=path, table=table)
             try:
                 return asyncio.run(_run(table, config, journal, ledger, api_key, opt_outs,
-                                        reconcile=reconcile, limit=limit,
+                                        reconcile=reconcile, wait=wait, start_at=start_at,
+                                        limit=limit,
                                         confirm=confirm, on_result=on_result, on_note=on_note,
                                         handle_signals=handle_signals))
             finally:
@@ -457,7 +492,8 @@ def _check_resumable(out: Path, record, identity: dict[str, str], ledger: Ledger
 
 
 async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, api_key: str,
-               opt_outs: OptOuts, *, reconcile: bool, limit: int | None, confirm: Callable[[Plan], bool] | None,
+               opt_outs: OptOuts, *, reconcile: bool, wait: bool, start_at: float | None,
+               limit: int | None, confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
     api = config.api
@@ -473,10 +509,14 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
             await settle(client, ledger, config, on_note)
         validator = Validator(config, stages, opt_outs)
         open_tickets = stages.names() if config.dedupe.skip_open_tickets else None
+        window = SendWindow(config.schedule) if config.schedule is not None else None
         sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,
-                        on_note=on_note, open_tickets=open_tickets)
+                        on_note=on_note, open_tickets=open_tickets, window=window,
+                        wait_for_windows=wait, start_at=start_at)
         _warn_before_sending(config, sender)
         plan = _plan_pass(table, config, validator, ledger, limit)
+        if start_at is not None and start_at > clock().time():
+            plan = dataclasses.replace(plan, start_at=start_at)
         summary.plan = plan
         if api.daily_message_limit is not None and plan.messages > sender.daily.left:
             sender.note(

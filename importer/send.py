@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import math
 import sqlite3
@@ -26,6 +27,7 @@ from .journal import Journal
 from .ledger import Held, Ledger
 from .read import SourceRow
 from .report import RowResult
+from .schedule import SendWindow
 from .timing import MAX_BACKOFF_SECONDS, Clock, backoff, clock
 from .validate import CheckedRow
 
@@ -141,6 +143,8 @@ class Sender:
 
     def __init__(self, client: VambeClient, journal: Journal, ledger: Ledger, api: ApiSettings,
                  *, limit: int | None = None, open_tickets: dict[str, str] | None = None,
+                 window: SendWindow | None = None, wait_for_windows: bool = False,
+                 start_at: float | None = None,
                  on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
@@ -151,6 +155,12 @@ class Sender:
         self.limit = limit  # a pilot: send at most this many rows in this run
         # With [dedupe] skip_open_tickets: stage ID -> name, to say where the ticket is.
         self.open_tickets = open_tickets
+        # [schedule]: rows outside their window are skipped, or with --wait deferred (in a
+        # heap by opening time, then row) and sent when it opens.
+        self.window = window
+        self.wait_for_windows = wait_for_windows
+        self.start_at = start_at
+        self._deferred: list[tuple[float, int, SourceRow, CheckedRow]] = []
         self._routed = 0
         self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
         self.stopped: str | None = None  # why the run stopped taking rows
@@ -212,6 +222,7 @@ class Sender:
         self._pacer = Pacer(self.rate, self.clock, self._pause) if self.rate else None
         self._started = self.clock.monotonic()  # sending starts now, not when the sender was made
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
+        await self._wait_for_start()
         workers = [asyncio.create_task(self._worker(queue))
                    for _ in range(self.api.max_concurrency)]
         try:
@@ -221,6 +232,9 @@ class Sender:
                         await queue.put((source, row))
                     elif index % 256 == 0:
                         await asyncio.sleep(0)  # let workers run through stretches of bad rows
+                    if self._deferred:
+                        await self._release_due(queue)
+                await self._wait_for_windows(queue)
             except ImporterError as error:
                 if not isinstance(error, OutputFolderError):
                     raise  # the input file: cannot happen after the plan pass read it whole
@@ -250,6 +264,23 @@ class Sender:
         if self.stopped is not None:
             self._record(self._skipped(row), source)
             return False
+        if self.window is not None:
+            opens = self.window.opens_at(row.phone, self.clock.time())
+            if opens is not None:
+                if self.wait_for_windows and opens != math.inf:
+                    heapq.heappush(self._deferred, (opens, row.number, source, row))
+                else:
+                    self._record(RowResult(
+                        row.number, RowStatus.SKIPPED, row.phone,
+                        error_code=ErrorCode.OUTSIDE_WINDOW,
+                        error=f"not sent: outside the send window ([schedule]); it opens"
+                              f" {self.window.describe_opening(row.phone, opens)}; --resume"
+                              " (or --wait) sends it then"), source)
+                return False
+        return self._admit(source, row)
+
+    def _admit(self, source: SourceRow, row: CheckedRow) -> bool:
+        """The run's own limits (daily messages, --limit); True for a row to send now."""
         if row.request.has_message and not self.daily.take():
             self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
                                    error_code=ErrorCode.DAILY_LIMIT,
@@ -263,6 +294,46 @@ class Sender:
             return False
         self._routed += 1
         return True
+
+    async def _wait_for_start(self) -> None:
+        """``--start-at``: no request before then (Ctrl-C still ends the wait at once)."""
+        wait = (self.start_at or 0) - self.clock.time()
+        if wait > 0:
+            self.note(f"Waiting until {format_time(self.start_at)} to start (--start-at)")
+            with contextlib.suppress(_Stopping):
+                await self._pause(wait)
+
+    async def _release_due(self, queue: asyncio.Queue) -> None:
+        """Queue the deferred rows whose window has opened, in file order within it."""
+        now = self.clock.time()
+        while self._deferred and self._deferred[0][0] <= now:
+            _, _, source, row = heapq.heappop(self._deferred)
+            if self.stopped is not None:
+                self._record(self._skipped(row), source)
+                continue
+            opens = self.window.opens_at(row.phone, now)
+            if opens is not None:  # another of its zones is still closed
+                heapq.heappush(self._deferred, (opens, row.number, source, row))
+            elif self._admit(source, row):
+                await queue.put((source, row))
+
+    async def _wait_for_windows(self, queue: asyncio.Queue) -> None:
+        """``--wait``: after the file, wait for each deferred row's window to open."""
+        told = None
+        while self._deferred and self.stopped is None:
+            opens, _, _, row = self._deferred[0]
+            if opens != told:
+                told = opens
+                self.note(f"Waiting for send windows: {len(self._deferred)} rows; the next"
+                          f" opens {self.window.describe_opening(row.phone, opens)}")
+            try:
+                await self._pause(opens - self.clock.time())
+            except _Stopping:
+                break
+            await self._release_due(queue)
+        while self._deferred:  # the run stopped while they waited
+            _, _, source, row = heapq.heappop(self._deferred)
+            self._record(self._skipped(row), source)
 
     def _skipped(self, row: CheckedRow, attempts: int = 0) -> RowResult:
         return RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,

@@ -1,0 +1,87 @@
+"""Send windows in the customer's own time: nobody in Mexico City at 3 a.m.
+
+A phone's time zones come from ``phonenumbers.timezone`` (several for Mexican, Brazilian or
+US mobiles, where the prefix says little): a row is sent only when ``[schedule] hours`` (and
+``days``) hold in every one of them. A number with no zone uses ``[schedule] timezone``.
+All times come from :func:`importer.timing.clock`, so tests run windows in virtual time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezones
+
+from .config import DAYS, ScheduleSettings
+_LOOKAHEAD_DAYS = 8
+
+
+@lru_cache(maxsize=65536)
+def zones_of(e164: str, fallback: str) -> tuple[str, ...]:
+    """The IANA zones of a number, or ``(fallback,)`` when the data has none."""
+    zones = phone_timezones.time_zones_for_number(phonenumbers.parse(e164))
+    known = tuple(zone for zone in zones if zone != "Etc/Unknown")
+    return known or (fallback,)
+
+
+class SendWindow:
+    """When a phone may be messaged, by ``[schedule]``."""
+
+    def __init__(self, settings: ScheduleSettings) -> None:
+        self.settings = settings
+        self.start, self.end = settings.window()
+        self.days = frozenset(DAYS.index(day) for day in settings.days)
+        length = (datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start))
+        self.length = length if length > timedelta(0) else length + timedelta(days=1)
+
+    def zones(self, phone: str) -> tuple[str, ...]:
+        return zones_of(phone, self.settings.timezone)
+
+    def _open_spans(self, zone: str, now: datetime) -> list[tuple[datetime, datetime]]:
+        """The window's spans (UTC) in one zone, from yesterday for about a week."""
+        place = ZoneInfo(zone)
+        today = now.astimezone(place).date()
+        spans = []
+        for offset in range(-1, _LOOKAHEAD_DAYS):
+            day = today + timedelta(days=offset)
+            if day.weekday() in self.days:
+                opens = datetime.combine(day, self.start, tzinfo=place).astimezone(timezone.utc)
+                spans.append((opens, opens + self.length))
+        return spans
+
+    def opens_at(self, phone: str, moment: float) -> float | None:
+        """None when the window is open now in all the phone's zones; else when it next is
+        (``inf`` when it never is within a week, as for zones whose windows never meet)."""
+        now = datetime.fromtimestamp(moment, timezone.utc)
+        common = [(now - timedelta(days=2), now + timedelta(days=_LOOKAHEAD_DAYS))]
+        for zone in self.zones(phone):
+            common = [(max(a, c), min(b, d)) for a, b in common
+                      for c, d in self._open_spans(zone, now) if max(a, c) < min(b, d)]
+        for opens, closes in sorted(common):
+            if opens <= now < closes:
+                return None
+            if opens > now:
+                return opens.timestamp()
+        return float("inf")
+
+    def describe_opening(self, phone: str, moment: float) -> str:
+        """When the window opens, in the customer's time and in UTC."""
+        if moment == float("inf"):
+            return ("no time in the next week has the window open in all of its time zones"
+                    f" ({', '.join(self.zones(phone))})")
+        zone = self.zones(phone)[0]
+        when = datetime.fromtimestamp(moment, timezone.utc)
+        local = when.astimezone(ZoneInfo(zone))
+        return (f"{local:%Y-%m-%d %H:%M} {zone} ({when:%Y-%m-%d %H:%M} UTC)")
+
+
+def parse_start(text: str) -> float:
+    """``--start-at``: ISO 8601, with an offset or in this machine's local time."""
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.astimezone()  # this machine's zone
+    return when.timestamp()
+
