@@ -26,7 +26,7 @@ from .codes import RowStatus
 from .config import Config, load_config
 from .exceptions import ConfigError, InputFileError, LocalError, OutputFolderError
 from .index import PhoneIndex
-from .journal import FolderLock, Journal, read_journal
+from .journal import FolderLock, Journal, JournalRecord, read_journal
 from .ledger import Held, Ledger, Policy, default_ledger_path, target_name
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table, opt_out_cells
@@ -473,7 +473,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
         lock.release()
 
 
-def _check_resumable(out: Path, record, identity: dict[str, str], ledger: Ledger) -> None:
+def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
+                     ledger: Ledger) -> None:
     """A run is resumed against the ledger that recorded it, and against the same account
     unless no request of it was processed (a wrong phone ID stopped it at once)."""
     if record.ledger_id is not None and record.ledger_id != ledger.id:

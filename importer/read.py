@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import re
 import unicodedata
 import zipfile
@@ -347,9 +348,9 @@ def _xlsx_records(table: Table) -> Iterator[list[str]]:
     try:
         worksheet = workbook[table.sheet]
         with worksheet._get_source() as source:  # the sheet's XML, streamed
-            parser = _Parser(source, worksheet._shared_strings, data_only=True,
-                             epoch=workbook.epoch, date_formats=workbook._date_formats,
-                             timedelta_formats=workbook._timedelta_formats)
+            parser = _parser_class()(source, worksheet._shared_strings, data_only=True,
+                                     epoch=workbook.epoch, date_formats=workbook._date_formats,
+                                     timedelta_formats=workbook._timedelta_formats)
             expected = 1
             for number, cells in parser.parse():
                 if number > EXCEL_MAX_ROWS:
@@ -373,7 +374,9 @@ def _xlsx_records(table: Table) -> Iterator[list[str]]:
         workbook.close()
 
 
+@functools.cache
 def _parser_class():
+    """openpyxl's parser, subclassed; made on first use so openpyxl loads only for XLSX."""
     from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
 
     class Parser(WorkSheetParser):
@@ -387,18 +390,6 @@ def _parser_class():
             return cell
 
     return Parser
-
-
-class _LazyParser:
-    """openpyxl is imported only when a workbook is read."""
-
-    def __call__(self, *args, **kwargs):
-        global _Parser
-        _Parser = _parser_class()
-        return _Parser(*args, **kwargs)
-
-
-_Parser = _LazyParser()
 
 
 def cell_text(value: object) -> str:
