@@ -333,6 +333,7 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     if config.message is not None and not config.message.is_template:
         summary.notes.append(PLAIN_TEXT_NOTE)
     validator = Validator(config, stages, opt_outs)
+    validator.phones.classify_lines = True  # before any phone is read: verdicts are cached
     if config.dedupe.within_file == "last":
         _plan_pass(table, config, validator, None, None)  # learns each phone's last row
     held_back = dict.fromkeys(_HELD_KIND, 0)
@@ -340,7 +341,6 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     openings: list[tuple[float, str]] = []  # valid rows outside their window: (opens, phone)
     now = clock().time()
     checking = validator.fresh()
-    checking.count_fixed_lines = True
     writer = ReportWriter(out, table)
     try:
         for source, checked in _checked(table, config, checking):

@@ -101,6 +101,10 @@ class PhoneNormalizer:
         self.policy = policy
         self.international_without_plus = international_without_plus
         self.normalize = lru_cache(maxsize=cache_size)(self._normalize)
+        # validate: the fixed lines met, classified from the number already parsed (a
+        # second parse of every phone once doubled validate's phone work)
+        self.classify_lines = False
+        self.fixed_lines: set[str] = set()
 
     def _normalize(self, raw: str, region: str | None) -> str | RowProblem:
         """The E.164 form, or the problem (returned, not raised, so it can be cached)."""
@@ -178,7 +182,10 @@ class PhoneNormalizer:
     def _accepted(self, raw: str, number: phonenumbers.PhoneNumber,
                   read_in: str | None) -> str | RowProblem:
         e164 = _e164(number)
-        if self.policy == "mobile" and _is_fixed_line(number):
+        fixed = (self.policy == "mobile" or self.classify_lines) and _is_fixed_line(number)
+        if fixed and self.classify_lines:
+            self.fixed_lines.add(e164)
+        if fixed and self.policy == "mobile":
             return RowProblem(ErrorCode.PHONE_NOT_MOBILE,
                               f"phone {raw!r} ({e164}) is a fixed line in {read_in}, and"
                               ' [defaults] phone_check = "mobile"')
@@ -195,14 +202,9 @@ class PhoneNormalizer:
         return number if phonenumbers.is_valid_number(number) else None
 
 
-@lru_cache(maxsize=65536)
-def is_fixed_line(e164: str) -> bool:
+def _is_fixed_line(number: phonenumbers.PhoneNumber) -> bool:
     """Whether a valid number is a fixed line (FIXED_LINE_OR_MOBILE counts as mobile: in
     countries where the two share ranges, the data cannot tell)."""
-    return _is_fixed_line(phonenumbers.parse(e164))
-
-
-def _is_fixed_line(number: phonenumbers.PhoneNumber) -> bool:
     return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
 
 
@@ -450,7 +452,7 @@ class Validator:
             defaults.country, defaults.phone_check,
             international_without_plus=defaults.international_without_plus)
         self.countries = CountryReader()
-        self.count_fixed_lines = False  # validate: how many rows hold fixed lines
+
         # Per pass: rows international_without_plus would accept, rows with fixed lines.
         self.tallies: Counter[str] = Counter()
         self.policy = config.dedupe.within_file
@@ -493,7 +495,7 @@ class Validator:
             elif phone.code == ErrorCode.PHONE_NOT_MOBILE:
                 self.tallies["fixed_line"] += 1
             return CheckedRow(row.number, RowStatus.INVALID, "", phone.code, phone.message)
-        if self.count_fixed_lines and is_fixed_line(phone):
+        if self.phones.classify_lines and phone in self.phones.fixed_lines:
             self.tallies["fixed_line"] += 1
         if (source := self.opt_outs.source_of(phone)) is not None:
             return CheckedRow(row.number, RowStatus.EXCLUDED, phone,

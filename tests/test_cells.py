@@ -287,6 +287,10 @@ def test_mobile_check_refuses_fixed_lines_and_validate_counts_them(write_config,
                     write_config(defaults={**base, "phone_check": "mobile"}), "--out", "m",
                     api_key=None)
     assert "1 rows hold fixed-line numbers" in strict.stdout
+    last = invoke("validate", source, "--config",  # its first pass reads the phones first
+                  write_config(defaults=base, dedupe={"within_file": "last"}), "--out", "l",
+                  api_key=None)
+    assert "1 rows hold fixed-line numbers" in last.stdout
     assert [(r["status"], r["error_code"], r["error"]) for r in read_results(tmp_path / "m")] == [
         ("invalid", "phone_not_mobile", "phone '(601) 2345678' (+576012345678) is a fixed line"
                                         ' in CO, and [defaults] phone_check = "mobile"'),
