@@ -478,9 +478,7 @@ def channels(config_path: Path, as_json: bool) -> None:
     rows = [("TYPE", "PHONE ID", "NAME", "NUMBER")] + [
         (kind, str(channel.get("id", "")), str(channel.get("name") or ""),
          str(channel.get("phone_number") or "")) for kind, channel in found]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for kind, phone_id, name, number in rows:
-        _say(f"{kind:<{widths[0]}}  {phone_id:<{widths[1]}}  {name:<{widths[2]}}  {number}")
+    _print_table(rows)
 
 
 @cli.command()
@@ -505,9 +503,14 @@ def stages(config_path: Path, as_json: bool) -> None:
     rows = [("PIPELINE", "STAGE", "STAGE ID")] + [
         (pipeline.name, stage.name, stage.id) for pipeline in pipelines for stage in pipeline.stages
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(2)]
-    for pipeline_name, stage_name, stage_id in rows:
-        _say(f"{pipeline_name:<{widths[0]}}  {stage_name:<{widths[1]}}  {stage_id}")
+    _print_table(rows)
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, two spaces apart; the last one unpadded."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        _say("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]))
 
 
 @cli.command()
