@@ -14,7 +14,6 @@ import contextlib
 import heapq
 import json
 import math
-import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from .client import Answer, VambeClient
 from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
-from .exceptions import FatalApiError, ImporterError, OutputFolderError
+from .exceptions import FatalApiError, ImporterError
 from .journal import Journal
 from .ledger import Held, Ledger
 from .read import SourceRow
@@ -235,11 +234,7 @@ class Sender:
                     if self._deferred:
                         await self._release_due(queue)
                 await self._wait_for_windows(queue)
-            except ImporterError as error:
-                if not isinstance(error, OutputFolderError):
-                    raise  # the input file: cannot happen after the plan pass read it whole
-                self._fail_locally(error)
-            except (OSError, sqlite3.Error) as error:
+            except Exception as error:  # a full disk; the file changed since the plan pass
                 self._fail_locally(error)
             for _ in workers:
                 await queue.put(None)
