@@ -27,7 +27,7 @@ from .config import Config, load_config
 from .exceptions import ConfigError, InputFileError, LocalError, OutputFolderError
 from .index import PhoneIndex
 from .journal import FolderLock, Journal, JournalRecord, read_journal
-from .ledger import Held, Ledger, Policy, default_ledger_path, target_name
+from .ledger import Held, Ledger, Policy, identity_of, ledger_path_for, target_name
 from .mapping import RowMapper
 from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import settle
@@ -275,20 +275,6 @@ def list_stages(config: Config | str | Path, *, api_key: str) -> list[Pipeline]:
 PREVIEW_ROWS = 3
 
 
-def _ledger_path(config: Config, ledger_path: str | Path | None) -> Path:
-    """Where the ledger is: the argument, ``[ledger] path``, ``$VAMBE_IMPORT_LEDGER``, or the
-    user's data folder."""
-    if ledger_path is not None:
-        return Path(ledger_path)
-    return config.ledger_path() or default_ledger_path()
-
-
-def _identity(config: Config, account: str | None) -> dict[str, str]:
-    api = config.api
-    return {"base_url": account or api.base_url, "channel": api.channel,
-            "phone_id": api.phone_id}
-
-
 def validate_file(input_path: str | Path, config: Config | str | Path, *,
                   out_dir: str | Path | None = None, api_key: str | None = None,
                   sheet: str | None = None, ledger_path: str | Path | None = None) -> Summary:
@@ -311,8 +297,8 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
                 f"{out} holds a run; validating into it would overwrite its reports;"
                 " choose another --out folder"
             )
-        path = _ledger_path(config, ledger_path)
-        ledger = Ledger.peek(path, target=target_name(**_identity(config, None)), folder=out,
+        path = ledger_path_for(config, ledger_path)
+        ledger = Ledger.peek(path, target=target_name(**identity_of(config)), folder=out,
                              policy=Policy(config.dedupe.across_runs_days))
         try:
             return _validate(table, config, out, api_key, ledger)
@@ -450,8 +436,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             )
         if resume and not started:
             raise OutputFolderError(f"--resume: {out} holds no run to resume")
-        identity = _identity(config, account)
-        path = _ledger_path(config, ledger_path)
+        identity = identity_of(config, account)
+        path = ledger_path_for(config, ledger_path)
         ledger = Ledger.open(path, target=target_name(**identity), folder=out,
                              policy=Policy(config.dedupe.across_runs_days, retry_unknown))
         try:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .codes import ErrorCode, RequestState, RowStatus
+from .config import Config
 from .exceptions import OutputFolderError
 from .timing import Clock, clock
 
@@ -76,6 +77,22 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state);
 CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at);
 """
+
+
+def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
+    """Where the ledger is: ``override``, ``[ledger] path``, ``$VAMBE_IMPORT_LEDGER``, or the
+    user's data folder."""
+    if override is not None:
+        return Path(override)
+    return config.ledger_path() or default_ledger_path()
+
+
+def identity_of(config: Config, account: str | None = None) -> dict[str, str]:
+    """The account a run sends to, as the journal records it (``account`` names the base URL
+    where it changes, as the sandbox's port does)."""
+    api = config.api
+    return {"base_url": account or api.base_url, "channel": api.channel,
+            "phone_id": api.phone_id}
 
 
 def default_ledger_path() -> Path:

@@ -27,7 +27,7 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import OutputFolderError
 from .journal import FolderLock, Journal, read_journal
-from .ledger import Ledger, Policy, default_ledger_path, target_name
+from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
 from .report import Summary, write_reports
 from .send import Pacer
 from .timing import clock
@@ -136,11 +136,8 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
         record = read_journal(out)
         if record is None or not record.started:
             raise OutputFolderError(f"{out} holds no run to reconcile")
-        path = Path(ledger_path) if ledger_path is not None else (
-            config.ledger_path() or default_ledger_path())
-        api = config.api
-        identity = {"base_url": account or api.base_url, "channel": api.channel,
-                    "phone_id": api.phone_id}
+        path = ledger_path_for(config, ledger_path)
+        identity = identity_of(config, account)
         ledger = Ledger.open(path, target=target_name(**record.identity), folder=out,
                              policy=Policy(config.dedupe.across_runs_days))
         try:

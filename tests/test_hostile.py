@@ -16,7 +16,7 @@ from importer.exceptions import OutputFolderError
 from importer.journal import Journal
 from importer.sandbox import DEFAULT_API_KEY, Faults
 
-from .conftest import PHONES, people, read_results, start_run, wait_until
+from .conftest import people, read_results, start_run, wait_until
 
 SECRET = "sk-SECRET-0123456789"
 
