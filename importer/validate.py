@@ -27,6 +27,7 @@ from .client import Pipeline
 from .codes import ErrorCode, RowStatus
 from .config import Config, is_uuid
 from .index import PhoneIndex
+from . import numbering
 from .mapping import MappedRow
 from .read import fold
 
@@ -96,9 +97,11 @@ class PhoneNormalizer:
     unless ``international_without_plus`` says so."""
 
     def __init__(self, country: str | None, policy: str = "valid", *,
-                 international_without_plus: bool = False, cache_size: int = 65536):
+                 international_without_plus: bool = False, cache_size: int = 65536,
+                 fast: bool = True):
         self.country = country
         self.policy = policy
+        self.fast = fast  # numbering.read for the common forms (False: the library alone)
         self.international_without_plus = international_without_plus
         self.normalize = lru_cache(maxsize=cache_size)(self._normalize)
         # validate: the fixed lines met, classified from the number already parsed (a
@@ -136,25 +139,33 @@ class PhoneNormalizer:
             digits = re.sub(r"\D", "", raw)
             if len(digits) == 13 and digits.startswith(_MEXICAN_LOCAL_MOBILE):
                 raw = digits[3:]
+        if self.fast:
+            reading = numbering.read(raw, region)
+            if reading is not None and not _obsolete_mexican(reading.e164):
+                return self._accepted(raw, reading.e164, reading.kind, reading.country_code,
+                                      region)
         try:
             number = phonenumbers.parse(raw, region)
         except NumberParseException as error:
             return _parse_problem(raw, region, error)
         _drop_obsolete_mexican_prefix(number)
-        read_in = _region_of(number, region)
-        if phonenumbers.is_valid_number(number):  # the common case: skip the diagnosis
-            return self._accepted(raw, number, read_in)
+        read_in = _region_of(number.country_code, region)
+        kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not valid
+        if kind != phonenumbers.PhoneNumberType.UNKNOWN:
+            return self._accepted(raw, _e164(number), kind, number.country_code, region)
         if not written_with_plus and region is not None:
             international = self._international_reading(raw)
             if international is not None:
                 if self.international_without_plus:
-                    return self._accepted(raw, international, _region_of(international, None))
+                    return self._accepted(raw, _e164(international),
+                                          phonenumbers.number_type(international),
+                                          international.country_code, None)
                 shown = phonenumbers.format_number(international,
                                                    PhoneNumberFormat.INTERNATIONAL)
                 return RowProblem(
                     ErrorCode.PHONE_INVALID,
                     f"phone {raw!r} is not a valid {region} number; as {shown} it is a valid"
-                    f" {_region_of(international, None)} number: write it with + or set"
+                    f" {_region_of(international.country_code, None)} number: write it with + or set"
                     " [defaults] international_without_plus = true", international=True)
         reason = phonenumbers.is_possible_number_with_reason(number)
         if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH,
@@ -179,15 +190,17 @@ class PhoneNormalizer:
             )
         return e164
 
-    def _accepted(self, raw: str, number: phonenumbers.PhoneNumber,
-                  read_in: str | None) -> str | RowProblem:
-        e164 = _e164(number)
-        fixed = (self.policy == "mobile" or self.classify_lines) and _is_fixed_line(number)
+    def _accepted(self, raw: str, e164: str, kind: int, country_code: int,
+                  region: str | None) -> str | RowProblem:
+        # FIXED_LINE_OR_MOBILE counts as mobile: where the two share ranges, the data
+        # cannot tell them apart
+        fixed = kind == phonenumbers.PhoneNumberType.FIXED_LINE
         if fixed and self.classify_lines:
             self.fixed_lines.add(e164)
         if fixed and self.policy == "mobile":
             return RowProblem(ErrorCode.PHONE_NOT_MOBILE,
-                              f"phone {raw!r} ({e164}) is a fixed line in {read_in}, and"
+                              f"phone {raw!r} ({e164}) is a fixed line in"
+                              f" {_region_of(country_code, region)}, and"
                               ' [defaults] phone_check = "mobile"')
         return e164
 
@@ -202,12 +215,6 @@ class PhoneNormalizer:
         return number if phonenumbers.is_valid_number(number) else None
 
 
-def _is_fixed_line(number: phonenumbers.PhoneNumber) -> bool:
-    """Whether a valid number is a fixed line (FIXED_LINE_OR_MOBILE counts as mobile: in
-    countries where the two share ranges, the data cannot tell)."""
-    return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
-
-
 def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:
     """Whether the number fits its country's numbering plan as a whole (libphonenumber's
     general pattern), as a number newer than the data would; "possible" alone checks only
@@ -219,11 +226,11 @@ def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:
     return pattern is None or re.fullmatch(pattern, str(number.national_number)) is not None
 
 
-def _region_of(number: phonenumbers.PhoneNumber, region: str | None) -> str:
+def _region_of(country_code: int, region: str | None) -> str:
     """The country a number was read in: the row's when the code is its, else the code's."""
-    if region is not None and number.country_code == phonenumbers.country_code_for_region(region):
+    if region is not None and country_code == phonenumbers.country_code_for_region(region):
         return region
-    return phonenumbers.region_code_for_country_code(number.country_code)
+    return phonenumbers.region_code_for_country_code(country_code)
 
 
 def _parse_problem(raw: str, region: str | None, error: NumberParseException) -> RowProblem:
@@ -287,6 +294,11 @@ def _e164(number: phonenumbers.PhoneNumber) -> str:
     if number.italian_leading_zero:
         return phonenumbers.format_number(number, PhoneNumberFormat.E164)
     return f"+{number.country_code}{number.national_number}"
+
+
+def _obsolete_mexican(e164: str) -> bool:
+    """``+52 1`` and ten digits: the library's reading must be corrected (below)."""
+    return e164.startswith("+521") and len(e164) == 14
 
 
 def _drop_obsolete_mexican_prefix(number: phonenumbers.PhoneNumber) -> None:
