@@ -10,6 +10,7 @@ parentheses, national prefixes, ``00`` and ``+``, no-break spaces, the country c
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import phonenumbers
 import pytest
@@ -22,7 +23,11 @@ LATIN_AMERICA = ["AR", "BO", "BR", "CL", "CO", "CR", "CU", "DO", "EC", "SV", "GT
                  "MX", "NI", "PA", "PY", "PE", "PR", "UY", "VE", "BZ", "GY", "SR", "GF", "GP",
                  "MQ", "JM", "TT", "BS", "BB"]
 REGIONS = LATIN_AMERICA + ["ES", "US"]
-NUMBERS_PER_REGION = 150
+NUMBERS_PER_REGION = 140
+# Carrier-selecting international prefixes that are not 00 (each matches its region's
+# international_prefix pattern): numbers written after one must go to the library.
+CARRIER_IDDS = {"CL": ["1200", "1710"], "PE": ["191100"], "BR": ["0021", "0015"],
+                "CO": ["009", "005"], "US": ["011"]}
 TYPES = [PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE, PhoneNumberType.TOLL_FREE,
          PhoneNumberType.PREMIUM_RATE, PhoneNumberType.VOIP, PhoneNumberType.SHARED_COST,
          PhoneNumberType.UAN, PhoneNumberType.PERSONAL_NUMBER]
@@ -54,8 +59,7 @@ def _forms(region: str, national: str, rng: random.Random) -> list[str]:
     code = str(metadata.country_code)
     prefix = metadata.national_prefix or ""
     idd = metadata.preferred_international_prefix or metadata.international_prefix or "00"
-    if not idd.isdigit():
-        idd = "00"
+    idd = rng.choice(([idd] if idd.isdigit() else ["00"]) + CARRIER_IDDS.get(region, []))
     cut = rng.randint(1, max(1, len(national) - 1))
     head, tail = national[:cut], national[cut:]
     forms = [
@@ -65,10 +69,14 @@ def _forms(region: str, national: str, rng: random.Random) -> list[str]:
         national, f"{head} {tail}", f"({head}) {tail}", f"{head}.{tail}",
         f"{head}\u00a0{tail}", f"{prefix}{national}", f"{prefix} {head}-{tail}",
         f"({prefix}{head}) {tail}", f"+{code}0{national}",
+        national[-7:],  # a local number without its area code ("310 6104" in Trinidad)
     ]
     try:
         number = phonenumbers.parse(f"+{code}{national}")
-        forms.append(phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL))
+        written = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        forms.append(written)
+        if prefix and written.startswith(prefix):  # "011 15-2345-6789" as "11 15-2345-6789"
+            forms.append(written[len(prefix):])
         forms.append(phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL))
     except NumberParseException:
         pass
@@ -111,16 +119,18 @@ def test_fast_path_agrees_with_libphonenumber(regions):
     """Every answer of the fast path is libphonenumber's (E.164, country code and type),
     and it answers for most of the valid numbers, or it would be no fast path."""
     pairs = corpus(regions, seed=len(regions) * 7 + ord(regions[0][0]))
-    answered = valid = 0
+    answered: Counter[str | None] = Counter()
+    valid: Counter[str | None] = Counter()
     for text, region in pairs:
         fast = read(text, region)
         expected = library(text, region)
         if fast is not None:
             assert fast == expected, (text, region)
-            answered += 1
-        valid += expected is not None
+            answered[region] += 1
+        valid[region] += expected is not None
     assert len(pairs) >= 25_000
-    assert answered >= 0.6 * valid, (answered, valid)
+    for region in regions:
+        assert answered[region] >= 0.5 * valid[region], (region, answered, valid)
 
 
 def test_corpus_covers_every_country_and_form():
