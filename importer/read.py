@@ -12,7 +12,6 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import functools
 import re
 import unicodedata
 import zipfile
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .exceptions import InputFileError
+from . import sheet as sheet_reader
+from .sheet import SheetParser
 
 # Limits: a cell longer than MAX_CELL makes its row invalid (cell_too_long); a CSV field over
 # MAX_CSV_FIELD, or a workbook beyond Excel's own limits or expanding like a zip bomb, stops
@@ -293,33 +294,38 @@ def _checked_headers(path: Path, header: list | tuple | None) -> tuple[str, ...]
 def _open_xlsx(path: Path, sheet: str | None) -> Table:
     workbook = _load_workbook(path)
     try:
-        names = workbook.sheetnames
+        names = list(workbook.sheets)
+        if not names:
+            raise InputFileError(f"{path.name}: the workbook has no worksheet")
         only = names[0] if len(names) == 1 else None
         if sheet is not None and sheet not in names and not (
-                only and _header(workbook[only])[-len(ERROR_COLUMNS):] == ERROR_COLUMNS):
+                only and _header(workbook, only, path.name)[-len(ERROR_COLUMNS):] == ERROR_COLUMNS):
             raise InputFileError(
                 f"{path.name}: no sheet named {sheet!r} (sheets: {', '.join(names)})"
             )
         sheet = sheet if sheet in names else names[0]  # our errors.xlsx: its only sheet
-        headers = _checked_headers(path, _header(workbook[sheet]))
+        headers = _checked_headers(path, _header(workbook, sheet, path.name))
     finally:
         workbook.close()
     return Table(path, "xlsx", (), "utf-8-sig", ",", sheet).with_headers(headers)
 
 
-def _header(worksheet) -> tuple[str, ...]:
-    worksheet.reset_dimensions()  # some writers store wrong dimensions; trust the rows
-    header = next(worksheet.iter_rows(values_only=True), None)
-    return tuple(cell_text(value) for value in header or ())
+def _header(workbook, sheet: str, name: str) -> tuple[str, ...]:
+    """Row 1, the header."""
+    records = _sheet_records(workbook, sheet, name)
+    try:
+        return tuple(next(records, ()))
+    finally:
+        records.close()
 
 
-def _load_workbook(path: Path):
-    import openpyxl
+def _load_workbook(path: Path) -> sheet_reader.Workbook:
+    from openpyxl.utils.exceptions import InvalidFileException
 
     _check_expansion(path)
     try:
-        return openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        return sheet_reader.load(path)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException) as error:
         raise InputFileError(f"{path.name}: not a readable XLSX workbook ({error})") from None
 
 
@@ -342,54 +348,35 @@ def _check_expansion(path: Path) -> None:
 
 
 def _xlsx_records(table: Table) -> Iterator[list[str]]:
-    """The sheet's rows as text, row by row (a missing row is an empty one), parsed by
-    openpyxl's own streaming parser so that a formula without a cached value is seen."""
+    """The sheet's rows as text, row by row (a missing row is an empty one)."""
     workbook = _load_workbook(table.path)
     try:
-        worksheet = workbook[table.sheet]
-        with worksheet._get_source() as source:  # the sheet's XML, streamed
-            parser = _parser_class()(source, worksheet._shared_strings, data_only=True,
-                                     epoch=workbook.epoch, date_formats=workbook._date_formats,
-                                     timedelta_formats=workbook._timedelta_formats)
-            expected = 1
-            for number, cells in parser.parse():
-                if number > EXCEL_MAX_ROWS:
-                    raise InputFileError(f"{table.path.name}: more than {EXCEL_MAX_ROWS:,}"
-                                         " rows, beyond Excel's own limit; refused")
-                for _ in range(expected, number):
-                    yield []
-                expected = number + 1
-                values: list[str] = []
-                for cell in cells:
-                    column = cell["column"]
-                    if column > EXCEL_MAX_COLUMNS:
-                        raise InputFileError(
-                            f"{table.path.name}: row {number} has more than"
-                            f" {EXCEL_MAX_COLUMNS:,} columns, beyond Excel's own limit; refused")
-                    if column > len(values) + 1:
-                        values.extend([""] * (column - 1 - len(values)))
-                    values.append(cell_text(cell["value"]))
-                yield values
+        yield from _sheet_records(workbook, table.sheet, table.path.name)
     finally:
         workbook.close()
 
 
-@functools.cache
-def _parser_class():
-    """openpyxl's parser, subclassed; made on first use so openpyxl loads only for XLSX."""
-    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
-
-    class Parser(WorkSheetParser):
-        """openpyxl's sheet parser, telling a formula Excel never calculated (no cached
-        value) from an empty cell."""
-
-        def parse_cell(self, element):
-            cell = super().parse_cell(element)
-            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
-                cell["value"] = UNCALCULATED
-            return cell
-
-    return Parser
+def _sheet_records(workbook, sheet: str, name: str) -> Iterator[list[str]]:
+    """The sheet's rows as text, streamed by :mod:`.sheet` (openpyxl's own parser costs four
+    times what validating a row does)."""
+    expected = 1
+    for number, cells in SheetParser(name, workbook, uncalculated=UNCALCULATED).rows(sheet):
+        if number > EXCEL_MAX_ROWS:
+            raise InputFileError(f"{name}: more than {EXCEL_MAX_ROWS:,} rows, beyond"
+                                 " Excel's own limit; refused")
+        for _ in range(expected, number):
+            yield []
+        expected = number + 1
+        values: list[str] = []
+        for column, value in cells:
+            if column > EXCEL_MAX_COLUMNS:
+                raise InputFileError(f"{name}: row {number} has more than"
+                                     f" {EXCEL_MAX_COLUMNS:,} columns, beyond Excel's own"
+                                     " limit; refused")
+            if column > len(values) + 1:
+                values.extend([""] * (column - 1 - len(values)))
+            values.append(cell_text(value))
+        yield values
 
 
 def cell_text(value: object) -> str:
