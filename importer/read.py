@@ -381,6 +381,8 @@ def _sheet_records(workbook, sheet: str, name: str) -> Iterator[list[str]]:
 
 def cell_text(value: object) -> str:
     """An XLSX cell as the text the user sees: ``42`` not ``42.0``, dates in ISO 8601."""
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):

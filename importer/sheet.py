@@ -25,7 +25,7 @@ from .exceptions import InputFileError
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _ROW, _CELL, _VALUE, _FORMULA = (f"{_MAIN} {tag}" for tag in ("row", "c", "v", "f"))
-_INLINE, _TEXT, _RUN, _PHONETIC = (f"{_MAIN} {tag}" for tag in ("is", "t", "r", "rPh"))
+_INLINE, _TEXT, _ITEM, _PHONETIC = (f"{_MAIN} {tag}" for tag in ("is", "t", "si", "rPh"))
 _CHUNK = 1 << 16
 _DIGITS = "0123456789"
 
@@ -38,7 +38,7 @@ class Workbook:
 
     archive: zipfile.ZipFile
     sheets: dict[str, str]  # worksheet name -> its part in the archive, in workbook order
-    shared_strings: list
+    shared_strings: SharedStrings
     epoch: dt.datetime
     date_formats: set[int]
     timedelta_formats: set[int]
@@ -52,20 +52,97 @@ def load(path: Path) -> Workbook:
     from openpyxl.reader.excel import ExcelReader
     from openpyxl.styles.stylesheet import apply_stylesheet
 
+    from openpyxl.xml.constants import SHARED_STRINGS
+
     reader = ExcelReader(path, read_only=True, data_only=True)
     try:
         reader.read_manifest()
-        reader.read_strings()
         reader.read_workbook()
         apply_stylesheet(reader.archive, reader.parser.wb)
         sheets = {sheet.name: rel.target for sheet, rel in reader.parser.find_sheets()
                   if rel.target in reader.valid_files and "chartsheet" not in rel.Type}
+        strings = reader.package.find(SHARED_STRINGS)
     except BaseException:
         reader.archive.close()
         raise
     book = reader.parser.wb
-    return Workbook(reader.archive, sheets, reader.shared_strings, book.epoch,
-                    book._date_formats, book._timedelta_formats)
+    shared = SharedStrings(reader.archive, strings.PartName[1:] if strings else None, path.name)
+    return Workbook(reader.archive, sheets, shared, book.epoch, book._date_formats,
+                    book._timedelta_formats)
+
+
+class SharedStrings:
+    """The workbook's shared strings, read as openpyxl's ``read_string_table`` reads them
+    (the text of each ``<si>`` without phonetic runs, ``x005F_`` removed), but streamed and
+    only as far as the cells read so far need: the header row needs the first few, and
+    openpyxl's table costs 40 us a string (800,000 strings in a 200,000-row export)."""
+
+    def __init__(self, archive: zipfile.ZipFile, part: str | None, name: str) -> None:
+        self._strings: list[str] = []
+        self._name = name
+        self._source = archive.open(part) if part else None
+        self._parser = expat.ParserCreate(namespace_separator=" ")
+        self._parser.buffer_text = True
+        text: str | None = None
+        item: str | None = None
+        phonetic = 0
+
+        def start(tag: str, _: dict) -> None:
+            nonlocal text, item, phonetic
+            if tag == _TEXT:
+                if item is not None and not phonetic:
+                    text = ""
+            elif tag == _ITEM:
+                item = ""
+            elif tag == _PHONETIC:
+                phonetic += 1
+
+        def characters(data: str) -> None:
+            nonlocal text
+            if text is not None:
+                text += data
+
+        def end(tag: str) -> None:
+            nonlocal text, item, phonetic
+            if tag == _TEXT:
+                if text is not None:
+                    item += text
+                    text = None
+            elif tag == _ITEM:
+                self._strings.append(item.replace("x005F_", ""))
+                item = None
+            elif tag == _PHONETIC:
+                phonetic -= 1
+
+        self._parser.StartElementHandler = start
+        self._parser.EndElementHandler = end
+        self._parser.CharacterDataHandler = characters
+        self._parser.StartDoctypeDeclHandler = _refuse_doctype(name)
+
+    def __getitem__(self, index: int) -> str:
+        if index < 0:
+            raise IndexError(index)
+        while index >= len(self._strings) and self._source is not None:
+            chunk = self._source.read(_CHUNK)
+            try:
+                self._parser.Parse(chunk, not chunk)
+            except expat.ExpatError as error:
+                raise InputFileError(f"{self._name}: the shared strings are not well-formed"
+                                     f" XML ({error})") from None
+            if not chunk:
+                self._source.close()
+                self._source = None
+        return self._strings[index]
+
+    def __len__(self) -> int:
+        return len(self._strings)
+
+
+def _refuse_doctype(name: str):
+    def refuse(*_: object) -> None:
+        raise InputFileError(f"{name}: the workbook declares a DTD, which Excel never writes;"
+                             " refused")
+    return refuse
 
 
 def column_index(letters: str) -> int:
@@ -79,7 +156,11 @@ def column_index(letters: str) -> int:
 
 
 class SheetParser:
-    """One worksheet's rows as (row number, [(column, value), ...]), streamed."""
+    """One worksheet's rows as (row number, [(column, value), ...]), streamed.
+
+    The expat callbacks run once per tag, three to seven times per cell: they keep their
+    state in closure variables and do no more than note what a cell holds; the cell is
+    read (:meth:`_read_cell`) at its end tag."""
 
     def __init__(self, name: str, workbook: Workbook, *, uncalculated: object) -> None:
         self.name = name
@@ -90,144 +171,153 @@ class SheetParser:
         self.timedelta_formats = workbook.timedelta_formats
         self.uncalculated = uncalculated
         self._columns: dict[str, int] = {}
-        self._rows: list[tuple[int, list]] = []
-        self._row = 0
-        self._column = 0
-        self._cells: list = []
-        self._cell: tuple[str, str | None, str | None] | None = None
-        self._value: str | None = None
-        self._formula = False
-        self._text: list[str] | None = None  # gathering a <v> or an inline <t>
-        self._inline: list[str] | None = None
-        self._phonetic = 0
 
     def rows(self, sheet: str) -> Iterator[tuple[int, list]]:
         """(row number, [(column, value), ...]) for each row of the sheet, in file order."""
         with self.workbook.archive.open(self.workbook.sheets[sheet]) as source:
             yield from self._parse(source)
 
-    def _parse(self, source) -> Iterator[tuple[int, list]]:
+    def _parse(self, source) -> Iterator[tuple[int, list]]:  # noqa: C901 (one state machine)
+        rows: list[tuple[int, list]] = []
+        row = column = phonetic = 0
+        cells: list = []
+        cell: list | None = None  # [type, reference, style, value, has formula, inline text]
+        text: str | None = None  # the <v> or inline <t> being read
+        read_cell = self._read_cell
+
+        def start(tag: str, attributes: dict[str, str]) -> None:
+            nonlocal row, column, cells, cell, text, phonetic
+            if tag == _CELL:
+                cell = [attributes.get("t", "n"), attributes.get("r"), attributes.get("s"),
+                        None, False, None]
+            elif tag == _VALUE:
+                if cell is not None:
+                    text = ""
+            elif tag == _INLINE:
+                if cell is not None:
+                    cell[5] = ""
+            elif tag == _TEXT:
+                if cell is not None and cell[5] is not None and not phonetic:
+                    text = ""
+            elif tag == _ROW:
+                row = self._row_number(attributes.get("r"), row)
+                column = 0
+                cells = []
+            elif tag == _FORMULA:
+                if cell is not None:
+                    cell[4] = True
+            elif tag == _PHONETIC:
+                phonetic += 1
+
+        def characters(data: str) -> None:
+            nonlocal text
+            if text is not None:
+                text += data
+
+        shared = self.shared_strings
+        columns = self._columns
+
+        def end(tag: str) -> None:
+            nonlocal column, cell, text, phonetic
+            if tag == _CELL:
+                if cell is None:
+                    return
+                kind, reference, _, value, formula, _ = cell
+                known = columns.get(reference.rstrip(_DIGITS)) if reference else None
+                string = None
+                if kind == "s" and known and value is not None and value.isdigit():
+                    try:  # the common cell, read here: a shared string
+                        string = shared[int(value)]
+                    except IndexError:
+                        pass  # read_cell says what is wrong
+                if string is not None:
+                    column = known
+                    cells.append((known, string))
+                else:
+                    column = read_cell(cell, column)
+                    cells.append((column, cell[3]))
+                cell = None
+            elif tag == _VALUE:
+                if text is not None:
+                    if cell[3] is None:  # the first <v>, as findtext reads it
+                        cell[3] = text or None
+                    text = None
+            elif tag == _TEXT:
+                if text is not None:
+                    cell[5] += text
+                    text = None
+            elif tag == _ROW:
+                rows.append((row, cells))
+            elif tag == _PHONETIC:
+                phonetic -= 1
+
         parser = expat.ParserCreate(namespace_separator=" ")
         parser.buffer_text = True
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
-        parser.CharacterDataHandler = self._characters
-        parser.StartDoctypeDeclHandler = self._doctype
+        parser.StartElementHandler = start
+        parser.EndElementHandler = end
+        parser.CharacterDataHandler = characters
+        parser.StartDoctypeDeclHandler = _refuse_doctype(self.name)
         try:
             while chunk := source.read(_CHUNK):
                 parser.Parse(chunk, False)
-                if self._rows:
-                    yield from self._rows
-                    self._rows.clear()
+                if rows:
+                    yield from rows
+                    rows.clear()
             parser.Parse(b"", True)
         except expat.ExpatError as error:
             raise InputFileError(f"{self.name}: the sheet is not well-formed XML ({error})") from None
-        yield from self._rows
-        self._rows.clear()
+        yield from rows
 
-    def _doctype(self, *_: object) -> None:
-        raise InputFileError(f"{self.name}: the sheet declares a DTD, which Excel never writes;"
-                             " refused")
-
-    def _start(self, tag: str, attributes: dict[str, str]) -> None:
-        if tag == _CELL:
-            self._cell = (attributes.get("t", "n"), attributes.get("r"), attributes.get("s"))
-            self._value = None
-            self._formula = False
-            self._inline = None
-        elif tag == _VALUE:
-            if self._cell is not None:
-                self._text = []
-        elif tag == _ROW:
-            self._row = self._row_number(attributes.get("r"))
-            self._column = 0
-            self._cells = []
-        elif tag == _FORMULA:
-            self._formula = True
-        elif tag == _INLINE:
-            self._inline = []
-        elif tag == _PHONETIC:
-            self._phonetic += 1
-        elif tag == _TEXT and self._inline is not None and not self._phonetic:
-            self._text = []
-
-    def _characters(self, data: str) -> None:
-        if self._text is not None:
-            self._text.append(data)
-
-    def _end(self, tag: str) -> None:
-        if tag == _VALUE:
-            if self._text is not None:
-                if self._value is None:  # the first <v>, as findtext reads it
-                    self._value = "".join(self._text) or None
-                self._text = None
-        elif tag == _CELL:
-            if self._cell is not None:
-                self._cells.append(self._read_cell())
-                self._cell = None
-        elif tag == _ROW:
-            self._rows.append((self._row, self._cells))
-        elif tag == _TEXT:
-            if self._text is not None and self._inline is not None:
-                self._inline.append("".join(self._text))
-                self._text = None
-        elif tag == _PHONETIC:
-            self._phonetic -= 1
-
-    def _read_cell(self) -> tuple[int, object]:
-        kind, coordinate, style = self._cell
-        if coordinate:
-            column = self._columns.get(coordinate.rstrip(_DIGITS))
-            if column is None:
-                column = self._column_of(coordinate)
-            self._column = column
+    def _read_cell(self, cell: list, column: int) -> int:
+        """Turns the cell's noted text into its value (in ``cell[3]``); returns its column."""
+        kind, reference, style, text, formula, inline = cell
+        if reference:
+            column = self._columns.get(reference.rstrip(_DIGITS)) or self._column_of(reference)
         else:
-            self._column += 1
-            column = self._column
-        try:
-            value = self._cell_value(kind, style)
-        except (ValueError, IndexError):
-            raise InputFileError(f"{self.name}: cell {coordinate or column} holds"
-                                 f" {self._value!r}, which is not a valid {kind!r} value"
-                                 ) from None
-        if value is None and self._formula:
-            value = self.uncalculated
-        return column, value
-
-    def _cell_value(self, kind: str, style: str | None) -> object:
-        value: object = self._value
+            column += 1
         if kind == "inlineStr":
-            value = None if self._inline is None else "".join(self._inline)
-        elif value is None:
-            pass
-        elif kind == "s":
-            value = self.shared_strings[int(value)]
-        elif kind == "n":
-            value = float(value) if ("." in value or "E" in value or "e" in value) else int(value)
+            value = inline
+        elif text is None:
+            value = None
+        else:
+            try:
+                value = self._value(kind, style, text)
+            except (ValueError, IndexError):
+                raise InputFileError(f"{self.name}: cell {reference or column} holds {text!r},"
+                                     f" which is not a valid {kind!r} value") from None
+        cell[3] = self.uncalculated if value is None and formula else value
+        return column
+
+    def _value(self, kind: str, style: str | None, text: str) -> object:
+        if kind == "s":
+            return self.shared_strings[int(text)]
+        if kind == "n":
+            value = float(text) if ("." in text or "E" in text or "e" in text) else int(text)
             style_id = int(style) if style else 0
             if style_id in self.date_formats:
                 try:
-                    value = from_excel(value, self.epoch,
-                                       timedelta=style_id in self.timedelta_formats)
+                    return from_excel(value, self.epoch,
+                                      timedelta=style_id in self.timedelta_formats)
                 except (OverflowError, ValueError):
-                    value = "#VALUE!"  # as openpyxl reads a date serial out of range
-        elif kind == "b":
-            value = bool(int(value))
-        elif kind == "d":
-            value = from_ISO8601(value)
-        return value
+                    return "#VALUE!"  # as openpyxl reads a date serial out of range
+            return value
+        if kind == "b":
+            return bool(int(text))
+        if kind == "d":
+            return from_ISO8601(text)
+        return text  # "str", "e" and anything else: the text as written
 
-    def _column_of(self, coordinate: str) -> int:
-        letters = coordinate.rstrip(_DIGITS)
+    def _column_of(self, reference: str) -> int:
+        letters = reference.rstrip(_DIGITS)
         column = column_index(letters)
-        if not column or letters == coordinate:
-            raise InputFileError(f"{self.name}: a cell has an invalid reference {coordinate!r}")
+        if not column or letters == reference:
+            raise InputFileError(f"{self.name}: a cell has an invalid reference {reference!r}")
         self._columns[letters] = column
         return column
 
-    def _row_number(self, text: str | None) -> int:
+    def _row_number(self, text: str | None, previous: int) -> int:
         if text is None:
-            return self._row + 1
+            return previous + 1
         try:
             return int(text)
         except ValueError:

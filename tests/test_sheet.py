@@ -2,7 +2,7 @@
 
 The reference is openpyxl's streaming ``WorkSheetParser`` (``data_only=True``), with the one
 rule the importer adds: a formula without a cached value reads as UNCALCULATED. Workbooks:
-written by openpyxl (shared strings) and by its write-only mode (inline strings), with every
+written by openpyxl (normal and write-only modes), with every
 kind of value, and sheets written by hand the ways other producers write them.
 """
 
@@ -73,7 +73,7 @@ def assert_same_cells(path: Path) -> None:
             assert [type(value) for _, value in mine] == [type(value) for _, value in reference]
 
 
-@pytest.mark.parametrize("write_only", [False, True], ids=["shared-strings", "inline-strings"])
+@pytest.mark.parametrize("write_only", [False, True], ids=["workbook", "write-only"])
 def test_every_kind_of_value_reads_as_openpyxl_reads_it(tmp_path, write_only):
     workbook = openpyxl.Workbook(write_only=write_only)
     sheet = workbook.create_sheet("Datos") if write_only else workbook.active
@@ -108,10 +108,11 @@ HAND_WRITTEN = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 </x:sheetData></x:worksheet>"""
 
 
-def _with_sheet_xml(tmp_path: Path, xml: str) -> Path:
-    """A workbook saved by openpyxl whose first sheet's XML is replaced by ``xml``."""
+def _with_sheet_xml(tmp_path: Path, xml: str, strings: str | None = None) -> Path:
+    """A workbook saved by openpyxl whose first sheet's XML (and shared strings) are
+    replaced by ``xml`` (and ``strings``)."""
     plain = tmp_path / "plain.xlsx"
-    workbook = openpyxl.Workbook()
+    workbook = openpyxl.Workbook()  # (this openpyxl writes inline strings, never a table)
     workbook.active.title = "Hoja1"
     workbook.save(plain)
     path = tmp_path / "hand.xlsx"
@@ -120,8 +121,38 @@ def _with_sheet_xml(tmp_path: Path, xml: str) -> Path:
             data = source.read(item)
             if item.filename == "xl/worksheets/sheet1.xml":
                 data = xml.encode()
+            elif item.filename == "[Content_Types].xml" and strings is not None:
+                data = data.replace(b"</Types>", b'<Override PartName="/xl/sharedStrings.xml"'
+                                    b' ContentType="application/vnd.openxmlformats-officedocument'
+                                    b'.spreadsheetml.sharedStrings+xml"/></Types>')
             target.writestr(item, data)
+        if strings is not None:
+            target.writestr("xl/sharedStrings.xml", strings.encode())
     return path
+
+
+STRINGS = """<?xml version="1.0" encoding="UTF-8"?>
+<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="4" uniqueCount="4">
+<si><t>Teléfono</t></si>
+<si><r><t>Nom</t></r><r><rPr><b/></rPr><t xml:space="preserve">bre </t></r><rPh sb="0" eb="1"><t>no</t></rPh></si>
+<si><t>a_x005F_x000D_b &amp; &lt;c&gt;</t></si>
+<si><t/></si>
+</sst>"""
+SHARED = """<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>
+<row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2" t="s"><v>3</v></c></row>
+<row r="3"><c r="A3" t="s"><v>1</v></c><c r="B3" t="s"><v>9</v></c></row>
+</sheetData></worksheet>"""
+
+
+def test_shared_strings_read_as_openpyxl_reads_them(tmp_path):
+    """Rich runs joined, phonetic runs left out, entities decoded, openpyxl's x005F_ removal,
+    an empty string; an index past the table is one clear error, as in openpyxl it is none."""
+    path = _with_sheet_xml(tmp_path, SHARED.replace('<c r="B3" t="s"><v>9</v></c>', ""), STRINGS)
+    assert_same_cells(path)
+    assert our_rows(path, "Hoja1")[0][1] == [(1, "Teléfono"), (2, "Nombre ")]
+    with pytest.raises(InputFileError, match="cell B3 holds '9'"):
+        our_rows(_with_sheet_xml(tmp_path, SHARED, STRINGS), "Hoja1")
 
 
 def test_sheets_written_by_hand_read_as_openpyxl_reads_them(tmp_path):

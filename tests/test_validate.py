@@ -384,3 +384,14 @@ def test_opt_out_file_problems_are_config_errors(write_config, write_csv, invoke
     assert nameless.exit_code == 2
     assert nameless.stderr == ("Error: config.toml: [dedupe] exclude: bajas.csv has no column"
                                " named like a phone (its columns: 'Nombre', 'Motivo')\n")
+
+
+def test_country_name_table_is_what_libphonenumber_says():
+    """importer/country_names.py is libphonenumber's English and Spanish names, folded."""
+    from importer.country_names import NAMES
+    from importer.validate import country_names_from_library
+
+    live = country_names_from_library()
+    changed = {name: (NAMES.get(name), live.get(name)) for name in NAMES.keys() | live.keys()
+               if NAMES.get(name) != live.get(name)}
+    assert not changed, f"update importer/country_names.py: {changed}"
