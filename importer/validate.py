@@ -131,6 +131,11 @@ class PhoneNormalizer:
                     " digits, so Excel has changed it; format the column as text",
                 )
             raw = float_zero.group(1)  # "56987654321.0": every digit is still there
+        if self.fast:  # digits and punctuation only (never 044/045 ...: a leading zero)
+            reading = numbering.read(raw, region)
+            if reading is not None and not _obsolete_mexican(reading.e164):
+                return self._accepted(raw, reading.e164, reading.kind, reading.country_code,
+                                      region)
         if _LETTERS.search(raw):
             return RowProblem(ErrorCode.PHONE_INVALID,
                               f"phone {raw!r} holds letters: write the number in digits (letters"
@@ -140,11 +145,6 @@ class PhoneNormalizer:
             digits = re.sub(r"\D", "", raw)
             if len(digits) == 13 and digits.startswith(_MEXICAN_LOCAL_MOBILE):
                 raw = digits[3:]
-        if self.fast:
-            reading = numbering.read(raw, region)
-            if reading is not None and not _obsolete_mexican(reading.e164):
-                return self._accepted(raw, reading.e164, reading.kind, reading.country_code,
-                                      region)
         try:
             number = phonenumbers.parse(raw, region)
         except NumberParseException as error:
@@ -390,17 +390,17 @@ _PLAIN_EMAIL = re.compile(
 )
 
 
-@lru_cache(maxsize=16384)
 def email_problem(text: str) -> str | None:
     """Why an email address is not valid (syntax only, no DNS), or None when it is."""
-    if (
-        _PLAIN_EMAIL.fullmatch(text)
-        and len(text) <= 254
-        and len(text.partition("@")[0]) <= 64
-        and "--" not in text.partition("@")[2]
-        and not _special_use(text.partition("@")[2].lower())
-    ):
-        return None
+    if _PLAIN_EMAIL.fullmatch(text) and len(text) <= 254:
+        local, _, domain = text.partition("@")
+        if len(local) <= 64 and "--" not in domain and not _special_use(domain.lower()):
+            return None
+    return _validator_problem(text)
+
+
+@lru_cache(maxsize=16384)  # only for what the shortcut leaves: a cache miss costs a microsecond
+def _validator_problem(text: str) -> str | None:
     try:
         validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:

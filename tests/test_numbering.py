@@ -170,3 +170,5 @@ def test_normalizer_gives_the_same_verdicts_with_and_without_the_fast_path(polic
         else:
             assert (one.code, one.message) == (other.code, other.message), (text, region)
     assert fast.fixed_lines == slow.fixed_lines
+    letters = fast.normalize("044 55 1234 5678 x", "MX")  # never read as 044 + ten digits
+    assert not isinstance(letters, str) and "holds letters" in letters.message
