@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import pickle
+import subprocess
+import sys
 import datetime as dt
 import re
 import unicodedata
@@ -18,7 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from .exceptions import InputFileError
 from . import sheet as sheet_reader
@@ -33,6 +36,9 @@ EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_COLUMNS = 16_384
 MAX_EXPANSION = 100  # Excel's sheets compress 5-30 to 1; zeros and bombs, 1,000 to 1
 MAX_PART_BYTES = 4 << 30
+# Workbooks this large (about 50,000 rows) are parsed in a second process, in batches.
+WORKER_FILE_BYTES = 2 << 20
+_WORKER_BATCH = 500
 # What a formula Excel never calculated reads as (a private-use character, never typed).
 UNCALCULATED = "\ue000formula without a value"
 # Excel's error values, as a cell shows them (and as a CSV export writes them).
@@ -348,12 +354,73 @@ def _check_expansion(path: Path) -> None:
 
 
 def _xlsx_records(table: Table) -> Iterator[list[str]]:
-    """The sheet's rows as text, row by row (a missing row is an empty one)."""
+    """The sheet's rows as text, row by row (a missing row is an empty one). A large
+    workbook is parsed in a second process while this one validates or sends: parsing
+    XML costs as much as validating, and the machines have two cores."""
+    if table.path.stat().st_size >= WORKER_FILE_BYTES:
+        yield from _records_from_worker(table.path, table.sheet)
+        return
     workbook = _load_workbook(table.path)
     try:
         yield from _sheet_records(workbook, table.sheet, table.path.name)
     finally:
         workbook.close()
+
+
+def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
+    """The sheet's rows from a reader process (``python -m importer.reader_process``), in
+    pickled batches through a pipe whose buffer bounds how far it runs ahead. Its errors are
+    raised here; closing the generator early stops it. (A process of our own module rather
+    than multiprocessing, whose "spawn" re-imports the caller's main script.)"""
+    process = subprocess.Popen([sys.executable, "-m", "importer.reader_process", str(path), sheet],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                kind, payload = pickle.load(process.stdout)
+            except EOFError:
+                raise InputFileError(f"{path.name}: the process reading the workbook stopped"
+                                     f" (exit code {process.wait()})") from None
+            if kind == "rows":
+                yield from payload
+            elif kind == "end":
+                return
+            elif kind == "error":
+                raise InputFileError(payload)
+            else:
+                raise RuntimeError(f"reading {path.name} failed: {payload}")
+    finally:
+        process.stdout.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def read_in_worker(path: Path, sheet: str, out: BinaryIO) -> None:
+    """The reader process: pickled ("rows", batch) messages, then ("end", None), or the
+    error. Only lists of text cross the pipe."""
+    def send(kind: str, payload: object) -> None:
+        pickle.dump((kind, payload), out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    try:
+        workbook = _load_workbook(path)
+        try:
+            batch: list[list[str]] = []
+            for values in _sheet_records(workbook, sheet, path.name):
+                batch.append(values)
+                if len(batch) == _WORKER_BATCH:
+                    send("rows", batch)
+                    batch = []
+            send("rows", batch)
+            send("end", None)
+        finally:
+            workbook.close()
+    except InputFileError as error:
+        send("error", str(error))
+    except BaseException as error:  # a bug: said in one line by the parent
+        send("crash", f"{type(error).__name__}: {error}")
+    out.flush()
 
 
 def _sheet_records(workbook, sheet: str, name: str) -> Iterator[list[str]]:

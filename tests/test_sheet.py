@@ -8,6 +8,7 @@ kind of value, and sheets written by hand the ways other producers write them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zipfile
 from pathlib import Path
@@ -177,3 +178,44 @@ def test_a_broken_sheet_is_one_clear_error(tmp_path, xml, problem):
     path = _with_sheet_xml(tmp_path, xml)
     with pytest.raises(InputFileError, match=problem):
         our_rows(path, "Hoja1")
+
+
+def _children() -> set[str]:
+    """This process's child processes' command lines (Linux)."""
+    import os
+
+    found = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                found.add(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return found
+
+
+def test_a_large_workbook_is_read_by_a_second_process_the_same_way(tmp_path, monkeypatch):
+    """Above WORKER_FILE_BYTES the rows come from a reader process: the same rows, the same
+    one-line errors, and no process left behind when reading stops early."""
+    from importer import read
+
+    sample = ROOT / "sample_data" / "campana_noviembre.xlsx"
+    broken = _with_sheet_xml(tmp_path, SHARED, STRINGS)
+    inline_rows = list(read.open_table(sample).rows())
+    with pytest.raises(InputFileError) as inline_error:
+        list(read.open_table(broken).rows())
+    monkeypatch.setattr(read, "WORKER_FILE_BYTES", 0)
+    assert list(read.open_table(sample).rows()) == inline_rows
+    with pytest.raises(InputFileError) as worker_error:
+        list(read.open_table(broken).rows())
+    assert str(worker_error.value) == str(inline_error.value)
+    large = tmp_path / "large.xlsx"  # more rows than the pipe holds: the reader must wait
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Clientes")
+    sheet.append(["Nombre", "Teléfono"])
+    for number in range(20_000):
+        sheet.append([f"Cliente {number}", f"+56 9 8{number:07d}"])
+    workbook.save(large)
+    rows = read.open_table(large).rows()
+    assert next(rows).cells == ("Cliente 0", "+56 9 80000000")
+    assert any("importer.reader_process" in line for line in _children())
+    rows.close()
+    assert not any("importer.reader_process" in line for line in _children())
