@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from .exceptions import InputFileError
-from . import sheet as sheet_reader
-from .sheet import SheetParser
 
 # Limits: a cell longer than MAX_CELL makes its row invalid (cell_too_long); a CSV field over
 # MAX_CSV_FIELD, or a workbook beyond Excel's own limits or expanding like a zip bomb, stops
@@ -325,8 +323,11 @@ def _header(workbook, sheet: str, name: str) -> tuple[str, ...]:
         records.close()
 
 
-def _load_workbook(path: Path) -> sheet_reader.Workbook:
+def _load_workbook(path: Path):
+    """The workbook (a :class:`.sheet.Workbook`); openpyxl loads only for XLSX."""
     from openpyxl.utils.exceptions import InvalidFileException
+
+    from . import sheet as sheet_reader
 
     _check_expansion(path)
     try:
@@ -427,6 +428,8 @@ def _sheet_records(workbook, sheet: str, name: str) -> Iterator[list[str]]:
     """The sheet's rows as text, streamed by :mod:`.sheet` (openpyxl's own parser costs four
     times what validating a row does)."""
     expected = 1
+    from .sheet import SheetParser
+
     for number, cells in SheetParser(name, workbook, uncalculated=UNCALCULATED).rows(sheet):
         if number > EXCEL_MAX_ROWS:
             raise InputFileError(f"{name}: more than {EXCEL_MAX_ROWS:,} rows, beyond"
