@@ -105,9 +105,10 @@ class Table:
         return Table(self.path, self.kind, headers, self.encoding, self.delimiter, self.sheet,
                      origin_column)
 
-    def rows(self) -> Iterator[SourceRow]:
-        """Yield every non-blank data row, streaming; a new call starts again at row 2."""
-        source = _xlsx_records(self) if self.kind == "xlsx" else _csv_records(self)
+    def rows(self, *, look_ahead: bool = True) -> Iterator[SourceRow]:
+        """Yield every non-blank data row, streaming; a new call starts again at row 2.
+        ``look_ahead=False``: never start a reader process (to read the first rows only)."""
+        source = _xlsx_records(self, look_ahead) if self.kind == "xlsx" else _csv_records(self)
         width = len(self.headers)
         origin_at = self.origin_column
         next(source, None)  # the header row
@@ -168,7 +169,7 @@ def _open_csv_checked(path: Path, suffix: str, head: bytes, is_zip: bool, encodi
 
 
 def _require_data(table: Table) -> None:
-    if next(table.rows(), None) is None:
+    if next(table.rows(look_ahead=False), None) is None:
         raise InputFileError(f"{table.path.name}: no data rows below the header")
 
 
@@ -354,11 +355,11 @@ def _check_expansion(path: Path) -> None:
                 f" ({ratio:.0f} to 1), which Excel never writes; refused, nothing was sent")
 
 
-def _xlsx_records(table: Table) -> Iterator[list[str]]:
+def _xlsx_records(table: Table, look_ahead: bool = True) -> Iterator[list[str]]:
     """The sheet's rows as text, row by row (a missing row is an empty one). A large
     workbook is parsed in a second process while this one validates or sends: parsing
     XML costs as much as validating, and the machines have two cores."""
-    if table.path.stat().st_size >= WORKER_FILE_BYTES:
+    if look_ahead and table.path.stat().st_size >= WORKER_FILE_BYTES:
         yield from _records_from_worker(table.path, table.sheet)
         return
     workbook = _load_workbook(table.path)
