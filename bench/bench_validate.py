@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 import phonenumbers
-from phonenumbers import NumberParseException
-
 from _common import FORMATS, STAGE, machine, run_importer, valid_mobiles
+from phonenumbers import NumberParseException
 
 HEADERS = ["Nombre", "Teléfono", "Correo", "Empresa", "Pedido", "Ciudad", "Monto", "País"]
 CITIES = ["Santiago", "Valparaíso", "Concepción", "Antofagasta", "Temuco", "La Serena"]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import pickle
+import re
 import subprocess
 import sys
-import datetime as dt
-import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator

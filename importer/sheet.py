@@ -51,7 +51,6 @@ def load(path: Path) -> Workbook:
     """The workbook's sheets, shared strings and date styles (openpyxl's reader steps)."""
     from openpyxl.reader.excel import ExcelReader
     from openpyxl.styles.stylesheet import apply_stylesheet
-
     from openpyxl.xml.constants import SHARED_STRINGS
 
     reader = ExcelReader(path, read_only=True, data_only=True)
@@ -177,7 +176,7 @@ class SheetParser:
         with self.workbook.archive.open(self.workbook.sheets[sheet]) as source:
             yield from self._parse(source)
 
-    def _parse(self, source) -> Iterator[tuple[int, list]]:  # noqa: C901 (one state machine)
+    def _parse(self, source) -> Iterator[tuple[int, list]]:
         rows: list[tuple[int, list]] = []
         row = column = phonetic = 0
         cells: list = []
@@ -222,7 +221,7 @@ class SheetParser:
             if tag == _CELL:
                 if cell is None:
                     return
-                kind, reference, _, value, formula, _ = cell
+                kind, reference, _, value, _, _ = cell
                 known = columns.get(reference.rstrip(_DIGITS)) if reference else None
                 string = None
                 if kind == "s" and known and value is not None and value.isdigit():

@@ -16,19 +16,19 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from urllib.parse import quote
 from typing import NamedTuple
+from urllib.parse import quote
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
+from . import numbering
 from .client import Pipeline
 from .codes import ErrorCode, RowStatus
 from .config import Config, is_uuid
 from .country_names import NAMES
 from .index import PhoneIndex
-from . import numbering
 from .mapping import MappedRow
 from .read import fold
 

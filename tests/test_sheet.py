@@ -70,7 +70,7 @@ def assert_same_cells(path: Path) -> None:
     for sheet in sheets:
         ours, theirs = our_rows(path, sheet), reference_rows(path, sheet)
         assert ours == theirs
-        for (_, mine), (_, reference) in zip(ours, theirs):  # 1 == 1.0 == True in ==
+        for (_, mine), (_, reference) in zip(ours, theirs, strict=True):  # 1 == 1.0 == True
             assert [type(value) for _, value in mine] == [type(value) for _, value in reference]
 
 
@@ -166,13 +166,15 @@ def test_sheets_written_by_hand_read_as_openpyxl_reads_them(tmp_path):
     assert rows[3][1][0] == (1, UNCALCULATED)
 
 
+SHEET_OF = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            '<sheetData><row r="1">{}</row></sheetData></worksheet>')
+
+
 @pytest.mark.parametrize("xml, problem", [
     ('<!DOCTYPE x [<!ENTITY a "aaaa">]><worksheet/>', "declares a DTD"),
     ("<worksheet><sheetData><row>", "not well-formed XML"),
-    ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
-     '<row r="1"><c r="A1" t="s"><v>99</v></c></row></sheetData></worksheet>', "cell A1 holds '99'"),
-    ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
-     '<row r="1"><c r="1A"><v>1</v></c></row></sheetData></worksheet>', "invalid reference '1A'"),
+    (SHEET_OF.format('<c r="A1" t="s"><v>99</v></c>'), "cell A1 holds '99'"),
+    (SHEET_OF.format('<c r="1A"><v>1</v></c>'), "invalid reference '1A'"),
 ])
 def test_a_broken_sheet_is_one_clear_error(tmp_path, xml, problem):
     path = _with_sheet_xml(tmp_path, xml)
