@@ -361,10 +361,14 @@ def _xlsx_records(table: Table, look_ahead: bool = True) -> Iterator[list[str]]:
     XML costs as much as validating, and the machines have two cores."""
     if look_ahead and table.path.stat().st_size >= WORKER_FILE_BYTES:
         yield from _records_from_worker(table.path, table.sheet)
-        return
-    workbook = _load_workbook(table.path)
+    else:
+        yield from _records_in_process(table.path, table.sheet)
+
+
+def _records_in_process(path: Path, sheet: str) -> Iterator[list[str]]:
+    workbook = _load_workbook(path)
     try:
-        yield from _sheet_records(workbook, table.sheet, table.path.name)
+        yield from _sheet_records(workbook, sheet, path.name)
     finally:
         workbook.close()
 
@@ -372,18 +376,27 @@ def _xlsx_records(table: Table, look_ahead: bool = True) -> Iterator[list[str]]:
 def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
     """The sheet's rows from a reader process (``python -m importer.reader_process``), in
     pickled batches through a pipe whose buffer bounds how far it runs ahead. Its errors are
-    raised here; closing the generator early stops it. (A process of our own module rather
-    than multiprocessing, whose "spawn" re-imports the caller's main script.)"""
-    process = subprocess.Popen([sys.executable, "-m", "importer.reader_process", str(path), sheet],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
+    raised here; closing the generator early stops it. A reader that cannot start at all (a
+    frozen build, say) leaves the reading to this process. (A process of our own module
+    rather than multiprocessing, whose "spawn" re-imports the caller's main script.)"""
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "importer.reader_process", str(path), sheet],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:
+        yield from _records_in_process(path, sheet)
+        return
+    heard = False
     try:
         while True:
             try:
                 kind, payload = pickle.load(process.stdout)
             except EOFError:
-                raise InputFileError(f"{path.name}: the process reading the workbook stopped"
-                                     f" (exit code {process.wait()})") from None
+                if heard:
+                    raise InputFileError(f"{path.name}: the process reading the workbook"
+                                         f" stopped (exit code {process.wait()})") from None
+                break  # it never started: read here
+            heard = True
             if kind == "rows":
                 yield from payload
             elif kind == "end":
@@ -397,6 +410,7 @@ def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
         if process.poll() is None:
             process.kill()
         process.wait()
+    yield from _records_in_process(path, sheet)
 
 
 def read_in_worker(path: Path, sheet: str, out: BinaryIO) -> None:

@@ -221,3 +221,16 @@ def test_a_large_workbook_is_read_by_a_second_process_the_same_way(tmp_path, mon
     assert any("importer.reader_process" in line for line in _children())
     rows.close()
     assert not any("importer.reader_process" in line for line in _children())
+
+
+def test_a_reader_process_that_cannot_start_leaves_the_reading_to_the_importer(monkeypatch):
+    """A frozen build or a broken interpreter: the rows are read in process, all of them."""
+    from importer import read
+
+    sample = ROOT / "sample_data" / "campana_noviembre.xlsx"
+    expected = list(read.open_table(sample).rows())
+    monkeypatch.setattr(read, "WORKER_FILE_BYTES", 0)
+    monkeypatch.setattr(read.sys, "executable", "/bin/false")
+    assert list(read.open_table(sample).rows()) == expected
+    monkeypatch.setattr(read.sys, "executable", "/nonexistent/python")
+    assert list(read.open_table(sample).rows()) == expected
