@@ -134,9 +134,6 @@ class SharedStrings:
                 self._source = None
         return self._strings[index]
 
-    def __len__(self) -> int:
-        return len(self._strings)
-
 
 def _refuse_doctype(name: str):
     def refuse(*_: object) -> None:
@@ -145,7 +142,7 @@ def _refuse_doctype(name: str):
     return refuse
 
 
-def column_index(letters: str) -> int:
+def _column_index(letters: str) -> int:
     """``A`` -> 1, ``AA`` -> 27; 0 when the letters are not a column."""
     index = 0
     for letter in letters:
@@ -309,7 +306,7 @@ class SheetParser:
 
     def _column_of(self, reference: str) -> int:
         letters = reference.rstrip(_DIGITS)
-        column = column_index(letters)
+        column = _column_index(letters)
         if not column or letters == reference:
             raise InputFileError(f"{self.name}: a cell has an invalid reference {reference!r}")
         self._columns[letters] = column
