@@ -45,16 +45,22 @@ def valid_mobiles(count: int, seed: int = 1) -> list[str]:
     return sorted(found)
 
 
+def people(rows: int, distinct: int | None, seed: int, rng: random.Random):
+    """(row index, person, the person's 8 mobile digits) for each row; with ``distinct``,
+    people (and their phones) repeat across rows."""
+    pool = valid_mobiles(distinct or rows, seed)
+    for n in range(rows):
+        person = n if distinct is None else rng.randrange(len(pool))
+        yield n, person, pool[person]
+
+
 def write_campaign(path: Path, rows: int, *, distinct: int | None = None, seed: int = 1) -> None:
     """A campaign CSV; with ``distinct``, phones (and their people) repeat across rows."""
     rng = random.Random(seed)
-    pool = valid_mobiles(distinct or rows, seed)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADERS)
-        for n in range(rows):
-            person = n if distinct is None else rng.randrange(len(pool))
-            digits = pool[person]
+        for n, person, digits in people(rows, distinct, seed, rng):
             writer.writerow([f"Cliente {person}", FORMATS[person % len(FORMATS)](digits),
                              f"cliente{person}@example.com", f"Empresa {person % 97}",
                              str(100_000 + n)])

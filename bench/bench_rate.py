@@ -15,7 +15,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from _common import machine, received, run_importer, sandbox_process, write_campaign, write_config
+from _common import (
+    machine,
+    received,
+    run_importer,
+    sandbox_process,
+    write_campaign,
+    write_config,
+)
 
 KEY = {"VAMBE_API_KEY": "sandbox-key"}
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import phonenumbers
-from _common import FORMATS, STAGE, machine, run_importer, valid_mobiles
+from _common import FORMATS, STAGE, machine, people, run_importer
 from phonenumbers import NumberParseException
 
 HEADERS = ["Nombre", "Teléfono", "Correo", "Empresa", "Pedido", "Ciudad", "Monto", "País"]
@@ -42,14 +42,11 @@ INVALID = (
 def write_file(path: Path, rows: int, *, distinct: int | None, seed: int = 1) -> list[str]:
     """The issue's CSV; returns its phone column."""
     rng = random.Random(seed)
-    pool = valid_mobiles(distinct or rows, seed)
     phones = []
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADERS)
-        for n in range(rows):
-            person = n if distinct is None else rng.randrange(len(pool))
-            digits = pool[person]
+        for n, person, digits in people(rows, distinct, seed, rng):
             if rng.random() < 0.02:
                 phone = INVALID[n % len(INVALID)](digits)
             else:
