@@ -16,6 +16,7 @@ The search is fuzzy, so digits are compared exactly before a contact is trusted.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -67,6 +68,9 @@ def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict])
                        "no such contact in the account: the request was not processed;"
                        " --resume sends it")
     contact = mine[0]
+    # The account writes times to the millisecond (truncated): a contact our request created
+    # within the millisecond of the claim reads as a moment before it.
+    sent_at = math.floor(sent_at * 1000) / 1000
     contact_id = str(contact.get("id") or contact.get("ai_customer_id") or "")
     created = _moment(contact.get("created_at"))
     if created is not None and created >= sent_at:
