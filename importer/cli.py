@@ -27,7 +27,8 @@ import click
 from .codes import ErrorCode, RowStatus
 from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
-from .job import Plan, default_out_dir, duration_text, list_stages, run_import, validate_file
+from .job import default_out_dir, list_stages, run_import, validate_file
+from .plan import Plan, duration_text
 from .report import RowResult, Summary
 from .version import __version__
 
@@ -182,6 +183,9 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before sending.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out: rows already sent are never sent again.")
+@click.option("--replan", is_flag=True,
+              help="With --resume: plan the file (and config) afresh when they changed since"
+                   " the run was planned; rows already sent are never sent again.")
 @click.option("--retry-unknown", is_flag=True,
               help="Send again the rows whose outcome is unknown (they may have reached the"
                    " customer).")
@@ -197,7 +201,8 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_guarded
 def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, sandbox: bool,
-        yes: bool, resume: bool, retry_unknown: bool, limit: int | None, reconcile: bool,
+        yes: bool, resume: bool, replan: bool, retry_unknown: bool, limit: int | None,
+        reconcile: bool,
         wait: bool, start_at: str | None, quiet: bool) -> None:
     """Open one ticket per valid row of FILE and write the reports.
 
@@ -205,6 +210,8 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     """
     from .config import load_config
 
+    if replan and not resume:
+        raise click.UsageError("--replan goes with --resume: a new run always plans the file")
     if reconcile and not resume:
         raise click.UsageError("--reconcile goes with --resume: it settles the unknown rows of"
                                " the run being resumed")
@@ -247,7 +254,8 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
 
     try:
         summary = run_import(file, config, api_key=api_key, out_dir=out, sheet=sheet,
-                             resume=resume, retry_unknown=retry_unknown, limit=limit,
+                             resume=resume, replan=replan, retry_unknown=retry_unknown,
+                             limit=limit,
                              confirm=confirm, on_result=progress.update,
                              on_note=progress.note, ledger_path=ledger_path, account=account,
                              reconcile=reconcile, wait=wait, start_at=start)

@@ -41,6 +41,7 @@ class Outcome(StrEnum):
 class RequestState(StrEnum):
     """What the ledger knows of one request content key."""
 
+    CLAIMED = "claimed"  # reserved by a live run, not yet sent: released if it dies
     IN_FLIGHT = "in_flight"
     SENT = "sent"
     FAILED = "failed"  # not processed: safe to send again

@@ -10,6 +10,7 @@ file, row, column or setting at fault. The CLI prints ``str(error)`` and exits w
     ├── MissingApiKeyError       VAMBE_API_KEY is not set
     ├── InvalidApiKeyError       VAMBE_API_KEY holds characters a header cannot carry
     ├── OutputFolderError        the output folder holds another run, or cannot be written
+    │   └── LedgerMovedError     the send ledger was deleted or replaced mid-run
     ├── ApiUnavailableError      the API could not be reached before anything was sent
     ├── FatalApiError            exit 3: the API refused the key or the phone ID
     └── LocalError               exit 4: a local failure (a full disk...) after sending began
@@ -42,6 +43,10 @@ class InvalidApiKeyError(ImporterError):
 
 class OutputFolderError(ImporterError):
     """The output folder cannot take this run (it holds another run, or is not writable)."""
+
+
+class LedgerMovedError(OutputFolderError):
+    """The send ledger file was deleted, replaced or moved while a run used it."""
 
 
 class ApiUnavailableError(ImporterError):

@@ -1,11 +1,10 @@
 """The two jobs a user runs, as plain functions: :func:`validate_file` and :func:`run_import`.
 
-Both stream the input through read -> map -> validate, and read it at most twice.
-``validate_file`` writes the reports as it goes (after a first pass that learns the last row
-of each phone, for ``within_file = "last"``). ``run_import`` first reads and checks the
-whole file (the plan pass: nothing is sent if any row cannot be read), then sends in a
-second pass, claiming every request in the ledger; the reports come from the journal, which
-keeps the cells of the rows that go to errors.csv. The library never prints: notes go to
+Both read the input exactly once, in the plan pass (:mod:`importer.plan`), which decides
+every row and writes the plan into the output folder's journal; the reports are written
+from the journal. ``run_import`` then sends the planned requests, read back from the journal
+(never from the file), claiming each in the ledger; ``--resume`` continues from the journal
+alone, once the file is shown to be the one planned. The library never prints: notes go to
 the caller's ``on_note``. The CLI is a thin layer over these two.
 """
 
@@ -13,100 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import signal
 import sqlite3
-from array import array
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .client import Pipeline, VambeClient
-from .codes import RowStatus
+from .codes import ErrorCode, RowStatus
 from .config import Config, load_config
-from .exceptions import ConfigError, InputFileError, LocalError, OutputFolderError
-from .index import PhoneIndex
-from .journal import FolderLock, Journal, JournalRecord, read_journal
-from .ledger import Held, Ledger, Policy, identity_of, ledger_path_for, target_name
-from .mapping import RowMapper
-from .read import SourceRow, Table, open_table, opt_out_cells
+from .exceptions import ConfigError, InputFileError, OutputFolderError
+from .journal import (FolderLock, Journal, JournalRecord, file_identity, fingerprint,
+                      read_journal)
+from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
+from .plan import Plan, duration_text, held_in_ledger, ledger_note, plan_file, summarize
+from .read import Table, open_table, opt_out_cells
 from .reconcile import settle
 from .schedule import SendWindow
 from .timing import clock
-from .report import ReportWriter, RowResult, Summary, write_reports
+from .report import RowResult, Summary, write_reports
 from .send import Sender, format_time
-from .validate import CheckedRow, OptOuts, StageResolver, Validator
+from .validate import OptOuts, StageResolver, Validator
 
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run is about to do, from a first pass over the whole file."""
-
-    rows: int
-    to_send: int
-    messages: int
-    already_sent: int  # by an earlier run into this folder
-    not_valid: int  # invalid, duplicate or excluded
-    rate_per_second: float
-    base_url: str
-    phone_id: str
-    held_back: int = 0  # valid rows left for a later --resume by --limit
-    sent_before: int = 0  # the ledger: sent from another folder within across_runs_days
-    unknown: int = 0  # the ledger: outcome unknown, held back without --retry-unknown
-    in_progress: int = 0  # the ledger: being sent by another live run
-    lookups: bool = False  # [dedupe] skip_open_tickets: a look-up before each ticket
-    outside_window: int = 0  # [schedule]: rows to send whose window is closed now
-    start_at: float | None = None  # --start-at: no request before then
-
-    @property
-    def estimated_seconds(self) -> float | None:
-        requests = self.to_send * (2 if self.lookups else 1)
-        return requests / self.rate_per_second if self.rate_per_second else None
-
-    @property
-    def ledger_holds(self) -> int:
-        return self.sent_before + self.unknown + self.in_progress
-
-    def describe(self) -> str:
-        pace = (f"at {self.rate_per_second:g}/s, about {duration_text(self.estimated_seconds)}"
-                if self.rate_per_second else "with no rate limit")
-        text = (
-            f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
-            f" through {self.base_url} (phone ID {self.phone_id}) {pace}."
-            f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
-            f" {self.already_sent} were sent by an earlier run"
-            + (f", {self.held_back} are left for --resume by --limit." if self.held_back else ".")
-        )
-        if self.ledger_holds:
-            text += f" {ledger_note(self.sent_before, self.unknown, self.in_progress)}."
-        if self.outside_window:
-            text += (f" {self.outside_window} of them are outside their send window now"
-                     " ([schedule]): --wait sends them when it opens, else they are skipped"
-                     " for --resume.")
-        if self.start_at is not None:
-            text += f" Sending starts at {format_time(self.start_at)} (--start-at)."
-        if self.lookups:
-            text += (" Each row is first looked up for an open ticket ([dedupe]"
-                     " skip_open_tickets): the look-ups share the rate, so tickets go out at"
-                     " half of it.")
-        return text
-
-
-def ledger_note(sent_before: int, unknown: int, in_progress: int) -> str:
-    """How many rows the ledger holds back, and why."""
-    parts = [f"{count} {what}" for count, what in (
-        (sent_before, "sent before from another folder"),
-        (unknown, "with an unknown outcome (--retry-unknown sends them)"),
-        (in_progress, "being sent by another run")) if count]
-    return f"The ledger holds back {sent_before + unknown + in_progress} rows: {', '.join(parts)}"
-
-
-def duration_text(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+__all__ = ["Plan", "duration_text", "ledger_note", "list_stages", "run_import", "validate_file"]
 
 
 PLAIN_TEXT_NOTE = (
@@ -135,91 +66,14 @@ def _open_input(input_path: str | Path, config: Config, sheet: str | None) -> Ta
     return table
 
 
-def _checked(table: Table, config: Config, validator: Validator
-             ) -> Iterator[tuple[SourceRow, CheckedRow]]:
-    """The pipeline up to the verdict, streaming: read -> map -> validate."""
-    mapper = RowMapper(config, table.headers)
-    for source in table.rows():
-        yield source, validator.check(mapper.map(source))
-
-
-# What the plan pass makes of a row. For within_file = "last" it is packed with the row
-# number and a message bit into the phone index (row << 4 | kind << 1 | message), so the
-# verdict of each phone's last row is known at the end of the pass without a third read.
-_NOT_SENT, _TO_SEND, _SENT_HERE, _SENT_BEFORE, _UNKNOWN, _IN_PROGRESS = range(6)
-_HELD_KIND = {RowStatus.SENT: _SENT_HERE, RowStatus.DUPLICATE: _SENT_BEFORE,
-              RowStatus.UNKNOWN: _UNKNOWN, RowStatus.SKIPPED: _IN_PROGRESS}
-
-
-def _held(checked: CheckedRow, ledger: Ledger | None) -> Held | None:
-    if checked.request is None or ledger is None:
-        return None
-    return ledger.held(checked.request.key)
-
-
-def _kind(checked: CheckedRow, ledger: Ledger | None) -> int:
-    if checked.request is None:
-        return _NOT_SENT
-    held = _held(checked, ledger)
-    return _TO_SEND if held is None else _HELD_KIND[held.status]
-
-
-class _Tally:
-    """The plan's counts, fed rows in file order."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.kinds = [0] * 6
-        self.to_send = self.messages = self.held_back = 0
-
-    def add(self, kind: int, has_message: bool) -> None:
-        if kind == _TO_SEND and self.limit is not None and self.to_send >= self.limit:
-            self.held_back += 1
-        elif kind == _TO_SEND:
-            self.to_send += 1
-            self.messages += has_message
-        else:
-            self.kinds[kind] += 1
-
-
-def _plan_pass(table: Table, config: Config, validator: Validator, ledger: Ledger | None,
-               limit: int | None) -> Plan:
-    """Read and check the whole file before anything is sent (a row that cannot be read
-    stops the job here), and count what sending would do. For ``within_file = "last"`` it
-    also teaches ``validator`` the last row of every phone."""
-    last = config.dedupe.within_file == "last"
-    mapper = RowMapper(config, table.headers)
-    checking = validator.fresh()
-    tally = _Tally(limit)
-    latest = PhoneIndex()
-    rows = outside = 0
-    window = SendWindow(config.schedule) if config.schedule is not None else None
-    now = clock().time()
-    for source in table.rows():
-        rows += 1
-        checked = checking.check(mapper.map(source), dedupe=not last)
-        if window is not None and checked.request is not None:
-            outside += window.opens_at(checked.phone, now) is not None
-        if last and checked.phone and checked.status != RowStatus.EXCLUDED:
-            has_message = checked.request is not None and checked.request.has_message
-            latest.put(checked.phone,
-                       source.number << 4 | _kind(checked, ledger) << 1 | has_message)
-        else:
-            tally.add(_kind(checked, ledger),
-                      checked.request is not None and checked.request.has_message)
-    if last:
-        packed = array("q")
-        for phone, value in latest.items():
-            validator.learn_last_row(phone, value >> 4)
-            packed.append(value)
-        for value in (sorted(packed) if limit is not None else packed):
-            tally.add(value >> 1 & 7, bool(value & 1))
-    to_send, kinds = tally.to_send, tally.kinds
-    return Plan(rows, to_send, tally.messages, kinds[_SENT_HERE],
-                rows - to_send - tally.held_back - sum(kinds[_SENT_HERE:]),
-                config.api.rate_limit_per_second, config.api.base_url, config.api.phone_id,
-                tally.held_back, kinds[_SENT_BEFORE], kinds[_UNKNOWN], kinds[_IN_PROGRESS],
-                config.dedupe.skip_open_tickets, outside)
+def config_digest(config: Config) -> str:
+    """What in the config shapes a plan (mapping, defaults, message, dedupe, the channel):
+    a resumed run whose config changed there is planned again, never sent an old plan."""
+    shaping = config.model_dump(mode="json", exclude={"ledger", "schedule"})
+    api = shaping.pop("api")
+    shaping["api"] = {name: api.get(name) for name in ("channel", "phone_id",
+                                                          "from_phone_number")}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
 
 MAX_SHOWN_PROBLEMS = 5
@@ -320,44 +174,37 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
         summary.notes.append(PLAIN_TEXT_NOTE)
     validator = Validator(config, stages, opt_outs)
     validator.phones.classify_lines = True  # before any phone is read: verdicts are cached
-    if config.dedupe.within_file == "last":
-        _plan_pass(table, config, validator, None, None)  # learns each phone's last row
-    held_back = dict.fromkeys(_HELD_KIND, 0)
-    window = SendWindow(config.schedule) if config.schedule is not None else None
-    openings: list[tuple[float, str]] = []  # valid rows outside their window: (opens, phone)
-    now = clock().time()
-    checking = validator.fresh()
-    writer = ReportWriter(out, table)
+    journal = Journal.create(out, identity=identity_of(config), ledger_id=None,
+                             ledger_path=None, table=table, config_digest=config_digest(config))
     try:
-        for source, checked in _checked(table, config, checking):
-            held = _held(checked, ledger)
-            if held is not None:
+        plan_file(table, config, validator, journal)
+        held_back: Counter[RowStatus] = Counter()
+        window = SendWindow(config.schedule) if config.schedule is not None else None
+        openings: list[tuple[float, str]] = []  # valid rows outside their window: (opens, phone)
+        now = clock().time()
+        valid = 0
+        for planned, held in held_in_ledger(journal, ledger):
+            if held is not None:  # the status a run would give the row
                 held_back[held.status] += 1
-                result = RowResult(checked.number, held.status, checked.phone,
-                                   held.ai_contact_id, held.http_status, held.attempts,
-                                   held.error_code, held.error)
-            else:
-                result = RowResult(checked.number, checked.status, checked.phone,
-                                   error_code=checked.error_code, error=checked.error)
-            summary.counts[result.status] += 1
-            writer.add(result, source)
-            if result.status == RowStatus.VALID and window is not None:
-                opens = window.opens_at(checked.phone, now)
-                if opens is not None:
-                    openings.append((opens, checked.phone))
-            if result.status == RowStatus.VALID and len(summary.preview) < PREVIEW_ROWS:
-                summary.preview.append(checked.request.body)
-                summary.preview_paths.append(checked.request.path)
-    except BaseException:
-        writer.discard()
-        raise
+                journal.add_result(RowResult(planned.row, held.status, planned.phone,
+                                             held.ai_contact_id, held.http_status,
+                                             held.attempts, held.error_code, held.error))
+                continue
+            valid += 1
+            if window is not None and (opens := window.opens_at(planned.phone, now)) is not None:
+                openings.append((opens, planned.phone))
+            if len(summary.preview) < PREVIEW_ROWS:
+                summary.preview.append(json.loads(planned.body))
+                summary.preview_paths.append(planned.path)
+        write_reports(out, table, journal.results(), summary)
+    finally:
+        journal.close()
     if config.api.rate_limit_per_second:
-        requests = summary.counts[RowStatus.VALID] * (2 if config.dedupe.skip_open_tickets else 1)
+        requests = valid * (2 if config.dedupe.skip_open_tickets else 1)
         summary.estimated_seconds = requests / config.api.rate_limit_per_second
-    _phone_notes(config, checking.tallies, summary)
-    if window is not None and summary.counts[RowStatus.VALID]:
-        inside = summary.counts[RowStatus.VALID] - len(openings)
-        text = f"{inside} of the {summary.counts[RowStatus.VALID]} valid rows are inside their"
+    _phone_notes(config, validator.tallies, summary)
+    if window is not None and valid:
+        text = f"{valid - len(openings)} of the {valid} valid rows are inside their"
         text += " send window now ([schedule])"
         if openings:
             first = min(openings, key=lambda item: item[0])
@@ -369,13 +216,11 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
             f"stages were not checked against the account ({stages.unchecked} rows name one):"
             " set VAMBE_API_KEY to check them"
         )
-    if any(held_back.values()):
+    if held_back and ledger is not None:
         note = ledger_note(held_back[RowStatus.DUPLICATE], held_back[RowStatus.UNKNOWN],
                            held_back[RowStatus.SKIPPED])
         summary.notes.append(f"{note} (ledger: {ledger.path})")
     summary.ledger_path = None if ledger is None else ledger.path
-    summary.finished_at = datetime.now(timezone.utc)
-    writer.commit(summary)
     return summary
 
 
@@ -403,17 +248,20 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                on_note: Callable[[str], None] | None = None,
                handle_signals: bool = True, ledger_path: str | Path | None = None,
                account: str | None = None, reconcile: bool = False, wait: bool = False,
-               start_at: float | None = None) -> Summary:
+               start_at: float | None = None, replan: bool = False) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
-    The whole file is read and checked before the first request (a :class:`Plan`); every
-    request is claimed in the send ledger before it goes out, so no other run, folder or
-    file sends it again. ``limit`` sends at most that many rows (a pilot); the others are
-    ``skipped`` and a later ``resume=True`` run sends them. ``retry_unknown`` sends again
-    rows whose outcome is unknown. ``confirm`` is shown the plan before anything is sent;
-    returning False ends the run with nothing sent (``summary.stopped == "declined"``).
-    With ``handle_signals`` (main thread only) a first Ctrl-C or SIGTERM lets requests in
-    flight finish and writes the reports; a second stops at once and leaves the reports to
+    The whole file is read once and checked before the first request: the plan, written
+    into the output folder's journal and summarised as a :class:`Plan` for ``confirm``;
+    sending reads the planned requests from the journal, never the file, and claims each in
+    the send ledger before it goes out, so no other run, folder or file sends it again.
+    ``limit`` sends at most that many rows (a pilot); the others are ``skipped`` and a later
+    ``resume=True`` run sends them. ``resume`` continues from the journal alone, once the
+    file is shown to be the one planned (else it stops; ``replan`` plans the file afresh).
+    ``retry_unknown`` sends again rows whose outcome is unknown. ``confirm`` returning False
+    ends the run with nothing sent (``summary.stopped == "declined"``). With
+    ``handle_signals`` (main thread only) a first Ctrl-C or SIGTERM lets requests in flight
+    finish and writes the reports; a second stops at once and leaves the reports to
     ``--resume``. ``ledger_path`` overrides where the ledger is; ``account`` names the API
     in the ledger and journal instead of its base URL (the sandbox, whose port changes).
     ``reconcile`` first settles the folder's unknown rows against the account
@@ -422,7 +270,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
     when it opens; ``start_at`` (epoch seconds) holds the first request until then.
     """
     config = _as_config(config)
-    table = _open_input(input_path, config, sheet)
+    planning = not resume or replan
+    table = _open_input(input_path, config, sheet) if planning else None
     opt_outs = read_opt_outs(config)
     out = Path(out_dir) if out_dir is not None else default_out_dir(input_path)
     lock = FolderLock(out)
@@ -442,9 +291,14 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                              policy=Policy(config.dedupe.across_runs_days, retry_unknown))
         try:
             if started:
+                assert record is not None
                 _check_resumable(out, record, identity, ledger)
-            journal = Journal.open(out, identity=identity, ledger_id=ledger.id,
-                                   ledger_path=path, table=table)
+            if table is not None:
+                journal = Journal.create(out, identity=identity, ledger_id=ledger.id,
+                                         ledger_path=path, table=table,
+                                         config_digest=config_digest(config), started=started)
+            else:
+                journal = _resumable_journal(out, record, Path(input_path), config)
             try:
                 return asyncio.run(_run(table, config, journal, ledger, api_key, opt_outs,
                                         reconcile=reconcile, wait=wait, start_at=start_at,
@@ -457,6 +311,38 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             ledger.close()
     finally:
         lock.release()
+
+
+def _resumable_journal(out: Path, record: JournalRecord | None, input_path: Path,
+                       config: Config) -> Journal:
+    """The folder's plan, to send from, once the file and the config are shown to be the
+    ones it was made from (else exit 2: ``--replan`` plans them afresh)."""
+    replan = "--replan plans it afresh (rows already sent are never sent again)"
+    if record is None or not record.planned:
+        raise OutputFolderError(f"{out}: its journal holds no plan (an earlier release wrote"
+                                f" it); nothing was sent: {replan}")
+    journal = Journal.reopen(out)
+    try:
+        planned = journal.fingerprint()
+        try:
+            now = fingerprint(input_path, file_identity(input_path))
+        except FileNotFoundError:
+            raise InputFileError(f"{input_path}: input file not found; nothing was sent"
+                                 f" ({replan} once it is back)") from None
+        if planned is None or (now.size, now.sha256) != (planned.size, planned.sha256):
+            was = planned.describe() if planned is not None else "unknown"
+            raise InputFileError(
+                f"{input_path.name}: the file changed since the run was planned (planned:"
+                f" {was}; now: {now.describe()}); nothing was sent: {replan}")
+        if journal.meta("config") != config_digest(config):
+            raise ConfigError(
+                f"{config.source}: the config changed since the run was planned (its mapping,"
+                f" defaults, message, dedupe or phone ID); nothing was sent: {replan}")
+        journal.clear_outcomes()
+    except BaseException:
+        journal.close()
+        raise
+    return journal
 
 
 def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
@@ -478,11 +364,13 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
         )
 
 
-async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, api_key: str,
-               opt_outs: OptOuts, *, reconcile: bool, wait: bool, start_at: float | None,
-               limit: int | None, confirm: Callable[[Plan], bool] | None,
+async def _run(table: Table | None, config: Config, journal: Journal, ledger: Ledger,
+               api_key: str, opt_outs: OptOuts, *, reconcile: bool, wait: bool,
+               start_at: float | None, limit: int | None,
+               confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
+    """Plan (unless resuming a plan), confirm, send from the journal, report."""
     api = config.api
     summary = Summary("run", out_dir=journal.path.parent)
     summary.ledger_path = ledger.path
@@ -491,26 +379,27 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
                            from_phone_number=api.from_phone_number) as client:
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
-        _check_default_stage(config, stages)
         if reconcile:
             await settle(client, ledger, config, on_note)
-        validator = Validator(config, stages, opt_outs)
         open_tickets = stages.names() if config.dedupe.skip_open_tickets else None
         window = SendWindow(config.schedule) if config.schedule is not None else None
         sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,
                         on_note=on_note, open_tickets=open_tickets, window=window,
-                        wait_for_windows=wait, start_at=start_at)
+                        wait_for_windows=wait, start_at=start_at, opt_outs=opt_outs)
         _warn_before_sending(config, sender)
-        plan = _plan_pass(table, config, validator, ledger, limit)
-        if start_at is not None and start_at > clock().time():
-            plan = dataclasses.replace(plan, start_at=start_at)
+        if table is not None:
+            _check_default_stage(config, stages)
+            plan_file(table, config, Validator(config, stages, opt_outs), journal)
+        now = clock().time()
+        plan = summarize(journal, ledger, config, limit=limit, now=now,
+                         start_at=start_at if start_at is not None and start_at > now else None)
         summary.plan = plan
-        if api.daily_message_limit is not None and plan.messages > sender.daily.left:
+        if api.daily_message_limit is not None and plan.messages > (sender.daily.left or 0):
             sender.note(
                 f"Note: this run has {plan.messages} rows with a message, but the daily"
                 f" message limit ({api.daily_message_limit} in 24 hours) allows"
                 f" {sender.daily.left} more now: the other"
-                f" {plan.messages - sender.daily.left} are skipped; --resume sends them"
+                f" {plan.messages - (sender.daily.left or 0)} are skipped; --resume sends them"
                 f" from {format_time(sender.daily.resume_from())}"
             )
         if confirm is not None and not confirm(plan):
@@ -519,7 +408,7 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
         journal.mark_started()
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:
-                await sender.run(_checked(table, config, validator.fresh()))
+                await sender.run(journal.planned_requests(Sender.CLAIM_BATCH))
             except asyncio.CancelledError:
                 if not stop.hard:
                     raise
@@ -535,14 +424,18 @@ async def _run(table: Table, config: Config, journal: Journal, ledger: Ledger, a
             f"the daily message limit is reached: {sender.daily.refused} rows with a message"
             f" were skipped; --resume from {format_time(sender.daily.resume_from())}"
         )
+    unreached = RowResult(0, RowStatus.SKIPPED, error_code=ErrorCode.NOT_ATTEMPTED,
+                          error=f"not sent: the run stopped ({sender.stopped}) before this row;"
+                                " --resume sends it")
     try:
-        write_reports(journal.path.parent, table, journal.results(), summary)
+        write_reports(journal.path.parent, journal.table(), journal.results(unreached), summary)
     except (OutputFolderError, OSError, sqlite3.Error) as error:
         if summary.local_error is None:
-            raise LocalError(f"the run ended but its reports could not be written ({error});"
-                             " --resume writes them once the cause is fixed") from None
+            summary.local_error = f"the run ended but its reports could not be written ({error})"
         summary.notes.append(f"the reports could not be written ({error}); --resume writes"
                              " them once the cause is fixed")
+    if summary.local_error is not None and sender.requests == 0:
+        raise OutputFolderError(f"{summary.local_error}; no request was sent")
     return summary
 
 

@@ -1,16 +1,22 @@
-"""An output folder: its lock (one run at a time) and its journal (the run's own record).
+"""An output folder: its lock (one run at a time) and its journal (the run's plan and record).
 
-``journal.sqlite`` holds which account the run in this folder sends to, which ledger
-recorded its requests, and this run's verdict for every row (with the cells of rows that go
-to errors.csv), read back to write the reports without reading the input again. What was
-sent is in the ledger (:mod:`importer.ledger`), not here: an emptied, deleted or replaced
-journal can never lead to a second send. One that is empty, unreadable or not ours stops the
-run before any request.
+``journal.sqlite`` holds the plan: every data row's verdict, decided once when the input was
+read (:mod:`importer.plan`), with the cells of the rows that may go to errors.csv and, for
+each row to send, the exact request (endpoint, body, content key). Sending reads the planned
+requests from here, never the input file, so a file changed, replaced or grown after the
+plan can never reach anyone. It also holds the fingerprint of the file that was planned
+(``--resume`` checks it), which account the run sends to, which ledger records its requests,
+and each row's outcome; the reports are written from it.
+
+What was sent is in the ledger (:mod:`importer.ledger`), not here: an emptied, deleted or
+replaced journal can never lead to a second send. One that is empty, unreadable or not ours
+stops the run before any request.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -18,30 +24,46 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .exceptions import OutputFolderError
-from .codes import ERROR_STATUSES
+from .codes import ERROR_STATUSES, ErrorCode, RowStatus
+from .exceptions import InputFileError, OutputFolderError
+from .files import private_fd, private_folder
 from .ledger import JOURNAL_APPLICATION_ID, open_database
 from .read import SourceRow, Table
 from .report import RowResult
 
 JOURNAL_NAME = "journal.sqlite"
 LOCK_NAME = ".vambe-import.lock"
+SCHEMA_VERSION = "2"  # 1 (before the plan): results only, the file read again to send
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS results (
+CREATE TABLE IF NOT EXISTS plan (
     row INTEGER PRIMARY KEY,
     status TEXT NOT NULL,
     phone TEXT NOT NULL,
+    error_code TEXT NOT NULL,
+    error TEXT NOT NULL,
+    cells TEXT,
+    key TEXT,
+    path TEXT,
+    body TEXT,
+    has_message INTEGER
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    row INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
     ai_contact_id TEXT NOT NULL,
     http_status INTEGER,
     attempts INTEGER NOT NULL,
     error_code TEXT NOT NULL,
-    error TEXT NOT NULL,
-    source TEXT,
-    key TEXT
+    error TEXT NOT NULL
 );
 """
+
+
+# A planned row a run never reached (it stopped first), as the reports show it.
+NOT_REACHED = RowResult(0, RowStatus.SKIPPED, error_code=ErrorCode.NOT_ATTEMPTED,
+                        error="not sent: the run stopped before this row; --resume sends it")
 
 
 class FolderLock:
@@ -51,8 +73,8 @@ class FolderLock:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            private_folder(folder)
+            self._fd = private_fd(folder / LOCK_NAME)
         except OSError as error:
             raise OutputFolderError(f"{folder}: cannot use this output folder"
                                     f" ({error.strerror or error})") from None
@@ -70,6 +92,50 @@ class FolderLock:
         os.close(self._fd)  # closing the descriptor drops the lock
 
 
+class Fingerprint(NamedTuple):
+    """What identifies the bytes a plan was made from."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{self.size} bytes, sha256 {self.sha256[:12]}"
+
+
+def file_identity(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, modification time): what changes when a file is replaced,
+    overwritten or appended to."""
+    found = path.stat()
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
+def fingerprint(path: Path, before: tuple[int, int, int, int]) -> Fingerprint:
+    """The file's fingerprint, if it is still the file ``before`` (taken before it was
+    read): a file changed while it was read is refused, since the plan would mix two files."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            if file_identity(path) != before or _identity(os.fstat(handle.fileno())) != before:
+                raise _changed(path)
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        if file_identity(path) != before:
+            raise _changed(path)
+    except FileNotFoundError:
+        raise _changed(path) from None
+    return Fingerprint(before[2], before[3], digest.hexdigest())
+
+
+def _identity(found: os.stat_result) -> tuple[int, int, int, int]:
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
+def _changed(path: Path) -> InputFileError:
+    return InputFileError(f"{path.name}: the file changed while it was being read (saved,"
+                          " replaced or synced); nothing was sent: run again once it is still")
+
+
 class JournalRecord(NamedTuple):
     """What a folder's journal says about the run in it."""
 
@@ -77,6 +143,7 @@ class JournalRecord(NamedTuple):
     ledger_id: str | None
     ledger_path: str | None
     started: bool
+    planned: bool  # holds a whole plan (an earlier release's journal holds none)
 
 
 def read_journal(out_dir: Path) -> JournalRecord | None:
@@ -94,39 +161,61 @@ def read_journal(out_dir: Path) -> JournalRecord | None:
     finally:
         connection.close()
     return JournalRecord(json.loads(meta.get("identity", "{}")), meta.get("ledger_id"),
-                         meta.get("ledger_path"), meta.get("started") == "1")
+                         meta.get("ledger_path"), meta.get("started") == "1",
+                         meta.get("schema") == SCHEMA_VERSION and meta.get("planned") == "1")
+
+
+class Planned(NamedTuple):
+    """One planned request, as sending reads it back."""
+
+    row: int
+    phone: str
+    key: str
+    path: str | None  # the template endpoint's path; None: the ticket endpoint
+    body: str  # the exact JSON sent
+    has_message: bool
+
+    @property
+    def message(self) -> str | None:
+        """The text the customer gets, for ``reconcile`` to recognise as the last message."""
+        message = json.loads(self.body).get("message")
+        return message.get("content") if isinstance(message, dict) else None
 
 
 class Journal:
-    """The folder's record of one run; open with :meth:`open`."""
+    """The folder's record of one run; open with :meth:`create` or :meth:`reopen`."""
 
-    _BATCH = 2000
+    _BATCH = 5000
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
-        self._pending: list[tuple] = []
+        self._plan: list[tuple] = []
+        self._outcomes: list[tuple] = []
         self.failed: OutputFolderError | None = None  # a write failed: the record is partial
 
     @classmethod
-    def open(cls, out_dir: Path, *, identity: dict[str, str], ledger_id: str,
-             ledger_path: Path, table: Table) -> Journal:
-        """Start this run's record in ``out_dir`` (the folder lock is already held)."""
+    def create(cls, out_dir: Path, *, identity: dict[str, str], ledger_id: str | None,
+               ledger_path: Path | None, table: Table, config_digest: str,
+               started: bool = False) -> Journal:
+        """Start a new plan in ``out_dir`` (the folder lock is already held), replacing the
+        plan there (``started``: the folder holds a run, which this plan continues)."""
         journal = cls.reopen(out_dir, create=True)
         journal._execute([
-            ("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-                ("identity", json.dumps(identity)), ("ledger_id", ledger_id),
-                ("ledger_path", str(ledger_path)),
+            ("DELETE FROM plan", [()]), ("DELETE FROM outcomes", [()]), ("DELETE FROM meta", [()]),
+            ("INSERT INTO meta VALUES (?, ?)", [
+                ("schema", SCHEMA_VERSION), ("identity", json.dumps(identity)),
+                ("ledger_id", ledger_id or ""), ("ledger_path", str(ledger_path or "")),
+                ("config", config_digest), ("started", "1" if started else "0"),
                 ("table", json.dumps([str(table.path.resolve()), table.kind,
                                       list(table.headers), table.encoding, table.delimiter,
                                       table.sheet, table.origin_column]))]),
-            ("DELETE FROM results", []),
         ])
         return journal
 
     @classmethod
     def reopen(cls, out_dir: Path, *, create: bool = False) -> Journal:
-        """The folder's journal as it is (``reconcile`` reads and amends its results)."""
+        """The folder's journal as it is."""
         path = out_dir / JOURNAL_NAME
         try:
             connection = open_database(path, "journal", create=create)
@@ -140,28 +229,144 @@ class Journal:
             raise OutputFolderError(f"{out_dir}: cannot write the journal ({error})") from None
         return cls(connection, path)
 
+    # ------------------------------------------------------------ meta
+
+    def meta(self, name: str) -> str | None:
+        found = self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return None if found is None else found[0]
+
+    def set_meta(self, **values: str) -> None:
+        self._execute([("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))])
+
     def table(self) -> Table:
         """The input the run read, as the reports need it (headers, encoding, delimiter)."""
-        found = self._db.execute("SELECT value FROM meta WHERE name='table'").fetchone()
+        found = self.meta("table")
         if found is None:
             raise OutputFolderError(f"{self.path}: the journal does not say which file the run"
-                                    " read; run it again with --resume")
-        path, kind, headers, encoding, delimiter, sheet, origin = json.loads(found[0])
+                                    " read; run it again with --resume --replan")
+        path, kind, headers, encoding, delimiter, sheet, origin = json.loads(found)
         return Table(Path(path), kind, tuple(headers), encoding, delimiter, sheet, origin)
+
+    @property
+    def planned(self) -> bool:
+        return self.meta("schema") == SCHEMA_VERSION and self.meta("planned") == "1"
+
+    def fingerprint(self) -> Fingerprint | None:
+        found = self.meta("fingerprint")
+        return None if found is None else Fingerprint(*json.loads(found))
+
+    def mark_started(self) -> None:
+        """From now on the folder holds a run: running into it again needs --resume."""
+        self.set_meta(started="1")
+
+    # ------------------------------------------------------------ the plan
+
+    def add_planned(self, row: tuple) -> None:
+        """Buffer one row of the plan: (row, status, phone, error_code, error, cells, key,
+        path, body, has_message), written in large transactions."""
+        self._plan.append(row)
+        if len(self._plan) >= self._BATCH:
+            self._flush_plan()
+
+    def _flush_plan(self) -> None:
+        rows, self._plan = self._plan, []
+        if rows:
+            self._execute([("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?,?,?,?,?,?)", rows)])
+
+    def supersede(self, rows: list[tuple[int, int]]) -> None:
+        """``within_file = "last"``: each (row, last row) pair makes ``row`` a duplicate of
+        the row holding its phone last, which is the one sent."""
+        self._flush_plan()
+        self._execute([(
+            "UPDATE plan SET status=?, error_code=?, error='same phone as row ' || ?,"
+            " cells=NULL, key=NULL, path=NULL, body=NULL, has_message=NULL WHERE row=?",
+            [(RowStatus.DUPLICATE, ErrorCode.DUPLICATE_PHONE, last, row)
+             for row, last in rows])])
+
+    def finish_plan(self, fingerprint: Fingerprint) -> None:
+        """The plan is whole: sending may read it."""
+        self._flush_plan()
+        self.set_meta(fingerprint=json.dumps(fingerprint), planned="1")
+
+    def plan_counts(self) -> dict[str, tuple[int, int]]:
+        """Status -> (rows, rows with a message)."""
+        return {status: (count, messages or 0) for status, count, messages in self._db.execute(
+            "SELECT status, count(*), sum(has_message) FROM plan GROUP BY status")}
+
+    def planned_requests(self, batch: int = 500) -> Iterator[list[Planned]]:
+        """The rows to send, in plan order, in batches (memory stays flat)."""
+        after = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT row, phone, key, path, body, has_message FROM plan"
+                " WHERE status=? AND row>? ORDER BY row LIMIT ?",
+                (RowStatus.VALID, after, batch)).fetchall()
+            if not rows:
+                return
+            yield [Planned(row, phone, key, path, body, bool(has_message))
+                   for row, phone, key, path, body, has_message in rows]
+            after = rows[-1][0]
+
+    # ------------------------------------------------------------ outcomes
+
+    def clear_outcomes(self) -> None:
+        """A resumed run records every row's outcome again (the ledger remembers what was
+        sent, so rows already sent are reported sent, not sent again)."""
+        self._execute([("DELETE FROM outcomes", [()])])
+
+    def add_result(self, result: RowResult) -> None:
+        """Buffer a planned row's outcome."""
+        self._outcomes.append((result.row, result.status, result.ai_contact_id,
+                               result.http_status, result.attempts, result.error_code,
+                               result.error))
+        if len(self._outcomes) >= self._BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self._outcomes = self._outcomes, []
+        if rows:
+            self._execute([("INSERT OR REPLACE INTO outcomes VALUES (?,?,?,?,?,?,?)", rows)])
 
     def unknown_rows(self) -> dict[str, int]:
         """Key -> row of this run's rows left unknown."""
         return dict(self._db.execute(
-            "SELECT key, row FROM results WHERE status='unknown' AND key IS NOT NULL"))
+            "SELECT plan.key, plan.row FROM outcomes JOIN plan USING (row)"
+            " WHERE outcomes.status=? AND plan.key IS NOT NULL", (RowStatus.UNKNOWN,)))
 
     def amend(self, row: int, status: str, ai_contact_id: str, error_code: str,
               error: str) -> None:
-        self._execute([("UPDATE results SET status=?, ai_contact_id=?, error_code=?, error=?"
+        self._execute([("UPDATE outcomes SET status=?, ai_contact_id=?, error_code=?, error=?"
                         " WHERE row=?", [(status, ai_contact_id, error_code, error, row)])])
 
-    def mark_started(self) -> None:
-        """From now on the folder holds a run: running into it again needs --resume."""
-        self._execute([("INSERT OR REPLACE INTO meta VALUES ('started', '1')", [()])])
+    def results(self, unreached: RowResult | None = None
+                ) -> Iterator[tuple[RowResult, SourceRow | None]]:
+        """Every planned row's result in row order, with its cells for rows that go to
+        errors.csv. A row to send that has no outcome gets ``unreached`` (its row number
+        and phone filled in): ``valid`` for ``validate``, ``skipped`` for a run that stopped
+        before it."""
+        self.flush()
+        if self.failed is not None:
+            raise self.failed  # a partial record would make reports with rows missing
+        cursor = self._db.execute(
+            "SELECT plan.row, plan.status, plan.phone, plan.error_code, plan.error, plan.cells,"
+            " outcomes.status, outcomes.ai_contact_id, outcomes.http_status,"
+            " outcomes.attempts, outcomes.error_code, outcomes.error"
+            " FROM plan LEFT JOIN outcomes USING (row) ORDER BY plan.row")
+        default = unreached or RowResult(0, RowStatus.VALID)
+        while batch := cursor.fetchmany(1000):
+            for row, status, phone, code, error, cells, *outcome in batch:
+                if outcome[0] is not None:
+                    result = RowResult(row, RowStatus(outcome[0]), phone, *outcome[1:])
+                elif status == RowStatus.VALID:
+                    result = default._replace(row=row, phone=phone)
+                else:
+                    result = RowResult(row, RowStatus(status), phone, error_code=code,
+                                       error=error)
+                source = None
+                if cells is not None and result.status in ERROR_STATUSES:
+                    values, origin = json.loads(cells)
+                    source = SourceRow(row, tuple(values), origin)
+                yield result, source
 
     def _execute(self, statements: list[tuple[str, list]]) -> None:
         try:
@@ -174,43 +379,14 @@ class Journal:
                 f"{self.path}: cannot write the journal ({error})")
             raise self.failed from None
 
-    def add_result(self, result: RowResult, source: SourceRow | None = None,
-                   key: str | None = None) -> None:
-        """Buffer a row's result; the ``source`` row is kept for rows that go to errors.csv,
-        and the request ``key`` for rows ``reconcile`` may decide later."""
-        kept = None
-        if source is not None and result.status in ERROR_STATUSES:
-            kept = json.dumps((source.cells, source.origin), ensure_ascii=False)
-        self._pending.append((*result, kept, key))
-        if len(self._pending) >= self._BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        rows, self._pending = self._pending, []
-        if rows:
-            self._execute([("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            rows)])
-
-    def results(self) -> Iterator[tuple[RowResult, SourceRow | None]]:
-        """This run's results in row order, with the source rows kept for error rows."""
-        self.flush()
-        if self.failed is not None:
-            raise self.failed  # a partial record would make reports with rows missing
-        cursor = self._db.execute("SELECT * FROM results ORDER BY row")
-        while batch := cursor.fetchmany(1000):
-            for *fields, kept, _ in batch:
-                source = None
-                if kept is not None:
-                    cells, origin = json.loads(kept)
-                    source = SourceRow(fields[0], tuple(cells), origin)
-                yield RowResult(*fields), source
-
     def close(self) -> None:
         try:
-            self.flush()
+            if self.failed is None:
+                self.flush()
         finally:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass
             self._db.close()
+

@@ -14,6 +14,8 @@ state          what a later run does with the key
 ``sent``       from the same folder: reported ``sent``; from another folder within
                ``[dedupe] across_runs_days``: ``duplicate`` (``sent_before``)
 ``unknown``    stays ``unknown`` unless ``--retry-unknown``
+``claimed``    reserved by a live run (to send next): ``skipped`` (``in_progress``); by a
+               dead one: sent (it never left this machine)
 ``in_flight``  held by a live run: ``skipped`` (``in_progress``); by a dead one: ``unknown``
 ``failed``     not processed: sent again
 =============  ========================================================================
@@ -21,6 +23,12 @@ state          what a later run does with the key
 Where it lives: ``[ledger] path``, else ``$VAMBE_IMPORT_LEDGER``, else the user's data folder
 (``platformdirs``). A run is alive while it holds an OS lock on its own file in
 ``<ledger>.runs/``; the lock dies with the process, so ``kill -9`` never leaves a key held.
+
+A run claims its planned requests in batches (one transaction each: the ledger's verdict on
+every key, and a reservation of those it may send), then marks each one ``in_flight``,
+durably, just before its request goes out. The ledger file is held open and checked before
+each batch: one deleted, replaced or moved mid-run stops the run (exit 4), never silently
+recreated.
 
 Writes are group-committed: everything queued during one turn of the event loop goes into
 one SQLite transaction, so eight requests in flight cost one commit, not eight. Only a claim
@@ -45,7 +53,8 @@ from typing import NamedTuple
 
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
-from .exceptions import OutputFolderError
+from .exceptions import LedgerMovedError, OutputFolderError
+from .files import create_private, private_fd, private_folder
 from .timing import Clock, clock
 
 LEDGER_ENV = "VAMBE_IMPORT_LEDGER"
@@ -151,6 +160,8 @@ def open_database(path: Path, what: str, *, create: bool) -> sqlite3.Connection:
     if exists and path.is_file() and path.stat().st_size == 0:
         raise OutputFolderError(f"{path}: the {what} is empty (0 bytes): it may have been"
                                 " emptied by a sync tool or a bad copy; nothing was sent")
+    if not exists:
+        create_private(path)  # SQLite gives its -wal and -shm files this file's mode
     try:
         connection = sqlite3.connect(path, isolation_level=None, timeout=30)
         found = connection.execute("PRAGMA application_id").fetchone()[0]
@@ -173,8 +184,8 @@ class _RunLock:
 
     def __init__(self, folder: Path, run_id: str) -> None:
         self.path = folder / f"{run_id}.lock"
-        folder.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        private_folder(folder)
+        self._fd = private_fd(self.path)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -216,6 +227,7 @@ class Ledger:
         self._lock: _RunLock | None = None  # taken by open(): a peek claims nothing
         self._target_known = connection.execute(
             "SELECT 1 FROM requests WHERE target=? LIMIT 1", (target,)).fetchone() is not None
+        self._identity = _file_identity(path)
         self._queued: list[tuple[Callable[[], object], asyncio.Future | None]] = []
         self.error: OutputFolderError | None = None  # a write failed: no more claims
         self._commit_scheduled = False
@@ -227,7 +239,7 @@ class Ledger:
     def open(cls, path: Path, *, target: str, folder: Path, policy: Policy = Policy()) -> Ledger:
         """Open (creating it if needed) the ledger at ``path`` for one run."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(path.parent)
             if not path.exists():
                 _create(path)
             connection = open_database(path, "ledger", create=False)
@@ -262,8 +274,8 @@ class Ledger:
         """Requests left in flight by runs that died (crash, kill -9) may have arrived:
         they become ``unknown``, which never sends anyone twice."""
         in_flight = self._db.execute(
-            "SELECT DISTINCT run FROM requests WHERE state=?", (RequestState.IN_FLIGHT,)
-        ).fetchall()
+            "SELECT DISTINCT run FROM requests WHERE state IN (?, ?)",
+            (RequestState.IN_FLIGHT, RequestState.CLAIMED)).fetchall()
         dead = [run for (run,) in in_flight
                 if run != self.run_id and not _RunLock.alive(self._runs, run)]
         if dead:
@@ -275,6 +287,10 @@ class Ledger:
                     [(RequestState.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN,
                       "the run stopped while this request was in flight: the ticket may exist",
                       self._clock.time(), run, RequestState.IN_FLIGHT) for run in dead])
+                self._db.executemany(  # reserved, never sent: free to send again
+                    "UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
+                    [(RequestState.FAILED, self._clock.time(), run, RequestState.CLAIMED)
+                     for run in dead])
 
     # ------------------------------------------------------------ reading
 
@@ -289,6 +305,12 @@ class Ledger:
         if prior is None or prior.state == RequestState.FAILED:
             return None
         state = prior.state
+        if state == RequestState.CLAIMED:
+            if prior.run != self.run_id and _RunLock.alive(self._runs, prior.run):
+                return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
+                            error=f"being sent right now by another run (into {prior.folder});"
+                                  " --resume sends it if that run does not")
+            return None  # ours, or a dead run's reservation: it never left that machine
         if state == RequestState.IN_FLIGHT:
             if prior.run != self.run_id and _RunLock.alive(self._runs, prior.run):
                 return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
@@ -317,13 +339,24 @@ class Ledger:
                     prior.error_code or ErrorCode.OUTCOME_UNKNOWN,
                     f"{prior.error} ({where}; --retry-unknown sends it again)")
 
-    def held(self, key: str) -> Held | None:
-        """The judgement before a claim (plan pass, routing): for an account this ledger had
-        never sent to when the run began, nothing is held, without a look-up per row. The
-        claim, which always looks, stays the one check that counts."""
-        if not self._target_known:
-            return None
-        return self.judge(self.lookup(key))
+    def held_many(self, keys: list[str]) -> dict[str, Held]:
+        """What the ledger holds back of ``keys`` now, read in one query a batch (the plan's
+        summary and ``validate``); for an account this ledger had never sent to when the
+        run began, nothing, without a look-up. The claim stays the one check that counts."""
+        if not self._target_known or not keys:
+            return {}
+        held: dict[str, Held] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for key, *fields in self._db.execute(
+                    "SELECT key, state, attempts, http_status, ai_contact_id, error_code, error,"
+                    f" folder, run, sent_at FROM requests WHERE target=? AND key IN ({marks})",
+                    (self.target, *part)):
+                verdict = self.judge(Prior(RequestState(fields[0]), *fields[1:]))
+                if verdict is not None:
+                    held[key] = verdict
+        return held
 
     def message_times(self, since: float) -> list[float]:
         """When messages went to this target since ``since``, oldest first: sent, or maybe
@@ -361,31 +394,69 @@ class Ledger:
 
     # ------------------------------------------------------------ writing
 
-    async def claim(self, key: str, row: int, phone: str, has_message: bool,
-                    message: str | None = None) -> tuple[Held | None, int]:
-        """Claim the key for this run, durably, before its request goes out. Returns
-        ``(None, attempts)`` when claimed, or why it is held (another run got there first)."""
-        if self.error is not None:
-            raise self.error  # an outcome could not be recorded: claim nothing more
+    async def claim(self, items: list[tuple[str, int, str]]) -> list[Held | None]:
+        """Judge and reserve a batch of (key, row, phone), in one transaction: None for a key
+        this run may now send (reserved ``claimed``: no other run takes it), else why it is
+        held. Nothing is sent yet; :meth:`begin` marks each request just before it goes."""
         future = asyncio.get_running_loop().create_future()
 
-        def work() -> tuple[Held | None, int]:
-            prior = self.lookup(key)
-            held = self.judge(prior)
-            if held is not None:
-                return held, held.attempts
-            attempts = (prior.attempts if prior else 0) + 1
+        def work() -> list[Held | None]:
+            self.check_identity()
+            verdicts: list[Held | None] = []
             now = self._clock.time()
-            self._db.execute(
-                "INSERT OR REPLACE INTO requests (target, key, state, row, phone, attempts,"
-                " has_message, message, sent_at, folder, run, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.target, key, RequestState.IN_FLIGHT, row, phone, attempts,
-                 int(has_message), message, now, self.folder, self.run_id, now))
-            return None, attempts
+            for key, row, phone in items:
+                prior = self.lookup(key)
+                held = self.judge(prior)
+                verdicts.append(held)
+                if held is None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO requests (target, key, state, row, phone,"
+                        " attempts, folder, run, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (self.target, key, RequestState.CLAIMED, row, phone,
+                         prior.attempts if prior else 0, self.folder, self.run_id, now))
+            return verdicts
 
         self._queue(work, future)
         return await future
+
+    async def begin(self, key: str, has_message: bool, message: str | None) -> int:
+        """Mark a claimed key ``in_flight``, durably, before its request goes out; returns
+        its attempt number. If the process dies now, the key becomes ``unknown``."""
+        future = asyncio.get_running_loop().create_future()
+
+        def work() -> int:
+            now = self._clock.time()
+            found = self._db.execute(
+                "UPDATE requests SET state=?, attempts=attempts+1, has_message=?, message=?,"
+                " sent_at=?, updated_at=? WHERE target=? AND key=? AND run=? AND state=?"
+                " RETURNING attempts",
+                (RequestState.IN_FLIGHT, int(has_message), message, now, now, self.target,
+                 key, self.run_id, RequestState.CLAIMED)).fetchone()
+            if found is None:
+                raise OutputFolderError(f"{self.path}: request {key} is no longer reserved for"
+                                        " this run in the send ledger; stopping")
+            return found[0]
+
+        self._queue(work, future)
+        return await future
+
+    def release(self, key: str) -> None:
+        """Give back a claimed key this run will not send now (``--limit``, a closed window,
+        a stop): it was never sent, so any run may send it later."""
+        now = self._clock.time()
+        self._queue(lambda: self._db.execute(
+            "UPDATE requests SET state=?, updated_at=? WHERE target=? AND key=? AND run=?"
+            " AND state=?", (RequestState.FAILED, now, self.target, key, self.run_id,
+                             RequestState.CLAIMED)), None)
+
+    def check_identity(self) -> None:
+        """Stop if the ledger file was deleted, replaced or moved since it was opened: this
+        run's claims would go to a file nobody reads, and the next run would send again."""
+        if _file_identity(self.path) != self._identity:
+            raise LedgerMovedError(
+                f"{self.path}: the send ledger was deleted, replaced or moved while the run"
+                " was using it; stopping so that no customer is messaged twice (restore it"
+                " and --resume)")
 
     def record(self, key: str, state: RequestState, *, http_status: int | None = None,
                ai_contact_id: str = "", error_code: str = "", error: str = "") -> None:
@@ -412,8 +483,9 @@ class Ledger:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 results = [work() for work, _ in queued]
-        except (sqlite3.Error, OSError) as error:
-            failure = OutputFolderError(f"{self.path}: cannot write the send ledger ({error})")
+        except (sqlite3.Error, OSError, OutputFolderError) as error:
+            failure = error if isinstance(error, OutputFolderError) else OutputFolderError(
+                f"{self.path}: cannot write the send ledger ({error})")
             self.error = self.error or failure
             for _, future in queued:
                 if future is not None and not future.done():
@@ -424,7 +496,13 @@ class Ledger:
                 future.set_result(result)
 
     def flush(self) -> None:
-        """Commit what is queued now (outside the event loop's turn: at the end of a run)."""
+        """Commit what is queued now (outside the event loop's turn: at the end of a run),
+        and give back every key this run reserved but did not send."""
+        if self.error is None and self._lock is not None:
+            now = self._clock.time()
+            self._queued.append((lambda: self._db.execute(
+                "UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
+                (RequestState.FAILED, now, self.run_id, RequestState.CLAIMED)), None))
         if self._queued:
             self._commit_queued()
         if self.error is not None:
@@ -459,6 +537,7 @@ def _create(path: Path) -> None:
     a half-made one, and the second simply uses the first's."""
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
     try:
+        create_private(staging)
         connection = sqlite3.connect(staging, isolation_level=None)
         try:
             connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -473,6 +552,14 @@ def _create(path: Path) -> None:
             pass  # another run made it first
     finally:
         staging.unlink(missing_ok=True)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def target_name(base_url: str, channel: str, phone_id: str) -> str:

@@ -27,7 +27,7 @@ from .client import VambeClient
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import OutputFolderError
-from .journal import FolderLock, Journal, read_journal
+from .journal import NOT_REACHED, FolderLock, Journal, read_journal
 from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
 from .report import Summary, write_reports
 from .send import Pacer
@@ -140,6 +140,9 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
         record = read_journal(out)
         if record is None or not record.started:
             raise OutputFolderError(f"{out} holds no run to reconcile")
+        if not record.planned:
+            raise OutputFolderError(f"{out}: its journal holds no plan (an earlier release"
+                                    " wrote it): run --resume --replan into it first")
         path = ledger_path_for(config, ledger_path)
         identity = identity_of(config, account)
         ledger = Ledger.open(path, target=target_name(**record.identity), folder=out,
@@ -159,7 +162,7 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
                                       verdict.error_code, verdict.error)
                 summary = Summary("run", out_dir=out)
                 summary.ledger_path = path
-                write_reports(out, journal.table(), journal.results(), summary)
+                write_reports(out, journal.table(), journal.results(NOT_REACHED), summary)
                 return summary
             finally:
                 journal.close()

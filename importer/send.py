@@ -1,10 +1,12 @@
-"""Send valid rows to the API: paced, bounded in flight, journaled, never blindly retried.
+"""Send the planned requests: paced, bounded in flight, journaled, never blindly retried.
 
-One producer walks the checked rows in file order and decides what each needs (already
-sent in an earlier run, unknown, skipped because the run is stopping, or to send); a fixed
-pool of workers sends. Every request waits for a rate-limit slot, is journaled
-``in_flight``, sent, and journaled with its outcome. Only answers that prove the request
-was not processed (429, 503, connection never made) are retried.
+One producer reads the plan from the journal in plan order (never the input file) and claims
+it in the ledger a batch at a time: the ledger's verdict on each key (sent before, unknown,
+being sent by another run) is made there, once. It then applies the run's own limits
+(``--limit``, the daily message limit, send windows) and queues the rest for a fixed pool of
+workers. Every request waits for a rate-limit slot, is marked ``in_flight`` in the ledger,
+sent, and recorded with its outcome. Only answers that prove the request was not processed
+(429, 503, connection never made) are retried.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import json
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,13 +23,12 @@ from .client import Answer, VambeClient
 from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
 from .exceptions import FatalApiError, ImporterError
-from .journal import Journal
+from .journal import Journal, Planned
 from .ledger import Held, Ledger
-from .read import SourceRow
 from .report import RowResult
 from .schedule import SendWindow
 from .timing import MAX_BACKOFF_SECONDS, Clock, backoff, clock
-from .validate import CheckedRow
+from .validate import OptOuts
 
 WINDOW_MARGIN = 1.02
 
@@ -138,12 +138,14 @@ MIN_RATE = 0.2
 
 
 class Sender:
-    """Sends one run's rows; :meth:`request_stop` lets requests in flight finish."""
+    """Sends one run's planned requests; :meth:`request_stop` lets requests in flight finish."""
+
+    CLAIM_BATCH = 200  # keys judged and reserved in the ledger per transaction
 
     def __init__(self, client: VambeClient, journal: Journal, ledger: Ledger, api: ApiSettings,
                  *, limit: int | None = None, open_tickets: dict[str, str] | None = None,
                  window: SendWindow | None = None, wait_for_windows: bool = False,
-                 start_at: float | None = None,
+                 start_at: float | None = None, opt_outs: OptOuts | None = None,
                  on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
@@ -159,12 +161,16 @@ class Sender:
         self.window = window
         self.wait_for_windows = wait_for_windows
         self.start_at = start_at
-        self._deferred: list[tuple[float, int, SourceRow, CheckedRow]] = []
+        # The opt-out lists as they are now: a customer who opted out since the plan (a
+        # resumed run) is never reached.
+        self.opt_outs = opt_outs
+        self._deferred: list[tuple[float, int, Planned]] = []
         self._routed = 0
         self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
         self.stopped: str | None = None  # why the run stopped taking rows
         self.fatal: Answer | None = None
         self.local_error: str | None = None  # a failure here (a full disk...) stopped the run
+        self.requests = 0  # requests that went out (tickets and look-ups)
         self._stopping: asyncio.Event | None = None  # set with stopped, ends every wait
         self.rate = api.rate_limit_per_second
         self._on_result = on_result or (lambda result: None)
@@ -172,7 +178,6 @@ class Sender:
         self._resume_at = 0.0
         self._last_slowdown = -1e9
         self._started = 0.0  # set by run()
-        self._requests = 0
         self._latency = 0.0  # moving average of answered requests' round trips
         self._answered = 0
         self._said_concurrency = False
@@ -200,6 +205,7 @@ class Sender:
     async def _pause(self, seconds: float) -> None:
         """Wait, unless the run is stopping (then raise :class:`_Stopping` at once)."""
         stopping = self._stopping
+        assert stopping is not None
         if stopping.is_set():
             raise _Stopping
         if seconds <= 0:
@@ -214,7 +220,9 @@ class Sender:
         if stopping.is_set():
             raise _Stopping
 
-    async def run(self, rows: Iterable[tuple[SourceRow, CheckedRow]]) -> None:
+    async def run(self, batches: Iterable[list[Planned]]) -> None:
+        """Send the planned requests, batch by batch in plan order. Every error on this
+        machine (a full disk, a ledger that moved) stops the run: never an exception."""
         self._stopping = asyncio.Event()
         if self.stopped is not None:
             self._stopping.set()
@@ -226,15 +234,8 @@ class Sender:
                    for _ in range(self.api.max_concurrency)]
         try:
             try:
-                for index, (source, row) in enumerate(rows):
-                    if self._route(source, row):
-                        await queue.put((source, row))
-                    elif index % 256 == 0:
-                        await asyncio.sleep(0)  # let workers run through stretches of bad rows
-                    if self._deferred:
-                        await self._release_due(queue)
-                await self._wait_for_windows(queue)
-            except Exception as error:  # a full disk; the file changed since the plan pass
+                await self._produce(batches, queue)
+            except Exception as error:  # a full disk, a ledger that moved
                 self._fail_locally(error)
             for _ in workers:
                 await queue.put(None)
@@ -243,49 +244,71 @@ class Sender:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self.ledger.flush()
-            self.journal.flush()
+            for flush in (self.ledger.flush, self.journal.flush):
+                try:
+                    flush()
+                except Exception as error:  # the disk may still refuse: said, never raised
+                    self._fail_locally(error)
 
-    def _route(self, source: SourceRow, row: CheckedRow) -> bool:
-        """Record what needs no request; True for a row that must be sent."""
-        if row.request is None:
-            self._record(RowResult(row.number, row.status, row.phone,
-                                   error_code=row.error_code, error=row.error), source)
+    async def _produce(self, batches: Iterable[list[Planned]], queue: asyncio.Queue) -> None:
+        """Claim each batch in the ledger (its verdict on every key, once), record what needs
+        no request, and queue the rest for the workers."""
+        for batch in batches:
+            if self.stopped is not None:
+                return  # the rows not reached are reported skipped, from the plan
+            batch = [planned for planned in batch if not self._opted_out(planned)]
+            verdicts = await self.ledger.claim([(p.key, p.row, p.phone) for p in batch])
+            for planned, held in zip(batch, verdicts):
+                if held is not None:
+                    self._record(_held_result(planned, held))
+                elif self._route(planned):
+                    await queue.put(planned)
+                if self._deferred:
+                    await self._release_due(queue)
+            await asyncio.sleep(0)  # let workers run through stretches of held rows
+        await self._wait_for_windows(queue)
+
+    def _opted_out(self, planned: Planned) -> bool:
+        source = self.opt_outs.source_of(planned.phone) if self.opt_outs else None
+        if source is None:
             return False
-        held = self.ledger.held(row.request.key)
-        if held is not None:
-            self._record(_held_result(row, held), source, row.request.key)
-            return False
+        self._record(RowResult(planned.row, RowStatus.EXCLUDED, planned.phone,
+                               error_code=ErrorCode.OPTED_OUT,
+                               error=f"phone is in {source} (opt-outs): never contacted"))
+        return True
+
+    def _route(self, planned: Planned) -> bool:
+        """For a claimed row: True to send it now; else it is recorded (and given back)."""
         if self.stopped is not None:
-            self._record(self._skipped(row), source)
+            self._not_sent(planned, self._skipped(planned))
             return False
         if self.window is not None:
-            opens = self.window.opens_at(row.phone, self.clock.time())
+            opens = self.window.opens_at(planned.phone, self.clock.time())
             if opens is not None:
                 if self.wait_for_windows and opens != math.inf:
-                    heapq.heappush(self._deferred, (opens, row.number, source, row))
+                    heapq.heappush(self._deferred, (opens, planned.row, planned))
                 else:
-                    self._record(RowResult(
-                        row.number, RowStatus.SKIPPED, row.phone,
+                    self._not_sent(planned, RowResult(
+                        planned.row, RowStatus.SKIPPED, planned.phone,
                         error_code=ErrorCode.OUTSIDE_WINDOW,
                         error=f"not sent: outside the send window ([schedule]); it opens"
-                              f" {self.window.describe_opening(row.phone, opens)}; --resume"
-                              " (or --wait) sends it then"), source)
+                              f" {self.window.describe_opening(planned.phone, opens)};"
+                              " --resume (or --wait) sends it then"))
                 return False
-        return self._admit(source, row)
+        return self._admit(planned)
 
-    def _admit(self, source: SourceRow, row: CheckedRow) -> bool:
+    def _admit(self, planned: Planned) -> bool:
         """The run's own limits (daily messages, --limit); True for a row to send now."""
-        if row.request.has_message and not self.daily.take():
-            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
-                                   error_code=ErrorCode.DAILY_LIMIT,
-                                   error=self.daily.refusal()), source)
+        if planned.has_message and not self.daily.take():
+            self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                                     error_code=ErrorCode.DAILY_LIMIT,
+                                     error=self.daily.refusal()))
             return False
         if self.limit is not None and self._routed >= self.limit:
-            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
-                                   error_code=ErrorCode.OVER_LIMIT,
-                                   error=f"not sent: beyond --limit {self.limit};"
-                                         " --resume sends it"), source)
+            self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                                     error_code=ErrorCode.OVER_LIMIT,
+                                     error=f"not sent: beyond --limit {self.limit};"
+                                           " --resume sends it"))
             return False
         self._routed += 1
         return True
@@ -293,7 +316,7 @@ class Sender:
     async def _wait_for_start(self) -> None:
         """``--start-at``: no request before then (Ctrl-C still ends the wait at once)."""
         wait = (self.start_at or 0) - self.clock.time()
-        if wait > 0:
+        if wait > 0 and self.start_at is not None:
             self.note(f"Waiting until {format_time(self.start_at)} to start (--start-at)")
             with contextlib.suppress(_Stopping):
                 await self._pause(wait)
@@ -301,109 +324,110 @@ class Sender:
     async def _release_due(self, queue: asyncio.Queue) -> None:
         """Queue the deferred rows whose window has opened, in file order within it."""
         now = self.clock.time()
+        assert self.window is not None
         while self._deferred and self._deferred[0][0] <= now:
-            _, _, source, row = heapq.heappop(self._deferred)
+            _, _, planned = heapq.heappop(self._deferred)
             if self.stopped is not None:
-                self._record(self._skipped(row), source)
+                self._not_sent(planned, self._skipped(planned))
                 continue
-            opens = self.window.opens_at(row.phone, now)
+            opens = self.window.opens_at(planned.phone, now)
             if opens is not None:  # another of its zones is still closed
-                heapq.heappush(self._deferred, (opens, row.number, source, row))
-            elif self._admit(source, row):
-                await queue.put((source, row))
+                heapq.heappush(self._deferred, (opens, planned.row, planned))
+            elif self._admit(planned):
+                await queue.put(planned)
 
     async def _wait_for_windows(self, queue: asyncio.Queue) -> None:
         """``--wait``: after the file, wait for each deferred row's window to open."""
         told = None
         while self._deferred and self.stopped is None:
-            opens, _, _, row = self._deferred[0]
+            assert self.window is not None
+            opens, _, planned = self._deferred[0]
             if opens != told:
                 told = opens
                 self.note(f"Waiting for send windows: {len(self._deferred)} rows; the next"
-                          f" opens {self.window.describe_opening(row.phone, opens)}")
+                          f" opens {self.window.describe_opening(planned.phone, opens)}")
             try:
                 await self._pause(opens - self.clock.time())
             except _Stopping:
                 break
             await self._release_due(queue)
         while self._deferred:  # the run stopped while they waited
-            _, _, source, row = heapq.heappop(self._deferred)
-            self._record(self._skipped(row), source)
+            _, _, planned = heapq.heappop(self._deferred)
+            self._not_sent(planned, self._skipped(planned))
 
-    def _skipped(self, row: CheckedRow, attempts: int = 0) -> RowResult:
-        return RowResult(row.number, RowStatus.SKIPPED, row.phone, attempts=attempts,
+    def _skipped(self, planned: Planned, attempts: int = 0) -> RowResult:
+        return RowResult(planned.row, RowStatus.SKIPPED, planned.phone, attempts=attempts,
                          error_code=ErrorCode.NOT_ATTEMPTED,
                          error=f"not sent: the run stopped ({self.stopped})")
 
-    def _record(self, result: RowResult, source: SourceRow, key: str | None = None) -> None:
-        self.journal.add_result(result, source, key)
+    def _not_sent(self, planned: Planned, result: RowResult) -> None:
+        """Record a claimed row this run does not send, and give its key back."""
+        self.ledger.release(planned.key)
+        self._record(result)
+
+    def _record(self, result: RowResult) -> None:
+        self.journal.add_result(result)
         self._on_result(result)
 
     async def _worker(self, queue: asyncio.Queue) -> None:
         """Send rows until told to end. A worker never dies of an error: a failure here
         stops the whole run (no new rows), so the producer never waits on a dead pool."""
-        while (item := await queue.get()) is not None:
-            source, row = item
+        while (planned := await queue.get()) is not None:
             try:
                 if self.stopped is not None:
-                    self._record(self._skipped(row), source)
+                    self._not_sent(planned, self._skipped(planned))
                 else:
-                    await self._send(source, row)
+                    await self._send(planned)
             except Exception as error:  # a full disk, a bug: stop, never hang
                 self._fail_locally(error)
                 with contextlib.suppress(Exception):  # the disk may still refuse
-                    self._record(self._skipped(row), source)
+                    self._record(self._skipped(planned))
 
-    async def _send(self, source: SourceRow, row: CheckedRow) -> None:
-        request = row.request
-        if self.open_tickets is not None and await self._has_open_ticket(source, row):
+    async def _send(self, planned: Planned) -> None:
+        if self.open_tickets is not None and await self._has_open_ticket(planned):
             return
-        body = json.dumps(request.body, ensure_ascii=False).encode()
+        body = planned.body.encode()
+        message = planned.message if planned.has_message else None
         throttled_since: float | None = None
         retries = 0
+        attempts = 0
         while True:
-            if await self._stopped_waiting(source, row):
+            if await self._stopped_waiting(planned, attempts):
                 return
-            # The claim is the one check that counts: another run may have taken the key
-            # since the row was routed.
-            held, attempts = await self.ledger.claim(request.key, row.number, request.phone,
-                                                     request.has_message, request.message)
-            if held is not None:
-                self._record(_held_result(row, held), source, request.key)
-                return
-            self._requests += 1
+            attempts = await self.ledger.begin(planned.key, planned.has_message, message)
+            self.requests += 1
             sent_at = self.clock.monotonic()
             try:
-                answer = await self.client.open_ticket(body, request.key, request.path)
+                answer = await self.client.open_ticket(body, planned.key, planned.path)
                 self._observe(self.clock.monotonic() - sent_at)
             except asyncio.CancelledError:
-                self._finish(source, row, attempts, RowStatus.UNKNOWN, answer=None,
+                self._finish(planned, attempts, RowStatus.UNKNOWN, answer=None,
                              error_code=ErrorCode.OUTCOME_UNKNOWN,
                              error="stopped at once while the request was in flight:"
                                    " the ticket may exist")
                 raise
             except Exception as error:
                 self._fail_locally(error)
-                self._finish(source, row, attempts, RowStatus.UNKNOWN, answer=None,
+                self._finish(planned, attempts, RowStatus.UNKNOWN, answer=None,
                              error_code=ErrorCode.OUTCOME_UNKNOWN,
                              error=f"a local error while the request was in flight"
                                    f" ({type(error).__name__}): the ticket may exist")
                 return
             if answer.outcome == Outcome.SENT:
-                return self._finish(source, row, attempts, RowStatus.SENT, answer)
+                return self._finish(planned, attempts, RowStatus.SENT, answer)
             if answer.outcome in (Outcome.REJECTED, Outcome.FATAL):
                 if answer.outcome == Outcome.FATAL and self.fatal is None:
                     self.fatal = answer
                     self.request_stop(answer.error)
-                return self._finish(source, row, attempts, RowStatus.FAILED, answer)
+                return self._finish(planned, attempts, RowStatus.FAILED, answer)
             if answer.outcome == Outcome.THROTTLED:
                 now = self.clock.monotonic()
                 throttled_since = throttled_since or now
                 if now - throttled_since >= self.api.max_throttle_seconds or self.stopped:
                     if self.stopped:
-                        return self._record(self._skipped(row, attempts), source)
+                        return self._not_sent(planned, self._skipped(planned, attempts))
                     return self._finish(
-                        source, row, attempts, RowStatus.FAILED, answer,
+                        planned, attempts, RowStatus.FAILED, answer,
                         error=f"throttled by the API (HTTP 429) for"
                               f" {self.api.max_throttle_seconds:g} s; not processed")
                 self._throttle(answer.retry_after)  # the whole run waits, in _slot()
@@ -411,7 +435,7 @@ class Sender:
             elif answer.outcome == Outcome.RETRY:
                 if retries >= self.api.max_retries:
                     return self._finish(
-                        source, row, attempts, RowStatus.FAILED, answer,
+                        planned, attempts, RowStatus.FAILED, answer,
                         error=f"{answer.error} (gave up after {retries + 1} attempts;"
                               " not processed, safe to resume)")
                 # A 503's Retry-After is honoured up to the backoff cap, never beyond.
@@ -419,17 +443,18 @@ class Sender:
                                 answer.retry_after or 0.0), MAX_BACKOFF_SECONDS)
                 retries += 1
             else:
-                return self._finish(source, row, attempts, RowStatus.UNKNOWN, answer)
-            # Not processed, so safe to send again; recorded so that a crash while waiting
-            # leaves the key failed (sent again later), not in flight.
-            self.ledger.record(request.key, RequestState.FAILED, http_status=answer.http_status,
-                               error_code=answer.error_code, error=answer.error)
+                return self._finish(planned, attempts, RowStatus.UNKNOWN, answer)
+            # Not processed, so safe to send again: the key goes back to reserved (a crash
+            # while waiting leaves it free for a later run, not in flight).
+            self.ledger.record(planned.key, RequestState.CLAIMED,
+                               http_status=answer.http_status, error_code=answer.error_code,
+                               error=answer.error)
             try:
                 await self._pause(delay)
             except _Stopping:
-                return self._record(self._skipped(row, attempts), source)
+                return self._not_sent(planned, self._skipped(planned, attempts))
 
-    async def _stopped_waiting(self, source: SourceRow, row: CheckedRow) -> bool:
+    async def _stopped_waiting(self, planned: Planned, attempts: int = 0) -> bool:
         """Wait for the next request slot; True, with the row recorded ``skipped``, when the
         run stopped instead."""
         try:
@@ -438,54 +463,57 @@ class Sender:
             pass
         if self.stopped is None:
             return False
-        self._record(self._skipped(row), source)
+        self._not_sent(planned, self._skipped(planned, attempts))
         return True
 
-    async def _has_open_ticket(self, source: SourceRow, row: CheckedRow) -> bool:
+    async def _has_open_ticket(self, planned: Planned) -> bool:
         """Look the phone up (one paced request); True, with the row recorded ``skipped``,
         when the contact already has an active ticket, or when the look-up failed."""
-        if await self._stopped_waiting(source, row):
+        if await self._stopped_waiting(planned):
             return True
-        digits = row.phone.lstrip("+")
+        assert self.open_tickets is not None
+        digits = planned.phone.lstrip("+")
+        self.requests += 1
         try:
             contacts = await self.client.search_contacts(
-                row.phone, retries=self.api.max_retries, backoff=self.api.retry_backoff_seconds)
+                planned.phone, retries=self.api.max_retries,
+                backoff=self.api.retry_backoff_seconds)
         except FatalApiError as error:
             if self.fatal is None:
                 self.fatal = Answer(Outcome.FATAL, error=str(error))
                 self.request_stop(str(error))
-            self._record(self._skipped(row), source)
+            self._not_sent(planned, self._skipped(planned))
             return True
         except ImporterError as error:
-            self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
-                                   error_code=ErrorCode.OPEN_TICKET,
-                                   error=f"not sent: could not check for an open ticket"
-                                         f" ({error}); --resume tries again"), source)
+            self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                                     error_code=ErrorCode.OPEN_TICKET,
+                                     error=f"not sent: could not check for an open ticket"
+                                           f" ({error}); --resume tries again"))
             return True
         for contact in contacts:
             ticket = contact.get("active_ticket_v2") or contact.get("active_ticket")
             if "".join(filter(str.isdigit, str(contact.get("phone") or ""))) == digits and ticket:
                 stage = ticket.get("current_stage_id") if isinstance(ticket, dict) else None
                 where = f", in stage {self.open_tickets.get(stage, stage)}" if stage else ""
-                self._record(RowResult(row.number, RowStatus.SKIPPED, row.phone,
-                                       error_code=ErrorCode.OPEN_TICKET,
-                                       error=f"already has an open ticket{where}"), source)
+                self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                                         error_code=ErrorCode.OPEN_TICKET,
+                                         error=f"already has an open ticket{where}"))
                 return True
         return False
 
-    def _finish(self, source: SourceRow, row: CheckedRow, attempts: int, status: RowStatus,
+    def _finish(self, planned: Planned, attempts: int, status: RowStatus,
                 answer: Answer | None, *, error_code: ErrorCode | None = None,
                 error: str | None = None) -> None:
         """Record a request's final status; ``error_code``/``error`` override the answer's."""
         result = RowResult(
-            row.number, status, row.phone,
+            planned.row, status, planned.phone,
             answer.ai_contact_id if answer else "", answer.http_status if answer else None,
             attempts, error_code or (answer.error_code if answer else ""),
             error if error is not None else (answer.error if answer else ""))
-        self.ledger.record(row.request.key, RequestState(status),
+        self.ledger.record(planned.key, RequestState(status),
                            http_status=result.http_status, ai_contact_id=result.ai_contact_id,
                            error_code=result.error_code, error=result.error)
-        self._record(result, source, row.request.key)
+        self._record(result)
 
     def _observe(self, latency: float) -> None:
         """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x latency."""
@@ -526,7 +554,7 @@ class Sender:
         if now - self._last_slowdown > max(pause, 1.0):
             self._last_slowdown = now
             if not self.rate:  # unpaced: start pacing below the pace that was throttled
-                self.rate = self._requests / max(now - self._started, 1.0)
+                self.rate = self.requests / max(now - self._started, 1.0)
             self.rate = max(MIN_RATE, self.rate * SLOWDOWN_FACTOR)
             if self._pacer is None:
                 self._pacer = Pacer(self.rate, self.clock, self._pause)
@@ -538,6 +566,6 @@ class Sender:
 
 
 
-def _held_result(row: CheckedRow, held: Held) -> RowResult:
-    return RowResult(row.number, held.status, row.phone, held.ai_contact_id, held.http_status,
-                     held.attempts, held.error_code, held.error)
+def _held_result(planned: Planned, held: Held) -> RowResult:
+    return RowResult(planned.row, held.status, planned.phone, held.ai_contact_id,
+                     held.http_status, held.attempts, held.error_code, held.error)

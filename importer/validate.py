@@ -8,12 +8,12 @@ gets them back.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import NamedTuple
@@ -469,27 +469,21 @@ class Validator:
         self.policy = config.dedupe.within_file
         self._first_row_of_phone = PhoneIndex()
         self._last_row_of_phone = PhoneIndex()
+        self._earlier_rows = array("q")  # "last": rows a later row with their phone supersedes
+        self._earlier_phones = array("q")
         self.opt_outs = opt_outs or OptOuts(config.defaults.country)
         self._occurrences: dict[int, int] = {}
 
-    def fresh(self) -> Validator:
-        """A validator for one more pass over the file: it shares what was learned (opt-outs,
-        last rows, the phone cache) and starts the per-pass state (first rows, occurrences)
-        anew, so nothing learned is read twice."""
-        other = copy.copy(self)
-        other._first_row_of_phone = PhoneIndex()
-        other._occurrences = {}
-        other.tallies = Counter()
-        return other
+    def superseded(self) -> Iterator[tuple[int, int]]:
+        """``within_file = "last"``, once every row is checked: (row, last row) for each row
+        whose phone a later row holds (the last one is sent; the others are duplicates)."""
+        last = self._last_row_of_phone
+        for row, phone in zip(self._earlier_rows, self._earlier_phones):
+            yield row, last.get(f"+{phone}")
 
-    def learn_last_row(self, phone: str, number: int) -> None:
-        """For ``within_file = "last"`` (learned by the plan pass): the row holding ``phone``
-        last, which is the one sent."""
-        self._last_row_of_phone.put(phone, number)
-
-    def check(self, row: MappedRow, *, dedupe: bool = True) -> CheckedRow:
-        """The row's verdict; ``dedupe=False`` judges it alone (the plan pass, which learns
-        the last rows for ``within_file = "last"`` as it goes)."""
+    def check(self, row: MappedRow) -> CheckedRow:
+        """The row's verdict. With ``within_file = "last"`` a valid row may still be
+        superseded by a later row with its phone (:meth:`superseded`, at the end)."""
         if row.cell_problem is not None:
             return CheckedRow(row.number, RowStatus.INVALID, "", *row.cell_problem)
         region = self.phones.country
@@ -512,7 +506,7 @@ class Validator:
             return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
                               error_code=ErrorCode.OPTED_OUT,
                               error=f"phone is in {source} (opt-outs): never contacted")
-        repeated = self._repeated_row(phone, row.number) if dedupe else None
+        repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
             return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")
@@ -559,9 +553,13 @@ class Validator:
         """The row this one repeats, per [dedupe]; a phone's first row claims it even if invalid."""
         if self.policy == "none":
             return None
-        if self.policy == "last":
-            last = self._last_row_of_phone.get(phone)
-            return last if last is not None and last != number else None
+        if self.policy == "last":  # known only at the end of the file: see superseded()
+            earlier = self._last_row_of_phone.get(phone)
+            self._last_row_of_phone.put(phone, number)
+            if earlier is not None:
+                self._earlier_rows.append(earlier)
+                self._earlier_phones.append(int(phone[1:]))
+            return None
         first = self._first_row_of_phone.setdefault(phone, number)
         return first if first != number else None
 

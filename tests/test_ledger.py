@@ -296,13 +296,18 @@ def test_opt_out_lists_that_hold_nothing_or_junk_stop_the_run(sandbox, write_con
 
 def test_resume_with_the_corrected_phone_id_after_a_fatal_first_answer(sandbox, write_config,
                                                                         write_csv, invoke):
-    """A wrong phone ID stops the run at its first answer (nothing processed); resuming with
-    the right one is allowed and sends everything once."""
+    """A wrong phone ID stops the run at its first answer (nothing processed); the plan was
+    made for that phone ID, so --resume says so, and --resume --replan with the right one
+    sends everything once."""
     source = write_csv(people(5))
     wrong = write_config(sandbox.url, api={"phone_id": "999", "max_concurrency": 1})
     assert invoke("run", source, "--config", wrong).exit_code == 3
     right = write_config(sandbox.url, name="right.toml")
-    result = invoke("run", source, "--config", right, "--resume")
+    refused = invoke("run", source, "--config", right, "--resume")
+    assert refused.exit_code == 2
+    assert "the config changed since the run was planned" in refused.stderr
+    assert "--replan" in refused.stderr
+    result = invoke("run", source, "--config", right, "--resume", "--replan")
     assert result.exit_code == 0, result.output
     _once_each(sandbox, 5)
 

@@ -202,12 +202,13 @@ def test_resume_against_another_phone_id_is_refused(sandbox, write_config, write
 
 def test_resorted_file_with_an_inserted_row_sends_only_the_new_row(sandbox, write_config,
                                                                    write_csv, invoke, tmp_path):
-    """Rows are matched by content: re-sorting and inserting cause no second ticket."""
+    """Rows are matched by content: re-sorting and inserting (planned again with --replan)
+    cause no second ticket."""
     config = write_config(sandbox.url)
     invoke("run", write_csv(people(5)), "--config", config)
     header, *rows = people(6)
     reordered = [header] + rows[4::-1][:2] + [rows[5]] + rows[4::-1][2:]
-    result = invoke("run", write_csv(reordered), "--config", config, "--resume")
+    result = invoke("run", write_csv(reordered), "--config", config, "--resume", "--replan")
     assert result.exit_code == 0, result.output
     assert len(sandbox.state.tickets) == 6
     assert set(sandbox.state.tickets_per_phone().values()) == {1}

@@ -1,0 +1,170 @@
+"""The plan: read the input once, decide every row once, and write it into the journal.
+
+This is the one place where a row's fate is decided from the file (``run``, ``validate``
+and ``run --resume --replan`` all plan through :func:`plan_file`): its status, error code
+and reason, and for a row to send the exact request (endpoint, body, content key). What
+happens to a planned row later depends only on the account and the run, never on the file:
+the ledger at claim time (:mod:`importer.ledger`) and the run's own limits (``--limit``,
+the daily message limit, send windows) in :mod:`importer.send`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .codes import RowStatus
+from .config import Config
+from .journal import Fingerprint, Journal, Planned, file_identity, fingerprint
+from .ledger import Held, Ledger
+from .mapping import RowMapper
+from .read import Table
+from .schedule import SendWindow
+from .send import format_time
+from .validate import Validator
+
+# Statuses whose cells the journal keeps: they may go to errors.csv (a row to send may still
+# fail or end unknown).
+_KEEP_CELLS = frozenset((RowStatus.VALID, RowStatus.INVALID))
+
+
+def plan_file(table: Table, config: Config, validator: Validator, journal: Journal
+              ) -> Fingerprint:
+    """Read ``table`` once, from the first data row to the last, and write every row's
+    verdict into ``journal``. A row that cannot be read stops the plan (nothing is sent from
+    a plan that is not whole); so does a file that changes while it is read."""
+    before = file_identity(table.path)
+    mapper = RowMapper(config, table.headers)
+    dumps = json.dumps
+    add = journal.add_planned
+    for source in table.rows():
+        checked = validator.check(mapper.map(source))
+        status = checked.status
+        cells = (dumps((source.cells, source.origin), ensure_ascii=False)
+                 if status in _KEEP_CELLS else None)
+        request = checked.request
+        if request is None:
+            add((checked.number, status, checked.phone, checked.error_code, checked.error,
+                 cells, None, None, None, None))
+        else:
+            add((checked.number, status, checked.phone, "", "", cells, request.key,
+                 request.path, dumps(request.body, ensure_ascii=False, separators=(",", ":")),
+                 int(request.has_message)))
+    if config.dedupe.within_file == "last":
+        journal.supersede(list(validator.superseded()))
+    found = fingerprint(table.path, before)
+    journal.finish_plan(found)
+    return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run is about to do: the plan in the journal, counted against the ledger."""
+
+    rows: int
+    to_send: int
+    messages: int
+    already_sent: int  # by an earlier run into this folder
+    not_valid: int  # invalid, duplicate or excluded
+    rate_per_second: float
+    base_url: str
+    phone_id: str
+    held_back: int = 0  # valid rows left for a later --resume by --limit
+    sent_before: int = 0  # the ledger: sent from another folder within across_runs_days
+    unknown: int = 0  # the ledger: outcome unknown, held back without --retry-unknown
+    in_progress: int = 0  # the ledger: being sent by another live run
+    lookups: bool = False  # [dedupe] skip_open_tickets: a look-up before each ticket
+    outside_window: int = 0  # [schedule]: rows to send whose window is closed now
+    start_at: float | None = None  # --start-at: no request before then
+
+    @property
+    def estimated_seconds(self) -> float | None:
+        requests = self.to_send * (2 if self.lookups else 1)
+        return requests / self.rate_per_second if self.rate_per_second else None
+
+    @property
+    def ledger_holds(self) -> int:
+        return self.sent_before + self.unknown + self.in_progress
+
+    def describe(self) -> str:
+        pace = (f"at {self.rate_per_second:g}/s, about {duration_text(self.estimated_seconds)}"
+                if self.rate_per_second and self.estimated_seconds is not None
+                else "with no rate limit")
+        text = (
+            f"About to open {self.to_send} tickets and send {self.messages} WhatsApp messages"
+            f" through {self.base_url} (phone ID {self.phone_id}) {pace}."
+            f" {self.rows} rows: {self.not_valid} will not be sent (invalid or duplicate),"
+            f" {self.already_sent} were sent by an earlier run"
+            + (f", {self.held_back} are left for --resume by --limit." if self.held_back else ".")
+        )
+        if self.ledger_holds:
+            text += f" {ledger_note(self.sent_before, self.unknown, self.in_progress)}."
+        if self.outside_window:
+            text += (f" {self.outside_window} of them are outside their send window now"
+                     " ([schedule]): --wait sends them when it opens, else they are skipped"
+                     " for --resume.")
+        if self.start_at is not None:
+            text += f" Sending starts at {format_time(self.start_at)} (--start-at)."
+        if self.lookups:
+            text += (" Each row is first looked up for an open ticket ([dedupe]"
+                     " skip_open_tickets): the look-ups share the rate, so tickets go out at"
+                     " half of it.")
+        return text
+
+
+def ledger_note(sent_before: int, unknown: int, in_progress: int) -> str:
+    """How many rows the ledger holds back, and why."""
+    parts = [f"{count} {what}" for count, what in (
+        (sent_before, "sent before from another folder"),
+        (unknown, "with an unknown outcome (--retry-unknown sends them)"),
+        (in_progress, "being sent by another run")) if count]
+    return f"The ledger holds back {sent_before + unknown + in_progress} rows: {', '.join(parts)}"
+
+
+def duration_text(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def held_in_ledger(journal: Journal, ledger: Ledger | None
+                   ) -> Iterable[tuple[Planned, Held | None]]:
+    """Each planned request with what the ledger holds for it now (read in batches; the
+    claim, when sending, is the check that counts)."""
+    for batch in journal.planned_requests():
+        held = ledger.held_many([planned.key for planned in batch]) if ledger else {}
+        for planned in batch:
+            yield planned, held.get(planned.key)
+
+
+_HELD_FIELD = {RowStatus.SENT: "already_sent", RowStatus.DUPLICATE: "sent_before",
+               RowStatus.UNKNOWN: "unknown", RowStatus.SKIPPED: "in_progress"}
+
+
+def summarize(journal: Journal, ledger: Ledger, config: Config, *, limit: int | None,
+              now: float, start_at: float | None = None) -> Plan:
+    """The plan as the operator confirms it: the journal's verdicts, what the ledger holds
+    back, ``--limit`` and send windows."""
+    counts = journal.plan_counts()
+    rows = sum(count for count, _ in counts.values())
+    window = SendWindow(config.schedule) if config.schedule is not None else None
+    held = dict.fromkeys(_HELD_FIELD.values(), 0)
+    to_send = messages = held_back = outside = 0
+    for planned, holding in held_in_ledger(journal, ledger):
+        if holding is not None:
+            held[_HELD_FIELD[holding.status]] += 1
+        elif limit is not None and to_send >= limit:
+            held_back += 1
+        else:
+            to_send += 1
+            messages += planned.has_message
+            if window is not None:
+                outside += window.opens_at(planned.phone, now) is not None
+    api = config.api
+    return Plan(rows, to_send, messages, held["already_sent"],
+                rows - counts.get(RowStatus.VALID, (0, 0))[0], api.rate_limit_per_second,
+                api.base_url, api.phone_id, held_back, held["sent_before"], held["unknown"],
+                held["in_progress"], config.dedupe.skip_open_tickets, outside, start_at)
