@@ -398,6 +398,8 @@ class Ledger:
         """Judge and reserve a batch of (key, row, phone), in one transaction: None for a key
         this run may now send (reserved ``claimed``: no other run takes it), else why it is
         held. Nothing is sent yet; :meth:`begin` marks each request just before it goes."""
+        if self.error is not None:
+            raise self.error  # something could not be recorded: claim nothing more
         future = asyncio.get_running_loop().create_future()
 
         def work() -> list[Held | None]:
@@ -422,9 +424,12 @@ class Ledger:
     async def begin(self, key: str, has_message: bool, message: str | None) -> int:
         """Mark a claimed key ``in_flight``, durably, before its request goes out; returns
         its attempt number. If the process dies now, the key becomes ``unknown``."""
+        if self.error is not None:
+            raise self.error
         future = asyncio.get_running_loop().create_future()
 
         def work() -> int:
+            self.check_identity()
             now = self._clock.time()
             found = self._db.execute(
                 "UPDATE requests SET state=?, attempts=attempts+1, has_message=?, message=?,"
@@ -453,10 +458,11 @@ class Ledger:
         """Stop if the ledger file was deleted, replaced or moved since it was opened: this
         run's claims would go to a file nobody reads, and the next run would send again."""
         if _file_identity(self.path) != self._identity:
-            raise LedgerMovedError(
+            self.error = self.error or LedgerMovedError(
                 f"{self.path}: the send ledger was deleted, replaced or moved while the run"
                 " was using it; stopping so that no customer is messaged twice (restore it"
                 " and --resume)")
+            raise self.error
 
     def record(self, key: str, state: RequestState, *, http_status: int | None = None,
                ai_contact_id: str = "", error_code: str = "", error: str = "") -> None:
@@ -507,6 +513,8 @@ class Ledger:
             self._commit_queued()
         if self.error is not None:
             raise self.error
+        if self._lock is not None:
+            self.check_identity()  # what this run recorded must be where the next run looks
 
     def _checkpoint_loop(self) -> None:
         """Fold the WAL into the database now and then, with its fsync, off the event loop."""
@@ -521,7 +529,7 @@ class Ledger:
 
     def close(self) -> None:
         try:
-            if self._lock is not None:
+            if self._lock is not None and self.error is None:  # an error was said already
                 self.flush()
         finally:
             self._closing.set()

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
 from .exceptions import OutputFolderError
+from .files import open_private, private_folder
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
 
 RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
@@ -137,6 +138,7 @@ class _ErrorsWorkbook:
                             for index, value in enumerate(values)])
 
     def save(self) -> None:
+        open_private(self.path, "wb").close()  # openpyxl keeps the mode of a file it replaces
         self._workbook.save(self.path)
 
 
@@ -151,14 +153,13 @@ class ReportWriter:
                                     f" ({error.strerror or error})") from None
 
     def _open(self, out_dir: Path, table: Table) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(out_dir)
         self.out_dir = out_dir
         self._results_path = out_dir / "results.csv.tmp"
         self._errors_path = out_dir / "errors.csv.tmp"
-        self._results_file = self._results_path.open("w", encoding="utf-8", newline="")
-        self._errors_file = self._errors_path.open(
-            "w", encoding=table.encoding, errors="replace", newline=""
-        )
+        self._results_file = open_private(self._results_path, encoding="utf-8", newline="")
+        self._errors_file = open_private(self._errors_path, encoding=table.encoding,
+                                         errors="replace", newline="")
         self._results = csv.writer(self._results_file)
         self._errors = csv.writer(self._errors_file, delimiter=table.delimiter)
         self._results.writerow(RESULTS_COLUMNS)
@@ -202,7 +203,8 @@ class ReportWriter:
             self._workbook.save()
             os.replace(self._workbook.path, self.out_dir / "errors.xlsx")
         summary_tmp = self.out_dir / "summary.json.tmp"
-        summary_tmp.write_text(json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8")
+        with open_private(summary_tmp, encoding="utf-8") as handle:
+            handle.write(json.dumps(summary.as_json(), indent=2) + "\n")
         os.replace(summary_tmp, self.out_dir / "summary.json")
 
     def discard(self) -> None:
