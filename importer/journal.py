@@ -18,8 +18,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import marshal
 import os
+import queue
 import sqlite3
+import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +36,7 @@ from .read import SourceRow, Table
 from .report import RowResult
 
 JOURNAL_NAME = "journal.sqlite"
+_CHUNK = 1000  # rows of cells and bodies compressed together
 LOCK_NAME = ".vambe-import.lock"
 SCHEMA_VERSION = "2"  # 1 (before the plan): results only, the file read again to send
 
@@ -43,12 +48,10 @@ CREATE TABLE IF NOT EXISTS plan (
     phone TEXT NOT NULL,
     error_code TEXT NOT NULL,
     error TEXT NOT NULL,
-    cells TEXT,
     key TEXT,
-    path TEXT,
-    body TEXT,
     has_message INTEGER
 );
+CREATE TABLE IF NOT EXISTS plan_data (first INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
     row INTEGER PRIMARY KEY,
     status TEXT NOT NULL,
@@ -182,6 +185,63 @@ class Planned(NamedTuple):
         return message.get("content") if isinstance(message, dict) else None
 
 
+class _PlanWriter:
+    """Writes batches of the plan from a thread of its own, with its own connection."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+        self._queue: queue.Queue = queue.Queue(maxsize=4)  # bounds the rows held in memory
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="plan-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, verdicts: list[tuple], data: list[tuple]) -> None:
+        self._queue.put((verdicts, data))
+
+    def finish(self) -> BaseException | None:
+        self._queue.put(None)
+        self._thread.join()
+        self._db.close()
+        return self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking batches, so the reader is never blocked
+            verdicts, data = item
+            try:
+                # Cells and bodies repeat their shape row after row: compressed in chunks
+                # they take a tenth of their size.
+                chunks = [(data[start][0], zlib.compress(marshal.dumps(data[start:start + _CHUNK]), 1))
+                          for start in range(0, len(data), _CHUNK)]
+                with self._db:
+                    self._db.execute("BEGIN")
+                    self._db.executemany("INSERT INTO plan VALUES (?,?,?,?,?,?,?)", verdicts)
+                    self._db.executemany("INSERT INTO plan_data VALUES (?, ?)", chunks)
+            except (sqlite3.Error, OSError) as error:
+                self._error = error
+
+
+class _DataReader:
+    """The cells and bodies of planned rows, read in row order a compressed chunk at a
+    time: (row, cells, origin, path, body) for a row."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._rows: dict[int, tuple] = {}
+
+    def get(self, row: int) -> tuple:
+        found = self._rows.get(row)
+        if found is None:
+            chunk = self._db.execute("SELECT data FROM plan_data WHERE first<=?"
+                                     " ORDER BY first DESC LIMIT 1", (row,)).fetchone()
+            self._rows = {} if chunk is None else {
+                item[0]: item for item in marshal.loads(zlib.decompress(chunk[0]))}
+            found = self._rows[row]
+        return found
+
+
 class Journal:
     """The folder's record of one run; open with :meth:`create` or :meth:`reopen`."""
 
@@ -191,6 +251,8 @@ class Journal:
         self._db = connection
         self.path = path
         self._plan: list[tuple] = []
+        self._data: list[tuple] = []
+        self._writer: _PlanWriter | None = None
         self._outcomes: list[tuple] = []
         self.failed: OutputFolderError | None = None  # a write failed: the record is partial
 
@@ -202,7 +264,8 @@ class Journal:
         plan there (``started``: the folder holds a run, which this plan continues)."""
         journal = cls.reopen(out_dir, create=True)
         journal._execute([
-            ("DELETE FROM plan", [()]), ("DELETE FROM outcomes", [()]), ("DELETE FROM meta", [()]),
+            ("DELETE FROM plan", [()]), ("DELETE FROM plan_data", [()]),
+            ("DELETE FROM outcomes", [()]), ("DELETE FROM meta", [()]),
             ("INSERT INTO meta VALUES (?, ?)", [
                 ("schema", SCHEMA_VERSION), ("identity", json.dumps(identity)),
                 ("ledger_id", ledger_id or ""), ("ledger_path", str(ledger_path or "")),
@@ -261,31 +324,50 @@ class Journal:
 
     # ------------------------------------------------------------ the plan
 
-    def add_planned(self, row: tuple) -> None:
-        """Buffer one row of the plan: (row, status, phone, error_code, error, cells, key,
-        path, body, has_message), written in large transactions."""
-        self._plan.append(row)
+    def add_planned(self, verdict: tuple, data: tuple | None = None) -> None:
+        """Buffer one row of the plan: its verdict (row, status, phone, error_code, error,
+        key, has_message) and, for a row that may go to errors.csv or be sent, its data
+        (row, cells, origin, path, body), written in large transactions."""
+        self._plan.append(verdict)
+        if data is not None:
+            self._data.append(data)
         if len(self._plan) >= self._BATCH:
             self._flush_plan()
 
     def _flush_plan(self) -> None:
-        rows, self._plan = self._plan, []
-        if rows:
-            self._execute([("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?,?,?,?,?,?)", rows)])
+        """Hand the buffered rows to the plan writer, a thread of its own: compressing and
+        writing them (zlib and SQLite let go of the GIL) overlaps reading the next rows."""
+        if not self._plan and not self._data:
+            return
+        if self._writer is None:
+            self._writer = _PlanWriter(self.path)
+        self._writer.put(self._plan, self._data)
+        self._plan, self._data = [], []
+
+    def _finish_writing(self) -> None:
+        """Wait for the plan writer; its failure is this journal's."""
+        self._flush_plan()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            error = writer.finish()
+            if error is not None:
+                self.failed = self.failed or OutputFolderError(
+                    f"{self.path}: cannot write the journal ({error})")
+                raise self.failed
 
     def supersede(self, rows: list[tuple[int, int]]) -> None:
         """``within_file = "last"``: each (row, last row) pair makes ``row`` a duplicate of
         the row holding its phone last, which is the one sent."""
-        self._flush_plan()
+        self._finish_writing()
         self._execute([(
             "UPDATE plan SET status=?, error_code=?, error='same phone as row ' || ?,"
-            " cells=NULL, key=NULL, path=NULL, body=NULL, has_message=NULL WHERE row=?",
+            " key=NULL, has_message=NULL WHERE row=?",
             [(RowStatus.DUPLICATE, ErrorCode.DUPLICATE_PHONE, last, row)
              for row, last in rows])])
 
     def finish_plan(self, fingerprint: Fingerprint) -> None:
         """The plan is whole: sending may read it."""
-        self._flush_plan()
+        self._finish_writing()
         self.set_meta(fingerprint=json.dumps(fingerprint), planned="1")
 
     def plan_counts(self) -> dict[str, tuple[int, int]]:
@@ -296,15 +378,19 @@ class Journal:
     def planned_requests(self, batch: int = 500) -> Iterator[list[Planned]]:
         """The rows to send, in plan order, in batches (memory stays flat)."""
         after = 0
+        data = _DataReader(self._db)
         while True:
             rows = self._db.execute(
-                "SELECT row, phone, key, path, body, has_message FROM plan"
+                "SELECT row, phone, key, has_message FROM plan"
                 " WHERE status=? AND row>? ORDER BY row LIMIT ?",
                 (RowStatus.VALID, after, batch)).fetchall()
             if not rows:
                 return
-            yield [Planned(row, phone, key, path, body, bool(has_message))
-                   for row, phone, key, path, body, has_message in rows]
+            planned = []
+            for row, phone, key, has_message in rows:
+                _, _, _, path, body = data.get(row)
+                planned.append(Planned(row, phone, key, path, body, bool(has_message)))
+            yield planned
             after = rows[-1][0]
 
     # ------------------------------------------------------------ outcomes
@@ -348,13 +434,14 @@ class Journal:
         if self.failed is not None:
             raise self.failed  # a partial record would make reports with rows missing
         cursor = self._db.execute(
-            "SELECT plan.row, plan.status, plan.phone, plan.error_code, plan.error, plan.cells,"
+            "SELECT plan.row, plan.status, plan.phone, plan.error_code, plan.error,"
             " outcomes.status, outcomes.ai_contact_id, outcomes.http_status,"
             " outcomes.attempts, outcomes.error_code, outcomes.error"
             " FROM plan LEFT JOIN outcomes USING (row) ORDER BY plan.row")
         default = unreached or RowResult(0, RowStatus.VALID)
+        data = _DataReader(self._db)
         while batch := cursor.fetchmany(1000):
-            for row, status, phone, code, error, cells, *outcome in batch:
+            for row, status, phone, code, error, *outcome in batch:
                 if outcome[0] is not None:
                     result = RowResult(row, RowStatus(outcome[0]), phone, *outcome[1:])
                 elif status == RowStatus.VALID:
@@ -363,9 +450,9 @@ class Journal:
                     result = RowResult(row, RowStatus(status), phone, error_code=code,
                                        error=error)
                 source = None
-                if cells is not None and result.status in ERROR_STATUSES:
-                    values, origin = json.loads(cells)
-                    source = SourceRow(row, tuple(values), origin)
+                if result.status in ERROR_STATUSES:
+                    _, cells, origin, _, _ = data.get(row)
+                    source = SourceRow(row, tuple(cells), origin)
                 yield result, source
 
     def _execute(self, statements: list[tuple[str, list]]) -> None:
@@ -380,6 +467,9 @@ class Journal:
             raise self.failed from None
 
     def close(self) -> None:
+        if self._writer is not None:  # a plan that stopped half-way: never marked planned
+            self._writer.finish()
+            self._writer = None
         try:
             if self.failed is None:
                 self.flush()

@@ -24,9 +24,9 @@ from .schedule import SendWindow
 from .send import format_time
 from .validate import Validator
 
-# Statuses whose cells the journal keeps: they may go to errors.csv (a row to send may still
-# fail or end unknown).
-_KEEP_CELLS = frozenset((RowStatus.VALID, RowStatus.INVALID))
+# The exact bytes of every body sent: compact, and UTF-8 as written (one encoder, made once:
+# json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def plan_file(table: Table, config: Config, validator: Validator, journal: Journal
@@ -36,21 +36,22 @@ def plan_file(table: Table, config: Config, validator: Validator, journal: Journ
     a plan that is not whole); so does a file that changes while it is read."""
     before = file_identity(table.path)
     mapper = RowMapper(config, table.headers)
-    dumps = json.dumps
+    encode = _JSON.encode
     add = journal.add_planned
     for source in table.rows():
         checked = validator.check(mapper.map(source))
         status = checked.status
-        cells = (dumps((source.cells, source.origin), ensure_ascii=False)
-                 if status in _KEEP_CELLS else None)
         request = checked.request
-        if request is None:
-            add((checked.number, status, checked.phone, checked.error_code, checked.error,
-                 cells, None, None, None, None))
+        if request is not None:
+            add((checked.number, status, checked.phone, "", "", request.key,
+                 int(request.has_message)),
+                (checked.number, source.cells, source.origin, request.path,
+                 encode(request.body)))
         else:
-            add((checked.number, status, checked.phone, "", "", cells, request.key,
-                 request.path, dumps(request.body, ensure_ascii=False, separators=(",", ":")),
-                 int(request.has_message)))
+            add((checked.number, status, checked.phone, checked.error_code, checked.error,
+                 None, None),
+                (checked.number, source.cells, source.origin, None, None)
+                if status == RowStatus.INVALID else None)
     if config.dedupe.within_file == "last":
         journal.supersede(list(validator.superseded()))
     found = fingerprint(table.path, before)

@@ -1,0 +1,340 @@
+"""The plan is the contract: what was checked and confirmed is exactly what is sent.
+
+Replays, as an attacker or a careless colleague with a sync tool would, the ways the input,
+the ledger and the process were changed under a run (issue 18), and checks that only the
+planned rows reach the API, each once, and that every exit after the plan leaves whole
+reports.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import stat
+import string
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer import load_config, run_import
+from importer.cli import exit_code
+from importer.exceptions import OutputFolderError
+from importer.ledger import Ledger
+from importer.read import Table
+from importer.sandbox import DEFAULT_API_KEY
+
+from .conftest import PHONES, people, read_results, wait_until
+
+ALL_PEOPLE = people(100)
+
+
+def _sent_phones(sandbox) -> Counter:
+    return Counter(f"+{digits}" for digits in sandbox.state.tickets_per_phone().elements())
+
+
+def _planned(rows: list[list[str]]) -> Counter:
+    return Counter(row[1] for row in rows[1:])
+
+
+# ---------------------------------------------------------------- 1-3: the file changes
+
+
+def test_a_file_replaced_at_the_prompt_never_reaches_anyone(sandbox, write_config, write_csv,
+                                                             tmp_path):
+    """Copy + rename over the input while the operator reads the plan: "y" sends the plan,
+    every planned customer once, nobody from the other file."""
+    planned, other = people(40), [ALL_PEOPLE[0]] + ALL_PEOPLE[41:81]
+    source = write_csv(planned)
+    replacement = write_csv(other, name="otra.csv")
+
+    def confirm(plan) -> bool:
+        assert plan.to_send == 40
+        os.replace(replacement, source)  # a sync tool's atomic replace
+        return True
+
+    summary = run_import(source, load_config(write_config(sandbox.url)),
+                         api_key=DEFAULT_API_KEY, out_dir=tmp_path / "out", confirm=confirm,
+                         handle_signals=False)
+    assert exit_code(summary) == 0
+    assert _sent_phones(sandbox) == _planned(planned)
+    assert [r["phone"] for r in read_results(tmp_path / "out")] == PHONES[:40]
+
+
+@pytest.mark.parametrize("change", ["overwrite", "append"])
+def test_a_file_changed_while_sending_changes_nothing_sent(sandbox, write_config, write_csv,
+                                                           tmp_path, invoke, change):
+    """Overwritten in place, or appended to, after the first ticket: the planned rows are
+    sent exactly once, no unplanned row is, and the report has the plan's rows. --resume
+    then sees the change and stops; --resume --replan sends only the new customers."""
+    planned = people(30)
+    source = write_csv(planned)
+    changed = people(50) if change == "append" else [planned[0]] + ALL_PEOPLE[50:90]
+    touched = []
+
+    def change_the_file(result) -> None:
+        if not touched:
+            touched.append(True)
+            with source.open("r+b" if change == "overwrite" else "ab") as handle:
+                if change == "append":
+                    handle.write(b"".join(f"{','.join(row)}\n".encode() for row in changed[31:]))
+                else:
+                    handle.write("\n".join(",".join(row) for row in changed).encode() + b"\n")
+    config = write_config(sandbox.url, api={"max_concurrency": 1})
+    summary = run_import(source, load_config(config), api_key=DEFAULT_API_KEY,
+                         out_dir=tmp_path / "clientes-import", on_result=change_the_file,
+                         handle_signals=False)
+    assert exit_code(summary) == 0
+    assert _sent_phones(sandbox) == _planned(planned)
+    results = read_results(tmp_path / "clientes-import")
+    assert [(r["phone"], r["status"]) for r in results] == [(p, "sent") for p in PHONES[:30]]
+
+    refused = invoke("run", source, "--config", config, "--resume")
+    assert refused.exit_code == 2
+    assert "the file changed since the run was planned" in refused.stderr
+    assert len(sandbox.state.tickets) == 30
+    replanned = invoke("run", source, "--config", config, "--resume", "--replan")
+    assert replanned.exit_code == 0, replanned.output
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert _sent_phones(sandbox) == _planned(planned) | _planned(changed)
+
+
+def test_the_file_is_read_once_per_run_and_not_at_all_to_resume(sandbox, write_config,
+                                                                 write_csv, invoke,
+                                                                 monkeypatch):
+    """One pass over the rows plans the run (within_file = "last" too); --resume reads the
+    plan from the journal, not the file."""
+    reads = []
+    real_rows = Table.rows
+
+    def rows(table, *, look_ahead=True):
+        reads.append(look_ahead)  # look_ahead=False: open_table's check of the first row
+        return real_rows(table, look_ahead=look_ahead)
+
+    monkeypatch.setattr(Table, "rows", rows)
+    header, *body = people(6)
+    source = write_csv([header] + body + [[body[0][0], body[0][1], "otro@example.com"]])
+    config = write_config(sandbox.url, dedupe={"within_file": "last"})
+    assert invoke("run", source, "--config", config, "--limit", "3").exit_code == 1
+    assert reads.count(True) == 1
+    reads.clear()
+    assert invoke("run", source, "--config", config, "--resume").exit_code == 0
+    assert reads == []
+    bodies = {body["to_phone_number"]: body for body in sandbox.state.ticket_bodies()}
+    assert len(sandbox.state.tickets) == 6
+    assert bodies[PHONES[0]]["email"] == "otro@example.com"  # the last row of that phone
+
+
+def test_resume_refuses_a_file_that_is_gone(sandbox, write_config, write_csv, invoke):
+    source = write_csv(people(4))
+    config = write_config(sandbox.url)
+    assert invoke("run", source, "--config", config, "--limit", "2").exit_code == 1
+    source.unlink()
+    result = invoke("run", source, "--config", config, "--resume")
+    assert result.exit_code == 2
+    assert "input file not found; nothing was sent" in result.stderr
+    assert len(sandbox.state.tickets) == 2
+
+
+# ---------------------------------------------------------------- 4-5: XLSX and its reader
+
+
+@pytest.fixture(scope="module")
+def big_workbook(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A workbook over 2 MB (so a reader process parses it): 25,000 customers, each row
+    padded with random text that does not compress."""
+    from openpyxl import Workbook
+
+    rng = random.Random(7)
+    phones = [f"+56988{n * 37:06d}" for n in range(25_000)]
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Clientes")
+    sheet.append(["Nombre", "Teléfono", "Correo", "Notas"])
+    for n, phone in enumerate(phones):
+        sheet.append([f"Cliente {n}", phone, f"c{n}@example.com",
+                      "".join(rng.choices(string.ascii_letters, k=110))])
+    path = tmp_path_factory.mktemp("xlsx") / "grande.xlsx"
+    workbook.save(path)
+    assert path.stat().st_size > 2 << 20
+    return path, phones
+
+
+def _run_process(config: Path, source: Path, out: Path, *options: str) -> subprocess.Popen:
+    """``vambe-import run`` as a real process in its own process group, as a terminal
+    runs it (Ctrl-C reaches the whole group)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "importer", "run", str(source), "--config", str(config),
+         "--out", str(out), "--quiet", *options],
+        env={**os.environ, "VAMBE_API_KEY": DEFAULT_API_KEY}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _reader_processes(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"importer.reader_process" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_to_the_process_group_during_an_xlsx_send_exits_130_with_every_row(
+        make_sandbox, write_config, big_workbook, tmp_path):
+    """SIGINT to the whole group while requests are in flight: the reader process is long
+    gone (it runs only during the plan), the run lets them finish, exit 130, and the
+    reports hold every row of the workbook."""
+    path, phones = big_workbook
+    server = make_sandbox()
+    server.state.paused = True  # requests wait in flight until the signal has arrived
+    config = write_config(server.url, input={"sheet": "Clientes"},
+                          api={"max_concurrency": 2, "rate_limit_per_second": 50})
+    out = tmp_path / "out"
+    process = _run_process(config, path, out)
+    try:
+        wait_until(lambda: server.state.active >= 1 or process.poll() is not None, 120)
+        assert process.poll() is None, process.communicate()
+        assert _reader_processes(process.pid) == []
+        os.killpg(process.pid, signal.SIGINT)
+        wait_until(lambda: "Stopping" in process.stderr.readline())
+    finally:
+        server.state.paused = False
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    results = read_results(out)
+    assert [r["phone"] for r in results] == phones
+    statuses = Counter(r["status"] for r in results)
+    assert statuses["sent"] == len(server.state.tickets) >= 1
+    assert statuses["sent"] + statuses["skipped"] == len(phones)
+
+
+def test_kill_9_of_the_reader_during_the_plan_stops_with_exit_2_and_sends_nothing(
+        make_sandbox, write_config, big_workbook, tmp_path):
+    path, _ = big_workbook
+    server = make_sandbox()
+    config = write_config(server.url, input={"sheet": "Clientes"})
+    out = tmp_path / "out"
+    process = _run_process(config, path, out, "--yes")
+    try:
+        wait_until(lambda: _reader_processes(process.pid) or process.poll() is not None, 60)
+        for pid in _reader_processes(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, stderr
+    assert "grande.xlsx" in stderr and "Traceback" not in stderr
+    assert [r for r in server.state.received if r.path.startswith("/api/public/ticket/")] == []
+    assert not (out / "results.csv").exists()
+
+
+# ---------------------------------------------------------------- 6-7: the ledger fails
+
+
+def test_a_full_disk_under_the_ledger_stops_with_exit_4_and_reports_then_resume(
+        sandbox, write_config, write_csv, tmp_path, monkeypatch):
+    """The ledger's writes fail after a few requests (a full disk): in-flight requests are
+    recorded where possible, nothing more is sent, the reports hold every row, exit 4;
+    --resume completes with nobody twice."""
+    config = load_config(write_config(sandbox.url, api={"max_concurrency": 2}))
+    source, out = write_csv(people(40)), tmp_path / "out"
+    real_begin = Ledger.begin
+    begun = []
+
+    async def begin(ledger, key, has_message, message):
+        begun.append(key)
+        if len(begun) > 5:
+            ledger.error = ledger.error or OutputFolderError(
+                f"{ledger.path}: cannot write the send ledger (database or disk is full)")
+            raise ledger.error
+        return await real_begin(ledger, key, has_message, message)
+
+    monkeypatch.setattr(Ledger, "begin", begin)
+    summary = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out,
+                         handle_signals=False)
+    assert exit_code(summary) == 4
+    assert "database or disk is full" in summary.local_error
+    results = read_results(out)
+    assert len(results) == 40
+    assert Counter(r["status"] for r in results)["sent"] == len(sandbox.state.tickets) == 5
+    monkeypatch.setattr(Ledger, "begin", real_begin)
+    again = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out, resume=True,
+                       handle_signals=False)
+    assert exit_code(again) == 0
+    assert len(sandbox.state.tickets) == 40
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+
+
+def test_a_ledger_deleted_mid_run_stops_it_with_exit_4(sandbox, write_config, write_csv,
+                                                       invoke, tmp_path, ledger):
+    """Deleted after the first ticket: the run stops at the next request, exit 4, naming
+    the ledger; a new run into another folder is not given a fresh, empty ledger silently
+    (the operator is told; restoring the ledger is the way forward)."""
+    config = load_config(write_config(sandbox.url, api={"max_concurrency": 1}))
+    source, out = write_csv(people(20)), tmp_path / "out"
+    gone = []
+
+    def delete_the_ledger(result) -> None:
+        if not gone:
+            gone.append(True)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{ledger}{suffix}").unlink(missing_ok=True)
+
+    summary = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out,
+                         on_result=delete_the_ledger, handle_signals=False)
+    assert exit_code(summary) == 4
+    assert f"{ledger}: the send ledger was deleted, replaced or moved" in summary.local_error
+    assert len(sandbox.state.tickets) <= 2
+    assert len(read_results(out)) == 20
+
+
+# ---------------------------------------------------------------- 9: file modes
+
+
+def test_everything_holding_customer_data_is_private_whatever_the_umask(
+        sandbox, write_config, write_csv, tmp_path, ledger):
+    """Reports, journal, ledger and run locks: 0600; folders the run made: 0700."""
+    old = os.umask(0o002)
+    try:
+        config = load_config(write_config(sandbox.url))
+        source = write_csv([people(3)[0], *people(3)[1:], ["Mala", "123", ""]])
+        run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=tmp_path / "a" / "out",
+                   handle_signals=False)
+    finally:
+        os.umask(old)
+    out = tmp_path / "a" / "out"
+    files = [p for p in [*out.iterdir(), *ledger.parent.rglob("*")] if p.is_file()]
+    assert {p.name for p in files} >= {"results.csv", "errors.csv", "summary.json",
+                                       "journal.sqlite", "ledger.sqlite"}
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {
+        p.name: "0o600" for p in files}
+    for folder in (tmp_path / "a", out, ledger.parent, Path(f"{ledger}.runs")):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+def test_an_old_journal_without_a_plan_is_resumed_with_replan(sandbox, write_config,
+                                                              write_csv, invoke, tmp_path):
+    """An output folder written before the plan existed (schema 1): --resume says how to
+    go on, --resume --replan does, and nobody is sent twice."""
+    source, config = write_csv(people(6)), write_config(sandbox.url)
+    assert invoke("run", source, "--config", config, "--limit", "3").exit_code == 1
+    journal = tmp_path / "clientes-import" / "journal.sqlite"
+    with sqlite3.connect(journal) as db:  # as the earlier release left it
+        db.execute("DELETE FROM meta WHERE name IN ('schema', 'planned')")
+    refused = invoke("run", source, "--config", config, "--resume")
+    assert refused.exit_code == 2
+    assert "holds no plan" in refused.stderr and "--replan" in refused.stderr
+    result = invoke("run", source, "--config", config, "--resume", "--replan")
+    assert result.exit_code == 0, result.output
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert len(sandbox.state.tickets) == 6
