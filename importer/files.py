@@ -16,19 +16,16 @@ FOLDER_MODE = 0o700
 
 
 def private_folder(path: Path) -> None:
-    """Make ``path`` (and any missing parent) as a 0700 folder; an existing one is kept as
-    it is (it may be the user's own)."""
-    missing = []
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing.append(folder)
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=FOLDER_MODE)
-        except FileExistsError:
-            continue
-        os.chmod(folder, FOLDER_MODE)  # mkdir's mode is cut by the umask, never widened
+    """Make ``path`` a 0700 folder if it does not exist (missing parents are made as
+    ``mkdir -p`` makes them); an existing one is kept as it is (it may be the user's own)."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=FOLDER_MODE)
+    except FileExistsError:
+        return
+    os.chmod(path, FOLDER_MODE)  # mkdir's mode is cut by the umask, never widened
 
 
 def private_fd(path: Path, flags: int = os.O_RDWR | os.O_CREAT) -> int:

@@ -194,8 +194,9 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
             if window is not None and (opens := window.opens_at(planned.phone, now)) is not None:
                 openings.append((opens, planned.phone))
             if len(summary.preview) < PREVIEW_ROWS:
-                summary.preview.append(json.loads(planned.body))
-                summary.preview_paths.append(planned.path)
+                path, body = journal.request_of(planned.row)
+                summary.preview.append(json.loads(body))
+                summary.preview_paths.append(path)
         write_reports(out, table, journal.results(), summary)
     finally:
         journal.close()

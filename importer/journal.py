@@ -375,8 +375,10 @@ class Journal:
         return {status: (count, messages or 0) for status, count, messages in self._db.execute(
             "SELECT status, count(*), sum(has_message) FROM plan GROUP BY status")}
 
-    def planned_requests(self, batch: int = 500) -> Iterator[list[Planned]]:
-        """The rows to send, in plan order, in batches (memory stays flat)."""
+    def planned_requests(self, batch: int = 500, *, bodies: bool = True
+                         ) -> Iterator[list[Planned]]:
+        """The rows to send, in plan order, in batches (memory stays flat); without
+        ``bodies``, their path and body are left empty (counting needs neither)."""
         after = 0
         data = _DataReader(self._db)
         while True:
@@ -388,10 +390,14 @@ class Journal:
                 return
             planned = []
             for row, phone, key, has_message in rows:
-                _, _, _, path, body = data.get(row)
+                path, body = data.get(row)[3:] if bodies else (None, "")
                 planned.append(Planned(row, phone, key, path, body, bool(has_message)))
             yield planned
             after = rows[-1][0]
+
+    def request_of(self, row: int) -> tuple[str | None, str]:
+        """A planned row's (path, body)."""
+        return _DataReader(self._db).get(row)[3:]
 
     # ------------------------------------------------------------ outcomes
 

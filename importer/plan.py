@@ -135,7 +135,7 @@ def held_in_ledger(journal: Journal, ledger: Ledger | None
                    ) -> Iterable[tuple[Planned, Held | None]]:
     """Each planned request with what the ledger holds for it now (read in batches; the
     claim, when sending, is the check that counts)."""
-    for batch in journal.planned_requests():
+    for batch in journal.planned_requests(bodies=False):
         held = ledger.held_many([planned.key for planned in batch]) if ledger else {}
         for planned in batch:
             yield planned, held.get(planned.key)

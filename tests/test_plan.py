@@ -318,7 +318,7 @@ def test_everything_holding_customer_data_is_private_whatever_the_umask(
                                        "journal.sqlite", "ledger.sqlite"}
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {
         p.name: "0o600" for p in files}
-    for folder in (tmp_path / "a", out, ledger.parent, Path(f"{ledger}.runs")):
+    for folder in (out, ledger.parent, Path(f"{ledger}.runs")):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
@@ -338,3 +338,20 @@ def test_an_old_journal_without_a_plan_is_resumed_with_replan(sandbox, write_con
     assert result.exit_code == 0, result.output
     assert set(sandbox.state.tickets_per_phone().values()) == {1}
     assert len(sandbox.state.tickets) == 6
+
+
+def test_a_customer_who_opted_out_after_the_plan_is_never_reached(sandbox, write_config,
+                                                                   write_csv, invoke, tmp_path):
+    """The opt-out lists are read again when a run resumes: a customer listed since the
+    plan was made is excluded, not sent the planned ticket."""
+    (tmp_path / "bajas.csv").write_text("Teléfono\n+56 9 1111 1111\n", encoding="utf-8")
+    config = write_config(sandbox.url, dedupe={"exclude": ["bajas.csv"]})
+    source = write_csv(people(4))
+    assert invoke("run", source, "--config", config, "--limit", "1").exit_code == 1
+    (tmp_path / "bajas.csv").write_text(f"Teléfono\n{PHONES[2]}\n", encoding="utf-8")
+    result = invoke("run", source, "--config", config, "--resume")
+    assert result.exit_code == 0, result.output
+    assert _sent_phones(sandbox) == Counter({PHONES[0]: 1, PHONES[1]: 1, PHONES[3]: 1})
+    statuses = {r["phone"]: (r["status"], r["error_code"])
+                for r in read_results(tmp_path / "clientes-import")}
+    assert statuses[PHONES[2]] == ("excluded", "opted_out")
