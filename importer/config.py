@@ -9,6 +9,7 @@ ignored is how a campaign goes to the wrong stage. Settings that depend on the i
 from __future__ import annotations
 
 import difflib
+import io
 import ipaddress
 import re
 import tomllib
@@ -16,15 +17,23 @@ import unicodedata
 import uuid
 from datetime import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .exceptions import ConfigError
+from .read import NotAFileError, open_regular
 
 DEFAULT_BASE_URL = "https://api.vambe.ai"
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; /dev/zero or a pasted log is not one
 
 
 class _Section(BaseModel):
@@ -454,9 +463,11 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     name = path.name
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(_read_config(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except NotAFileError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read config file ({error})") from None
     except tomllib.TOMLDecodeError as error:
@@ -476,6 +487,16 @@ def load_config(path: str | Path) -> Config:
         except ValueError as error:
             raise ConfigError(f"{name}: [message] content: {error}") from None
     return config
+
+
+def _read_config(path: Path) -> str:
+    """The config's text (newlines as read_text gives them), read bounded: a FIFO, a device
+    or a huge file is refused at once instead of blocking or filling memory."""
+    with open_regular(path) as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file larger than {MAX_CONFIG_BYTES >> 20} MiB")
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
 
 
 def _suggestion(location: list[str]) -> str:

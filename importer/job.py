@@ -11,30 +11,34 @@ the caller's ``on_note``. The CLI is a thin layer over these two.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import signal
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .client import Pipeline, VambeClient
 from .codes import ErrorCode, RowStatus
 from .config import Config, load_config
 from .exceptions import ConfigError, InputFileError, OutputFolderError
-from .journal import (FolderLock, Journal, JournalRecord, file_identity, fingerprint,
-                      read_journal)
+from .journal import (
+    FolderLock,
+    Journal,
+    JournalRecord,
+    file_identity,
+    fingerprint,
+    read_journal,
+)
 from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
 from .plan import Plan, duration_text, held_in_ledger, ledger_note, plan_file, summarize
 from .read import Table, open_table, opt_out_cells
 from .reconcile import settle
-from .schedule import SendWindow
-from .timing import clock
 from .report import RowResult, Summary, write_reports
+from .schedule import SendWindow
 from .send import Sender, format_time
+from .timing import clock
 from .validate import OptOuts, StageResolver, Validator
 
 __all__ = ["Plan", "duration_text", "ledger_note", "list_stages", "run_import", "validate_file"]
@@ -61,7 +65,7 @@ def _open_input(input_path: str | Path, config: Config, sheet: str | None) -> Ta
                        encoding=config.input.encoding, delimiter=config.input.delimiter)
     config.check_columns(list(table.headers), table.path.name)
     for path in config.exclude_paths():
-        if not path.is_file():
+        if not path.exists():  # a FIFO or a device: opt_out_cells says what it is
             raise ConfigError(f"{config.source}: [dedupe] exclude: {path} not found")
     return table
 

@@ -479,6 +479,8 @@ class Journal:
         try:
             if self.failed is None:
                 self.flush()
+        except OutputFolderError:
+            pass  # said by whoever needed the record: the run's reports were written or not
         finally:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -231,6 +231,7 @@ class Ledger:
         self._queued: list[tuple[Callable[[], object], asyncio.Future | None]] = []
         self.error: OutputFolderError | None = None  # a write failed: no more claims
         self._commit_scheduled = False
+        self._finished = False  # finish() ran: what it could not do was said then
         self._closing = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop,
                                               name="ledger-checkpoints", daemon=True)
@@ -306,11 +307,11 @@ class Ledger:
             return None
         state = prior.state
         if state == RequestState.CLAIMED:
-            if prior.run != self.run_id and _RunLock.alive(self._runs, prior.run):
+            if prior.run == self.run_id or _RunLock.alive(self._runs, prior.run):
                 return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
                             error=f"being sent right now by another run (into {prior.folder});"
                                   " --resume sends it if that run does not")
-            return None  # ours, or a dead run's reservation: it never left that machine
+            return None  # a dead run's reservation: it never left that machine
         if state == RequestState.IN_FLIGHT:
             if prior.run != self.run_id and _RunLock.alive(self._runs, prior.run):
                 return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
@@ -502,19 +503,22 @@ class Ledger:
                 future.set_result(result)
 
     def flush(self) -> None:
-        """Commit what is queued now (outside the event loop's turn: at the end of a run),
-        and give back every key this run reserved but did not send."""
-        if self.error is None and self._lock is not None:
-            now = self._clock.time()
-            self._queued.append((lambda: self._db.execute(
-                "UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
-                (RequestState.FAILED, now, self.run_id, RequestState.CLAIMED)), None))
+        """Commit what is queued now (outside the event loop's turn)."""
         if self._queued:
             self._commit_queued()
         if self.error is not None:
             raise self.error
-        if self._lock is not None:
-            self.check_identity()  # what this run recorded must be where the next run looks
+
+    def finish(self) -> None:
+        """The end of a run's sending: give back every key it reserved but did not send,
+        commit, and check that all it recorded is where the next run will look."""
+        now = self._clock.time()
+        self._queued.append((lambda: self._db.execute(
+            "UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
+            (RequestState.FAILED, now, self.run_id, RequestState.CLAIMED)), None))
+        self._finished = True
+        self.flush()
+        self.check_identity()
 
     def _checkpoint_loop(self) -> None:
         """Fold the WAL into the database now and then, with its fsync, off the event loop."""
@@ -529,7 +533,7 @@ class Ledger:
 
     def close(self) -> None:
         try:
-            if self._lock is not None and self.error is None:  # an error was said already
+            if self._lock is not None and self.error is None and not self._finished:
                 self.flush()
         finally:
             self._closing.set()

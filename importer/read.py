@@ -12,8 +12,10 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import os
 import pickle
 import re
+import stat
 import subprocess
 import sys
 import unicodedata
@@ -133,18 +135,55 @@ OTHER_SPREADSHEETS = {
 }
 
 
+class NotAFileError(Exception):
+    """A path that is there but is not a regular file; its text says what it is instead
+    (``"is a FIFO, not a file"``)."""
+
+
+_SPECIAL_FILES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISSOCK, "a socket"))
+
+
+def _refuse_special(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "a special file")
+        raise NotAFileError(f"is {kind}, not a file")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for binary reading if it is a regular file, else :class:`NotAFileError`
+    (a missing one raises os.stat's FileNotFoundError). Looked at before opening: opening a
+    FIFO without a writer blocks, and a device such as /dev/zero never ends; O_NONBLOCK and a
+    second look once open cover a file swapped in between."""
+    _refuse_special(os.stat(path).st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(path, flags)
+    try:
+        _refuse_special(os.fstat(descriptor).st_mode)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return open(descriptor, "rb")
+
+
 def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
                delimiter: str | None = None, require_data: bool = True) -> Table:
     """Open a CSV or XLSX file and read its header, detecting what the config leaves out."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: input file not found")
+    try:
+        with open_regular(path) as handle:
+            head = handle.read(_SAMPLE_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputFileError(f"{path}: input file not found") from None
+    except NotAFileError as error:
+        raise InputFileError(f"{path}: {error}") from None
+    except OSError as error:
+        raise InputFileError(f"{path}: cannot read the input file ({error.strerror})") from None
     suffix = path.suffix.lower()
     if suffix in OTHER_SPREADSHEETS:
         raise InputFileError(f"{path.name}: {OTHER_SPREADSHEETS[suffix]}: save it as .xlsx or"
                              " .csv")
-    with path.open("rb") as handle:
-        head = handle.read(_SAMPLE_BYTES)
     if not head.strip():
         raise InputFileError(f"{path.name}: the file is empty")
     is_zip = head.startswith(b"PK\x03\x04")
@@ -191,17 +230,47 @@ def _open_csv(path: Path, head: bytes, encoding: str | None, delimiter: str | No
                              " without a BOM, set [input] encoding = \"utf-16-le\" or"
                              " \"utf-16-be\")")
     encoding = encoding or detect_encoding(path, head)
-    try:
-        with path.open("rb") as handle:  # a reader that decodes the first line only
-            first_line = codecs.getreader(encoding)(handle).readline()
-    except UnicodeDecodeError:
-        raise InputFileError(
-            f"{path.name}: row 1 is not valid {encoding} text; check [input] encoding"
-        ) from None
-    delimiter = delimiter or detect_delimiter(first_line)
+    delimiter = delimiter or detect_delimiter(_first_line(path, encoding))
     table = Table(path, "csv", (), encoding, delimiter)
     header = next(_csv_records(table), None)
+    if header is not None and len(header) > EXCEL_MAX_COLUMNS:  # (and no minute spent on them)
+        raise InputFileError(f"{path.name}: row 1 has more than {EXCEL_MAX_COLUMNS:,} columns,"
+                             " beyond Excel's own limit; refused")
     return table.with_headers(_checked_headers(path, header))
+
+
+_LINE_END = re.compile(r"[\r\n]")
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    """Row 1's first line, decoded: read in growing chunks, each decoded afresh (linear in
+    its length, where codecs' StreamReader.readline is quadratic: 50 MB without a line end
+    took minutes), and at most :data:`MAX_CSV_FIELD` bytes of it. Bytes that do not decode
+    are row 1's fault only when no line end comes before them."""
+    data = b""
+    want = _SAMPLE_BYTES
+    with path.open("rb") as handle:
+        while True:
+            data += handle.read(want - len(data))
+            ended = len(data) < want
+            try:
+                text = codecs.getincrementaldecoder(encoding)().decode(data, final=ended)
+            except UnicodeDecodeError as error:  # its offset counts from after any BOM
+                valid = data[:error.start + len(data) - len(error.object)]
+                text = codecs.getincrementaldecoder(encoding)().decode(valid)
+                if not _LINE_END.search(text):
+                    raise InputFileError(f"{path.name}: row 1 is not valid {encoding} text;"
+                                         " check [input] encoding") from None
+            line_end = _LINE_END.search(text)
+            if line_end:
+                return text[:line_end.start()]
+            if ended:
+                return text
+            if len(data) > MAX_CSV_FIELD:
+                raise InputFileError(
+                    f"{path.name}: row 1 is longer than {MAX_CSV_FIELD >> 20} MiB: not a CSV"
+                    " export anyone meant; nothing was sent")
+            want = min(want * 4, MAX_CSV_FIELD + 1)
 
 
 def detect_encoding(path: Path, head: bytes) -> str:
@@ -232,14 +301,11 @@ def _decodes_as(path: Path, encoding: str) -> bool:
 
 
 def detect_delimiter(header_line: str) -> str:
-    """The candidate that splits the header into the most columns (outside quotes)."""
-    counts = dict.fromkeys(_CANDIDATE_DELIMITERS, 0)
-    quoted = False
-    for char in header_line:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in counts:
-            counts[char] += 1
+    """The candidate that splits the header into the most columns (outside quotes: the
+    even pieces between quote marks; str.count, not a loop over every character)."""
+    outside = header_line.split('"')[::2]
+    counts = {candidate: sum(piece.count(candidate) for piece in outside)
+              for candidate in _CANDIDATE_DELIMITERS}
     best = max(counts, key=counts.__getitem__)
     return best if counts[best] else ","
 
@@ -247,8 +313,10 @@ def detect_delimiter(header_line: str) -> str:
 def _csv_records(table: Table) -> Iterator[list[str]]:
     with table.path.open(encoding=table.encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=table.delimiter)
+        records = 0  # a record's row (its quoted line ends make reader.line_num run ahead)
         try:
             for record in reader:
+                records += 1
                 if "\x00" in "".join(record):
                     raise InputFileError(
                         f"{table.path.name}: row {reader.line_num} holds a NUL byte: the file"
@@ -263,7 +331,7 @@ def _csv_records(table: Table) -> Iterator[list[str]]:
         except csv.Error as error:
             if "field larger than field limit" in str(error):
                 raise InputFileError(
-                    f"{table.path.name}: row {reader.line_num + 1} holds a cell larger than"
+                    f"{table.path.name}: row {records + 1} holds a cell larger than"
                     f" {MAX_CSV_FIELD >> 20} MiB: not an export anyone meant; nothing was sent"
                 ) from None
             raise InputFileError(f"{table.path.name}: row {reader.line_num}: {error}") from None
@@ -377,12 +445,17 @@ def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
     """The sheet's rows from a reader process (``python -m importer.reader_process``), in
     pickled batches through a pipe whose buffer bounds how far it runs ahead. Its errors are
     raised here; closing the generator early stops it. A reader that cannot start at all (a
-    frozen build, say) leaves the reading to this process. (A process of our own module
-    rather than multiprocessing, whose "spawn" re-imports the caller's main script.)"""
+    frozen build, say: it exits without a word) leaves the reading to this process; one that
+    dies (killed, out of memory) is an error, never a silent second reading. (A process of
+    our own module rather than multiprocessing, whose "spawn" re-imports the caller's main
+    script.)"""
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "importer.reader_process", str(path), sheet],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            # Its own process group: a terminal's Ctrl-C reaches the importer only, even while
+            # the reader is still starting (before it can ignore SIGINT); the importer decides.
+            process_group=0)
     except OSError:
         yield from _records_in_process(path, sheet)
         return
@@ -391,11 +464,10 @@ def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
         while True:
             try:
                 kind, payload = pickle.load(process.stdout)
-            except EOFError:
-                if heard:
-                    raise InputFileError(f"{path.name}: the process reading the workbook"
-                                         f" stopped (exit code {process.wait()})") from None
-                break  # it never started: read here
+            except (EOFError, pickle.UnpicklingError):  # it ended, or died in mid-message
+                process.stdout.close()  # and whatever else it was writing stops now
+                process.wait()
+                break
             heard = True
             if kind == "rows":
                 yield from payload
@@ -404,13 +476,19 @@ def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
             elif kind == "error":
                 raise InputFileError(payload)
             else:
-                raise RuntimeError(f"reading {path.name} failed: {payload}")
+                raise InputFileError(f"{path.name}: the reader process failed ({payload})")
     finally:
         process.stdout.close()
         if process.poll() is None:
             process.kill()
         process.wait()
-    yield from _records_in_process(path, sheet)
+    code = process.returncode
+    if heard or code < 0:
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        # (No "nothing was sent": a run's second reading of the sheet feeds the sending.)
+        raise InputFileError(f"{path.name}: the reader process stopped ({how}) before the end"
+                             " of the sheet")
+    yield from _records_in_process(path, sheet)  # it never started: read here
 
 
 def read_in_worker(path: Path, sheet: str, out: BinaryIO) -> None:

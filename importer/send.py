@@ -244,7 +244,7 @@ class Sender:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            for flush in (self.ledger.flush, self.journal.flush):
+            for flush in (self.ledger.finish, self.journal.flush):
                 try:
                     flush()
                 except Exception as error:  # the disk may still refuse: said, never raised
