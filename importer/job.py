@@ -16,7 +16,7 @@ import json
 import signal
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .client import Pipeline, VambeClient
@@ -32,8 +32,9 @@ from .journal import (
     read_journal,
 )
 from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
-from .plan import Plan, duration_text, held_in_ledger, ledger_note, plan_file, summarize
-from .read import Table, open_table, opt_out_cells
+from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
+                   summarize, validation_results)
+from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import settle
 from .report import RowResult, Summary, write_reports
 from .schedule import SendWindow
@@ -130,9 +131,6 @@ def list_stages(config: Config | str | Path, *, api_key: str) -> list[Pipeline]:
     return asyncio.run(_fetch_pipelines(config, api_key))
 
 
-PREVIEW_ROWS = 3
-
-
 def validate_file(input_path: str | Path, config: Config | str | Path, *,
                   out_dir: str | Path | None = None, api_key: str | None = None,
                   sheet: str | None = None, ledger_path: str | Path | None = None) -> Summary:
@@ -178,32 +176,28 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
         summary.notes.append(PLAIN_TEXT_NOTE)
     validator = Validator(config, stages, opt_outs)
     validator.phones.classify_lines = True  # before any phone is read: verdicts are cached
-    journal = Journal.create(out, identity=identity_of(config), ledger_id=None,
-                             ledger_path=None, table=table, config_digest=config_digest(config))
+    window = SendWindow(config.schedule) if config.schedule is not None else None
+    openings: list[tuple[float, str]] = []  # valid rows outside their window: (opens, phone)
+    held_back: Counter[str] = Counter()
+    now = clock().time()
+    preview: list[tuple[str | None, dict]] = []  # (path, body) of the first rows to send
+    journal = None
+    if config.dedupe.within_file == "last":  # the verdicts need the whole file: a plan
+        journal = Journal.create(out, identity=identity_of(config), ledger_id=None,
+                                 ledger_path=None, table=table,
+                                 config_digest=config_digest(config))
     try:
-        plan_file(table, config, validator, journal)
-        held_back: Counter[RowStatus] = Counter()
-        window = SendWindow(config.schedule) if config.schedule is not None else None
-        openings: list[tuple[float, str]] = []  # valid rows outside their window: (opens, phone)
-        now = clock().time()
-        valid = 0
-        for planned, held in held_in_ledger(journal, ledger):
-            if held is not None:  # the status a run would give the row
-                held_back[held.status] += 1
-                journal.add_result(RowResult(planned.row, held.status, planned.phone,
-                                             held.ai_contact_id, held.http_status,
-                                             held.attempts, held.error_code, held.error))
-                continue
-            valid += 1
-            if window is not None and (opens := window.opens_at(planned.phone, now)) is not None:
-                openings.append((opens, planned.phone))
-            if len(summary.preview) < PREVIEW_ROWS:
-                path, body = journal.request_of(planned.row)
-                summary.preview.append(json.loads(body))
-                summary.preview_paths.append(path)
-        write_reports(out, table, journal.results(), summary)
+        results = (_planned_results(table, config, validator, ledger, journal, preview)
+                   if journal is not None else
+                   validation_results(table, config, validator, ledger, preview))
+        write_reports(out, table, _observed(results, window, now, openings, held_back),
+                      summary)
     finally:
-        journal.close()
+        if journal is not None:
+            journal.close()
+    valid = summary.counts[RowStatus.VALID]
+    summary.preview = [body for _, body in preview]
+    summary.preview_paths = [path for path, _ in preview]
     if config.api.rate_limit_per_second:
         requests = valid * (2 if config.dedupe.skip_open_tickets else 1)
         summary.estimated_seconds = requests / config.api.rate_limit_per_second
@@ -222,11 +216,45 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
             " set VAMBE_API_KEY to check them"
         )
     if held_back and ledger is not None:
-        note = ledger_note(held_back[RowStatus.DUPLICATE], held_back[RowStatus.UNKNOWN],
-                           held_back[RowStatus.SKIPPED])
+        note = ledger_note(held_back[ErrorCode.SENT_BEFORE], held_back[RowStatus.UNKNOWN],
+                           held_back[ErrorCode.IN_PROGRESS])
         summary.notes.append(f"{note} (ledger: {ledger.path})")
     summary.ledger_path = None if ledger is None else ledger.path
     return summary
+
+
+def _planned_results(table: Table, config: Config, validator: Validator,
+                     ledger: Ledger | None, journal: Journal,
+                     preview: list[tuple[str | None, dict]]
+                     ) -> Iterator[tuple[RowResult, SourceRow | None]]:
+    """``validate`` with ``within_file = "last"``: the plan first (a phone's last row is
+    known only at the end of the file), then each row's result from it."""
+    plan_file(table, config, validator, journal)
+    for planned, held in held_in_ledger(journal, ledger):
+        if held is not None:  # the status a run would give the row
+            journal.add_result(RowResult(planned.row, held.status, planned.phone,
+                                         held.ai_contact_id, held.http_status, held.attempts,
+                                         held.error_code, held.error))
+        elif len(preview) < PREVIEW_ROWS:
+            path, body = journal.request_of(planned.row)
+            preview.append((path, json.loads(body)))
+    return journal.results()
+
+
+def _observed(results: Iterable[tuple[RowResult, SourceRow | None]], window: SendWindow | None,
+              now: float, openings: list[tuple[float, str]], held_back: Counter[str]
+              ) -> Iterator[tuple[RowResult, SourceRow | None]]:
+    """``validate``'s results on their way to the reports: when the valid rows' send windows
+    open, and what the ledger held back."""
+    for result, source in results:
+        if result.status == RowStatus.VALID:
+            if window is not None and (opens := window.opens_at(result.phone, now)) is not None:
+                openings.append((opens, result.phone))
+        elif result.status == RowStatus.UNKNOWN:
+            held_back[RowStatus.UNKNOWN] += 1
+        elif result.error_code in (ErrorCode.SENT_BEFORE, ErrorCode.IN_PROGRESS):
+            held_back[result.error_code] += 1
+        yield result, source
 
 
 def _phone_notes(config: Config, tallies, summary: Summary) -> None:

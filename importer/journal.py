@@ -20,9 +20,7 @@ import hashlib
 import json
 import marshal
 import os
-import queue
 import sqlite3
-import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,44 +183,6 @@ class Planned(NamedTuple):
         return message.get("content") if isinstance(message, dict) else None
 
 
-class _PlanWriter:
-    """Writes batches of the plan from a thread of its own, with its own connection."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=30)
-        self._queue: queue.Queue = queue.Queue(maxsize=4)  # bounds the rows held in memory
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="plan-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, verdicts: list[tuple], data: list[tuple]) -> None:
-        self._queue.put((verdicts, data))
-
-    def finish(self) -> BaseException | None:
-        self._queue.put(None)
-        self._thread.join()
-        self._db.close()
-        return self._error
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # keep taking batches, so the reader is never blocked
-            verdicts, data = item
-            try:
-                # Cells and bodies repeat their shape row after row: compressed in chunks
-                # they take a tenth of their size.
-                chunks = [(data[start][0], zlib.compress(marshal.dumps(data[start:start + _CHUNK]), 1))
-                          for start in range(0, len(data), _CHUNK)]
-                with self._db:
-                    self._db.execute("BEGIN")
-                    self._db.executemany("INSERT INTO plan VALUES (?,?,?,?,?,?,?)", verdicts)
-                    self._db.executemany("INSERT INTO plan_data VALUES (?, ?)", chunks)
-            except (sqlite3.Error, OSError) as error:
-                self._error = error
-
-
 class _DataReader:
     """The cells and bodies of planned rows, read in row order a compressed chunk at a
     time: (row, cells, origin, path, body) for a row."""
@@ -245,14 +205,13 @@ class _DataReader:
 class Journal:
     """The folder's record of one run; open with :meth:`create` or :meth:`reopen`."""
 
-    _BATCH = 5000
+    _BATCH = 1024  # rows a transaction: more, and they no longer fit the CPU's caches
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
         self._plan: list[tuple] = []
         self._data: list[tuple] = []
-        self._writer: _PlanWriter | None = None
         self._outcomes: list[tuple] = []
         self.failed: OutputFolderError | None = None  # a write failed: the record is partial
 
@@ -335,30 +294,22 @@ class Journal:
             self._flush_plan()
 
     def _flush_plan(self) -> None:
-        """Hand the buffered rows to the plan writer, a thread of its own: compressing and
-        writing them (zlib and SQLite let go of the GIL) overlaps reading the next rows."""
-        if not self._plan and not self._data:
+        verdicts, self._plan = self._plan, []
+        data, self._data = self._data, []
+        if not verdicts and not data:
             return
-        if self._writer is None:
-            self._writer = _PlanWriter(self.path)
-        self._writer.put(self._plan, self._data)
-        self._plan, self._data = [], []
-
-    def _finish_writing(self) -> None:
-        """Wait for the plan writer; its failure is this journal's."""
-        self._flush_plan()
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            error = writer.finish()
-            if error is not None:
-                self.failed = self.failed or OutputFolderError(
-                    f"{self.path}: cannot write the journal ({error})")
-                raise self.failed
+        # Cells and bodies repeat their shape row after row: compressed in chunks they take
+        # a tenth of their size. (A writer thread of its own was tried: no faster, since
+        # the rows' Python objects, not zlib or SQLite, are the cost.)
+        chunks = [(data[start][0], zlib.compress(marshal.dumps(data[start:start + _CHUNK]), 1))
+                  for start in range(0, len(data), _CHUNK)]
+        self._execute([("INSERT INTO plan VALUES (?,?,?,?,?,?,?)", verdicts),
+                       ("INSERT INTO plan_data VALUES (?, ?)", chunks)])
 
     def supersede(self, rows: list[tuple[int, int]]) -> None:
         """``within_file = "last"``: each (row, last row) pair makes ``row`` a duplicate of
         the row holding its phone last, which is the one sent."""
-        self._finish_writing()
+        self._flush_plan()
         self._execute([(
             "UPDATE plan SET status=?, error_code=?, error='same phone as row ' || ?,"
             " key=NULL, has_message=NULL WHERE row=?",
@@ -367,7 +318,7 @@ class Journal:
 
     def finish_plan(self, fingerprint: Fingerprint) -> None:
         """The plan is whole: sending may read it."""
-        self._finish_writing()
+        self._flush_plan()
         self.set_meta(fingerprint=json.dumps(fingerprint), planned="1")
 
     def plan_counts(self) -> dict[str, tuple[int, int]]:
@@ -473,9 +424,6 @@ class Journal:
             raise self.failed from None
 
     def close(self) -> None:
-        if self._writer is not None:  # a plan that stopped half-way: never marked planned
-            self._writer.finish()
-            self._writer = None
         try:
             if self.failed is None:
                 self.flush()

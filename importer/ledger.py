@@ -268,6 +268,11 @@ class Ledger:
             raise OutputFolderError(f"{path}: cannot read the send ledger ({error})") from None
 
     @property
+    def knows_target(self) -> bool:
+        """Whether this ledger had recorded any request to the account when it was opened."""
+        return self._target_known
+
+    @property
     def id(self) -> str:
         return self._db.execute("SELECT value FROM meta WHERE name='id'").fetchone()[0]
 

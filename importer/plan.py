@@ -11,7 +11,7 @@ the daily message limit, send windows) in :mod:`importer.send`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .codes import RowStatus
@@ -19,14 +19,29 @@ from .config import Config
 from .journal import Fingerprint, Journal, Planned, file_identity, fingerprint
 from .ledger import Held, Ledger
 from .mapping import RowMapper
-from .read import Table
+from .read import SourceRow, Table
 from .schedule import SendWindow
 from .send import format_time
-from .validate import Validator
+from .report import RowResult
+from .validate import CheckedRow, Validator
 
 # The exact bytes of every body sent: compact, and UTF-8 as written (one encoder, made once:
 # json.dumps with options builds a new one per call).
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def checked_groups(table: Table, config: Config, validator: Validator
+                   ) -> Iterator[list[tuple[SourceRow, CheckedRow]]]:
+    """The single read of the input: every row checked, in small groups."""
+    mapper = RowMapper(config, table.headers)
+    check, map_row = validator.check, mapper.map
+    group: list[tuple[SourceRow, CheckedRow]] = []
+    for source in table.rows():
+        group.append((source, check(map_row(source))))
+        if len(group) == _STEP:
+            yield group
+            group = []
+    yield group
 
 
 def plan_file(table: Table, config: Config, validator: Validator, journal: Journal
@@ -35,11 +50,57 @@ def plan_file(table: Table, config: Config, validator: Validator, journal: Journ
     verdict into ``journal``. A row that cannot be read stops the plan (nothing is sent from
     a plan that is not whole); so does a file that changes while it is read."""
     before = file_identity(table.path)
-    mapper = RowMapper(config, table.headers)
+    for group in checked_groups(table, config, validator):
+        _record(group, journal)
+    if config.dedupe.within_file == "last":
+        journal.supersede(list(validator.superseded()))
+    found = fingerprint(table.path, before)  # refuses a file that changed while it was read
+    journal.finish_plan(found)
+    return found
+
+
+def validation_results(table: Table, config: Config, validator: Validator,
+                       ledger: Ledger | None, preview: list[tuple[str | None, dict]]
+                       ) -> Iterator[tuple[RowResult, SourceRow]]:
+    """``validate`` without a plan to keep (nothing will be sent from it): each row's result
+    as a run would give it, straight from the single read, in row order; the ledger is read
+    a group at a time, and only if it has ever sent to this account. The requests of the
+    first valid rows go to ``preview``. (Not for ``within_file = "last"``, which needs the
+    whole file before any verdict: that goes through a plan.)"""
+    before = file_identity(table.path)
+    knows = ledger is not None and ledger.knows_target
+    for group in checked_groups(table, config, validator):
+        held = ledger.held_many([checked.request.key for _, checked in group
+                                 if checked.request is not None]) if knows else {}
+        for source, checked in group:
+            request = checked.request
+            holding = held.get(request.key) if held and request is not None else None
+            if holding is not None:
+                yield RowResult(checked.number, holding.status, checked.phone,
+                                holding.ai_contact_id, holding.http_status, holding.attempts,
+                                holding.error_code, holding.error), source
+            else:
+                if request is not None and len(preview) < PREVIEW_ROWS:
+                    preview.append((request.path, request.body))
+                yield RowResult(checked.number, checked.status, checked.phone,
+                                error_code=checked.error_code, error=checked.error), source
+    fingerprint(table.path, before)  # a file that changed while it was read: no reports
+
+
+PREVIEW_ROWS = 3
+
+
+# Rows are checked in small groups, then recorded: a group's objects stay in the CPU's
+# caches (recording rows one by one, or in groups of thousands, cost twice as much).
+_STEP = 64
+
+
+def _record(rows: list[tuple[SourceRow, CheckedRow]], journal: Journal) -> None:
+    """Write a group of verdicts into the plan: for a row to send, its content key and the
+    exact JSON body; the cells of every row that may go to errors.csv."""
     encode = _JSON.encode
     add = journal.add_planned
-    for source in table.rows():
-        checked = validator.check(mapper.map(source))
+    for source, checked in rows:
         status = checked.status
         request = checked.request
         if request is not None:
@@ -52,11 +113,6 @@ def plan_file(table: Table, config: Config, validator: Validator, journal: Journ
                  None, None),
                 (checked.number, source.cells, source.origin, None, None)
                 if status == RowStatus.INVALID else None)
-    if config.dedupe.within_file == "last":
-        journal.supersede(list(validator.superseded()))
-    found = fingerprint(table.path, before)
-    journal.finish_plan(found)
-    return found
 
 
 @dataclass(frozen=True)
