@@ -389,7 +389,8 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
             " nothing was sent"
         )
     before = record.identity
-    if before != identity and ledger.folder_has_outcomes(target_name(**before)):
+    if (target_name(**before) != target_name(**identity)
+            and ledger.folder_has_outcomes(target_name(**before))):
         raise OutputFolderError(
             f"{out} holds a run sent to {before.get('base_url')} (phone ID"
             f" {before.get('phone_id')}), not to {identity.get('base_url')} (phone ID"

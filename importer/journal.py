@@ -183,6 +183,36 @@ class Planned(NamedTuple):
         return message.get("content") if isinstance(message, dict) else None
 
 
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    """A journal written before the plan (schema 1: a ``results`` table of each row's last
+    result, with the cells of error rows and the content key of rows routed to send) as a
+    plan without bodies: its rows are reported and reconciled as they were, and ``--resume
+    --replan`` plans its file afresh (the ledger keeps anyone from being sent twice)."""
+    if db.execute("SELECT value FROM meta WHERE name='schema'").fetchone() is not None:
+        return
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='results'").fetchone() is None:
+        return
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "INSERT OR REPLACE INTO plan SELECT row, CASE WHEN key IS NULL THEN status ELSE ? END,"
+            " phone, CASE WHEN key IS NULL THEN error_code ELSE '' END,"
+            " CASE WHEN key IS NULL THEN error ELSE '' END, key, NULL FROM results",
+            (RowStatus.VALID,))
+        db.execute("INSERT OR REPLACE INTO outcomes SELECT row, status, ai_contact_id,"
+                   " http_status, attempts, error_code, error FROM results WHERE key IS NOT NULL")
+        kept = []
+        for row, source in db.execute("SELECT row, source FROM results WHERE source IS NOT NULL"
+                                      " ORDER BY row"):
+            cells, origin = json.loads(source)
+            kept.append((row, tuple(cells), origin, None, None))
+        db.executemany("INSERT OR REPLACE INTO plan_data VALUES (?, ?)", [
+            (kept[start][0], zlib.compress(marshal.dumps(kept[start:start + _CHUNK]), 1))
+            for start in range(0, len(kept), _CHUNK)])
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?), ('planned', '0')",
+                   (SCHEMA_VERSION,))
+
+
 class _DataReader:
     """The cells and bodies of planned rows, read in row order a compressed chunk at a
     time: (row, cells, origin, path, body) for a row."""
@@ -198,7 +228,10 @@ class _DataReader:
                                      " ORDER BY first DESC LIMIT 1", (row,)).fetchone()
             self._rows = {} if chunk is None else {
                 item[0]: item for item in marshal.loads(zlib.decompress(chunk[0]))}
-            found = self._rows[row]
+            found = self._rows.get(row)
+            if found is None:
+                raise OutputFolderError(f"the journal holds no cells for row {row}: it is"
+                                        " damaged; --resume --replan plans the file again")
         return found
 
 
@@ -245,6 +278,7 @@ class Journal:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA application_id={JOURNAL_APPLICATION_ID}")
+            _migrate_v1(connection)
         except FileNotFoundError:
             raise OutputFolderError(f"{out_dir} holds no run (no journal)") from None
         except (OSError, sqlite3.Error) as error:

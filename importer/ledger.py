@@ -42,6 +42,7 @@ import asyncio
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import threading
 import uuid
@@ -53,7 +54,7 @@ from typing import NamedTuple
 
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
-from .exceptions import LedgerMovedError, OutputFolderError
+from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
 from .files import create_private, private_fd, private_folder
 from .timing import Clock, clock
 
@@ -62,9 +63,8 @@ LEDGER_FILE = "ledger.sqlite"
 APPLICATION_ID = 0x56424C47  # "VBLG": a ledger written by vambe-import
 DAY = 86400.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (
+SCHEMA_VERSION = "2"  # 1: targets named by base URL too (0.1.0)
+_REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
     target TEXT NOT NULL,
     key TEXT NOT NULL,
     state TEXT NOT NULL,
@@ -82,18 +82,39 @@ CREATE TABLE IF NOT EXISTS requests (
     run TEXT NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (target, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state);
-CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at);
-"""
+) WITHOUT ROWID"""
+_INDEXES = ("CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
+            "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
+_SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                      _REQUESTS_TABLE, *_INDEXES]) + ";"
 
 
 def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
     """Where the ledger is: ``override``, ``[ledger] path``, ``$VAMBE_IMPORT_LEDGER``, or the
-    user's data folder."""
+    user's data folder. A URL in either place is refused, never taken as a file path in the
+    working directory (each laptop would keep a ledger of its own)."""
     if override is not None:
         return Path(override)
-    return config.ledger_path() or default_ledger_path()
+    if config.ledger.path is not None:
+        _refuse_url(config.ledger.path, f"{config.source}: [ledger] path")
+        return config.ledger_path() or default_ledger_path()
+    return default_ledger_path()
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _refuse_url(value: str, where: str) -> None:
+    found = _URL.match(value)
+    if found is None:
+        return
+    scheme = found.group()[:-3].lower()
+    if scheme in ("postgres", "postgresql"):
+        raise ConfigError(f"{where}: {scheme}:// names a team ledger on PostgreSQL, which this"
+                          " release does not have yet; set a file path (one ledger file per"
+                          " account, shared by everyone who sends to it)")
+    raise ConfigError(f"{where}: {scheme}:// is not a ledger this release can use: set a file"
+                      " path")
 
 
 def identity_of(config: Config, account: str | None = None) -> dict[str, str]:
@@ -107,6 +128,7 @@ def identity_of(config: Config, account: str | None = None) -> dict[str, str]:
 def default_ledger_path() -> Path:
     """``$VAMBE_IMPORT_LEDGER``, else ``ledger.sqlite`` in the user's data folder."""
     if os.environ.get(LEDGER_ENV):
+        _refuse_url(os.environ[LEDGER_ENV], LEDGER_ENV)
         return Path(os.environ[LEDGER_ENV]).expanduser()
     import platformdirs
 
@@ -245,6 +267,7 @@ class Ledger:
                 _create(path)
             connection = open_database(path, "ledger", create=False)
             connection.execute("PRAGMA busy_timeout=30000")
+            migrate(connection, path)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA wal_autocheckpoint=0")
             ledger = cls(connection, path, target=target, folder=folder, policy=policy)
@@ -263,6 +286,8 @@ class Ledger:
             return None
         try:
             connection = open_database(path, "ledger", create=False)
+            connection.execute("PRAGMA busy_timeout=30000")
+            migrate(connection, path)
             return cls(connection, path, target=target, folder=folder, policy=policy)
         except (OSError, sqlite3.Error) as error:
             raise OutputFolderError(f"{path}: cannot read the send ledger ({error})") from None
@@ -559,7 +584,8 @@ def _create(path: Path) -> None:
         try:
             connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
             connection.executescript(_SCHEMA)
-            connection.execute("INSERT INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
+            connection.execute("INSERT INTO meta VALUES ('id', ?), ('schema', ?)",
+                               (uuid.uuid4().hex, SCHEMA_VERSION))
             connection.execute("PRAGMA journal_mode=WAL")
         finally:
             connection.close()
@@ -579,7 +605,58 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def target_name(base_url: str, channel: str, phone_id: str) -> str:
-    """The account a request goes to, as the ledger and the journal name it."""
-    return json.dumps({"base_url": base_url, "channel": channel, "phone_id": phone_id},
-                      sort_keys=True)
+def target_name(base_url: str = "", channel: str = "whatsapp", phone_id: str = "") -> str:
+    """The account a request goes to, as the ledger names it: the channel and the phone ID.
+    A WhatsApp Business phone number ID belongs to one business number worldwide (a WhatsApp
+    Web ID is taken as the account's own), so the base URL, however it is spelt (a host's
+    other name, a default port written out, case, Vambe's two documented hosts), is never
+    part of it; the journal records it for information."""
+    return json.dumps({"channel": channel, "phone_id": phone_id}, sort_keys=True)
+
+
+def _target_from_v1(target: str) -> str:
+    """A schema-1 target (base URL, channel, phone ID) as schema 2 names it."""
+    found = json.loads(target)
+    return target_name(channel=found.get("channel", "whatsapp"),
+                       phone_id=str(found.get("phone_id", "")))
+
+
+# Which of two records of one key a merge keeps: the one that protects the customer most.
+_STRENGTH = ("CASE state WHEN 'failed' THEN 0 WHEN 'claimed' THEN 1 WHEN 'in_flight' THEN 2"
+             " WHEN 'unknown' THEN 3 ELSE 4 END")
+
+
+def migrate(connection: sqlite3.Connection, path: Path) -> None:
+    """Bring a ledger written by an earlier release to this schema, in place, in one
+    transaction: never refused, never ignored, since it is the memory that protects
+    customers. Schema 1 named targets by base URL too; the same key recorded under two
+    spellings of one account is merged, keeping its most protective record (sent, then
+    unknown, in flight, claimed, failed; the latest of equals)."""
+    def version() -> str:
+        found = connection.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        return found[0] if found else "1"
+
+    if version() == SCHEMA_VERSION:
+        return
+    with connection:
+        connection.execute("BEGIN IMMEDIATE")
+        current = version()
+        if current == SCHEMA_VERSION:
+            return  # another run migrated it meanwhile
+        if current != "1":
+            raise OutputFolderError(f"{path}: a send ledger of schema {current}, written by a"
+                                    " newer release of vambe-import: upgrade to use it")
+        connection.create_function("v2_target", 1, _target_from_v1, deterministic=True)
+        connection.execute(_REQUESTS_TABLE.replace("requests (", "requests_v2 (", 1))
+        columns = ("key, state, row, phone, attempts, http_status, ai_contact_id, error_code,"
+                   " error, has_message, message, sent_at, folder, run, updated_at")
+        connection.execute(
+            f"INSERT OR REPLACE INTO requests_v2 (target, {columns})"
+            f" SELECT v2_target(target), {columns} FROM requests"
+            f" ORDER BY {_STRENGTH}, updated_at")
+        connection.execute("DROP TABLE requests")
+        connection.execute("ALTER TABLE requests_v2 RENAME TO requests")
+        for statement in _INDEXES:
+            connection.execute(statement)
+        connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                           (SCHEMA_VERSION,))

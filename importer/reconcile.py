@@ -140,15 +140,13 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
         record = read_journal(out)
         if record is None or not record.started:
             raise OutputFolderError(f"{out} holds no run to reconcile")
-        if not record.planned:
-            raise OutputFolderError(f"{out}: its journal holds no plan (an earlier release"
-                                    " wrote it): run --resume --replan into it first")
         path = ledger_path_for(config, ledger_path)
         identity = identity_of(config, account)
         ledger = Ledger.open(path, target=target_name(**record.identity), folder=out,
                              policy=Policy(config.dedupe.across_runs_days))
         try:
-            if record.ledger_id != ledger.id or record.identity != identity:
+            if (record.ledger_id != ledger.id
+                    or target_name(**record.identity) != target_name(**identity)):
                 raise OutputFolderError(
                     f"{out} holds a run sent to another account, or recorded in another"
                     " ledger, than this config's; use the config (and ledger) of that run")

@@ -1,0 +1,114 @@
+"""One account, however its URL is spelt, and an upgrade that forgets nothing.
+
+``tests/fixtures/release-0.1.0`` holds a ledger and a run folder written by release 0.1.0
+(see its README): the ledger names the same account twice (two spellings of the sandbox's
+URL), and every key of the first run is in it twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer.ledger import target_name
+
+from .conftest import people, read_results
+
+FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.0"
+
+
+@pytest.fixture
+def old_release(tmp_path: Path, ledger: Path, monkeypatch) -> Path:
+    """The fixture's ledger as this test's ledger, and its run folder in ``tmp_path``."""
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURE / "ledger.sqlite", ledger)
+    shutil.copytree(FIXTURE / "run-a", tmp_path / "run-a")
+    shutil.copy(FIXTURE / "people.csv", tmp_path / "people.csv")
+    return tmp_path
+
+
+def _ledger_rows(ledger: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(ledger) as db:
+        return db.execute("SELECT target, key, state FROM requests ORDER BY key").fetchall()
+
+
+def test_a_ledger_of_the_earlier_release_is_migrated_in_place_keeping_every_protection(
+        sandbox, write_config, invoke, old_release, ledger):
+    """Schema 1 -> 2: one target for the account, each key once, its most protective
+    record kept (sent over unknown, whichever spelling recorded it); nothing is lost."""
+    with sqlite3.connect(ledger) as db:
+        before = db.execute("SELECT key, state FROM requests").fetchall()
+    strongest: dict[str, str] = {}
+    for key, state in before:
+        if strongest.get(key) != "sent":
+            strongest[key] = state
+    assert len(before) > len(strongest)  # the fixture holds keys twice
+    config = write_config(sandbox.url, message={"content": "Hola {Nombre}"},
+                          columns={"email": "Correo"})
+    result = invoke("validate", old_release / "people.csv", "--config", config, "--out", "v")
+    assert result.exit_code in (0, 1), result.output
+    rows = _ledger_rows(ledger)
+    account = target_name(channel="whatsapp", phone_id="123456789")
+    assert {target for target, _, _ in rows} == {account}
+    assert {key: state for _, key, state in rows} == strongest
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT value FROM meta WHERE name='schema'").fetchone() == ("2",)
+
+
+@pytest.mark.parametrize("spelling", ["http://localhost:{port}", "HTTP://127.0.0.1:{port}/",
+                                      "http://127.0.0.1:0{port}", "https://api.vambe.me"])
+def test_another_spelling_of_the_account_sends_nobody_twice(sandbox, write_config, write_csv,
+                                                            invoke, spelling):
+    """The same account written another way (another name for the host, a case, a slash, a
+    leading zero in the port, Vambe's other documented host): a second folder's run sends
+    nobody again; the ledger says they were sent before."""
+    source = write_csv(people(8))
+    first = write_config(sandbox.url)
+    assert invoke("run", source, "--config", first, "--out", "uno").exit_code == 0
+    port = sandbox.url.rsplit(":", 1)[1]
+    other = write_config(spelling.format(port=port), name="otro.toml")
+    result = invoke("validate", source, "--config", other, "--out", "dos", api_key=None)
+    assert result.exit_code == 0, result.output  # duplicates of rows sent count as done
+    assert Counter(r["error_code"] for r in read_results(Path("dos"))) == {"sent_before": 8}
+    if spelling.startswith("https://"):
+        return  # no sandbox there: validate is the proof
+    again = invoke("run", source, "--config", other, "--out", "dos")
+    assert again.exit_code == 0, again.output
+    assert len(sandbox.state.tickets) == 8
+
+
+def test_an_output_folder_of_the_earlier_release_is_reported_reconciled_and_resumed(
+        sandbox, write_config, invoke, old_release, ledger):
+    """run-a (schema-1 journal: a --limit run with one unknown row) is reconciled against
+    the account without --replan; --resume says it needs --replan; --resume --replan
+    finishes it, sending only customers the ledger never recorded."""
+    config = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
+    reconciled = invoke("reconcile", "--out", old_release / "run-a", "--config", config)
+    assert reconciled.exit_code in (0, 1), reconciled.output
+    rows = read_results(old_release / "run-a")
+    assert [r["row"] for r in rows] == ["2", "3", "4", "5", "6", "7"]
+    refused = invoke("run", old_release / "people.csv", "--config", config, "--out",
+                     old_release / "run-a", "--resume")
+    assert refused.exit_code == 2
+    assert "--replan" in refused.stderr
+    done = invoke("run", old_release / "people.csv", "--config", config, "--out",
+                  old_release / "run-a", "--resume", "--replan")
+    assert done.exit_code in (0, 1), done.output
+    sent_now = {f"+{digits}" for digits in sandbox.state.tickets_per_phone()}
+    assert max(sandbox.state.tickets_per_phone().values(), default=1) == 1
+    # the ledger recorded every one of the six customers (sent or unknown) in 0.1.0
+    assert sent_now == set()
+
+
+@pytest.mark.parametrize("value", ["postgresql://db.example.com/vambe", "sqlite:///x.db"])
+def test_a_url_as_ledger_is_refused_never_taken_as_a_file(write_config, write_csv, invoke,
+                                                          monkeypatch, tmp_path, value):
+    monkeypatch.setenv("VAMBE_IMPORT_LEDGER", value)
+    result = invoke("validate", write_csv(people(2)), "--config", write_config())
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: VAMBE_IMPORT_LEDGER: ")
+    assert not any(tmp_path.glob("postgresql*")) and not any(tmp_path.glob("sqlite*"))
