@@ -278,7 +278,11 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     elif summary.interrupted:
         _say("Interrupted: rows not attempted are skipped; --resume continues the run.",
                    err=True)
-    _print_summary(summary)
+    if summary.finished_at is not None:  # else the reports were not written: no counts
+        _print_summary(summary)
+    else:
+        for note in summary.notes:
+            _say(f"Note: {note}")
     if server is not None:
         state = server.state
         _say(f"Sandbox received {len(state.received)} requests and opened"

@@ -333,9 +333,15 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             else:
                 journal = _resumable_journal(out, record, Path(input_path), config)
             try:
-                return asyncio.run(_run(table, config, journal, ledger, api_key, opt_outs,
-                                        reconcile=reconcile, wait=wait, start_at=start_at,
-                                        limit=limit,
+                # The account first (key, phone ID, stages; --reconcile), then the plan outside
+                # any event loop, so that Ctrl-C stops it at once; then sending.
+                stages = asyncio.run(_prepare(config, api_key, ledger, reconcile, on_note))
+                if table is not None:
+                    _check_default_stage(config, stages)
+                    plan_file(table, config, Validator(config, stages, opt_outs), journal)
+                return asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
+                                        wait=wait, start_at=start_at, limit=limit,
+                                        replanned=table is not None and started,
                                         confirm=confirm, on_result=on_result, on_note=on_note,
                                         handle_signals=handle_signals))
             finally:
@@ -352,8 +358,9 @@ def _resumable_journal(out: Path, record: JournalRecord | None, input_path: Path
     ones it was made from (else exit 2: ``--replan`` plans them afresh)."""
     replan = "--replan plans it afresh (rows already sent are never sent again)"
     if record is None or not record.planned:
-        raise OutputFolderError(f"{out}: its journal holds no plan (an earlier release wrote"
-                                f" it); nothing was sent: {replan}")
+        raise OutputFolderError(f"{out}: its journal holds no whole plan (an earlier release"
+                                f" wrote it, or a --replan did not finish); nothing was sent:"
+                                f" {replan}")
     journal = Journal.reopen(out)
     try:
         planned = journal.fingerprint()
@@ -398,32 +405,41 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
         )
 
 
-async def _run(table: Table | None, config: Config, journal: Journal, ledger: Ledger,
-               api_key: str, opt_outs: OptOuts, *, reconcile: bool, wait: bool,
-               start_at: float | None, limit: int | None,
+async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool,
+                   on_note: Callable[[str], None] | None) -> StageResolver:
+    """Before the plan: the account's stages (which also proves the key and the phone ID
+    before anything is sent), the folder's unknown rows settled with ``--reconcile``, and
+    what the operator should know before a campaign."""
+    api = config.api
+    async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
+                           timeout=api.timeout_seconds, max_connections=1) as client:
+        stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
+                                                           backoff=api.retry_backoff_seconds))
+        if reconcile:
+            await settle(client, ledger, config, on_note)
+    _warn_before_sending(config, on_note or (lambda text: None))
+    return stages
+
+
+async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
+               opt_outs: OptOuts, stages: StageResolver, *, wait: bool,
+               start_at: float | None, limit: int | None, replanned: bool,
                confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
-    """Plan (unless resuming a plan), confirm, send from the journal, report."""
+    """Confirm the plan, send it from the journal, write the reports."""
     api = config.api
     summary = Summary("run", out_dir=journal.path.parent)
     summary.ledger_path = ledger.path
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=api.max_concurrency,
                            from_phone_number=api.from_phone_number) as client:
-        stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
-                                                           backoff=api.retry_backoff_seconds))
-        if reconcile:
-            await settle(client, ledger, config, on_note)
         open_tickets = stages.names() if config.dedupe.skip_open_tickets else None
         window = SendWindow(config.schedule) if config.schedule is not None else None
         sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,
                         on_note=on_note, open_tickets=open_tickets, window=window,
-                        wait_for_windows=wait, start_at=start_at, opt_outs=opt_outs)
-        _warn_before_sending(config, sender)
-        if table is not None:
-            _check_default_stage(config, stages)
-            plan_file(table, config, Validator(config, stages, opt_outs), journal)
+                        wait_for_windows=wait, start_at=start_at, opt_outs=opt_outs,
+                        reached=ledger.phones_reached() if replanned else None)
         now = clock().time()
         plan = summarize(journal, ledger, config, limit=limit, now=now,
                          start_at=start_at if start_at is not None and start_at > now else None)
@@ -473,17 +489,17 @@ async def _run(table: Table | None, config: Config, journal: Journal, ledger: Le
     return summary
 
 
-def _warn_before_sending(config: Config, sender: Sender) -> None:
+def _warn_before_sending(config: Config, note: Callable[[str], None]) -> None:
     """What the operator should know before a campaign starts, said once."""
     if config.api.plain_http_off_machine:
-        sender.note(f"Warning: [api] base_url {config.api.base_url} is plain http to another"
+        note(f"Warning: [api] base_url {config.api.base_url} is plain http to another"
                     " machine: the API key and your customers' data travel unencrypted")
     if config.api.channel == "web-whatsapp":
-        sender.note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
+        note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
                     f" blocked for fast or unsolicited sending; sending at"
                     f" {config.api.rate_limit_per_second:g}/s")
     elif config.message is not None and not config.message.is_template:
-        sender.note(f"Note: {PLAIN_TEXT_NOTE}")
+        note(f"Note: {PLAIN_TEXT_NOTE}")
 
 
 class _stop_on_signals:

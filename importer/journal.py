@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
 from .exceptions import InputFileError, OutputFolderError
-from .files import private_fd, private_folder
+from .files import create_private, private_fd, private_folder
 from .ledger import JOURNAL_APPLICATION_ID, open_database
 from .read import SourceRow, Table
 from .report import RowResult
@@ -183,6 +183,25 @@ class Planned(NamedTuple):
         return message.get("content") if isinstance(message, dict) else None
 
 
+def _create(path: Path) -> None:
+    """A new journal, made whole under another name and renamed into place (the folder lock
+    is held): a run stopped while making it never leaves a half-made one behind."""
+    staging = path.with_name(f".{path.name}.new")
+    staging.unlink(missing_ok=True)
+    try:
+        create_private(staging)
+        connection = sqlite3.connect(staging, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA application_id={JOURNAL_APPLICATION_ID}")
+            connection.executescript(_SCHEMA)
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
 def _migrate_v1(db: sqlite3.Connection) -> None:
     """A journal written before the plan (schema 1: a ``results`` table of each row's last
     result, with the cells of error rows and the content key of rows routed to send) as a
@@ -273,7 +292,9 @@ class Journal:
         """The folder's journal as it is."""
         path = out_dir / JOURNAL_NAME
         try:
-            connection = open_database(path, "journal", create=create)
+            if create and not path.exists():
+                _create(path)
+            connection = open_database(path, "journal", create=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)

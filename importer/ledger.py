@@ -405,6 +405,14 @@ class Ledger:
             (target, self.folder, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT)).fetchone() is not None
 
+    def phones_reached(self) -> set[str]:
+        """The phones this folder's run has sent to, or may have (``--replan``: a changed
+        row has a new content key, but its customer must not be reached twice)."""
+        return {phone for (phone,) in self._db.execute(
+            "SELECT DISTINCT phone FROM requests WHERE target=? AND folder=?"
+            " AND state IN (?, ?, ?)", (self.target, self.folder, RequestState.SENT,
+                                        RequestState.UNKNOWN, RequestState.IN_FLIGHT))}
+
     def unknown_requests(self) -> list[tuple[str, str, float, str | None]]:
         """(key, phone, sent_at, message) of this folder's requests whose outcome is unknown."""
         return self._db.execute(

@@ -146,6 +146,7 @@ class Sender:
                  *, limit: int | None = None, open_tickets: dict[str, str] | None = None,
                  window: SendWindow | None = None, wait_for_windows: bool = False,
                  start_at: float | None = None, opt_outs: OptOuts | None = None,
+                 reached: set[str] | None = None,
                  on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
@@ -164,6 +165,9 @@ class Sender:
         # The opt-out lists as they are now: a customer who opted out since the plan (a
         # resumed run) is never reached.
         self.opt_outs = opt_outs
+        # --replan: the customers this folder's run already reached (or may have). A row
+        # whose request changed since has a new key, so only its phone says it was sent.
+        self.reached = reached or set()
         self._deferred: list[tuple[float, int, Planned]] = []
         self._routed = 0
         self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
@@ -261,6 +265,12 @@ class Sender:
             for planned, held in zip(batch, verdicts):
                 if held is not None:
                     self._record(_held_result(planned, held))
+                elif planned.phone in self.reached:
+                    self._not_sent(planned, RowResult(
+                        planned.row, RowStatus.DUPLICATE, planned.phone,
+                        error_code=ErrorCode.SENT_BEFORE,
+                        error="this run reached this customer before its plan changed"
+                              " (--replan); not sent again"))
                 elif self._route(planned):
                     await queue.put(planned)
                 if self._deferred:
@@ -298,17 +308,18 @@ class Sender:
         return self._admit(planned)
 
     def _admit(self, planned: Planned) -> bool:
-        """The run's own limits (daily messages, --limit); True for a row to send now."""
-        if planned.has_message and not self.daily.take():
-            self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
-                                     error_code=ErrorCode.DAILY_LIMIT,
-                                     error=self.daily.refusal()))
-            return False
+        """The run's own limits (--limit, then daily messages); True for a row to send now.
+        (--limit first: a row it holds back must not use up the day's messages.)"""
         if self.limit is not None and self._routed >= self.limit:
             self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
-                                     error_code=ErrorCode.OVER_LIMIT,
-                                     error=f"not sent: beyond --limit {self.limit};"
-                                           " --resume sends it"))
+                                              error_code=ErrorCode.OVER_LIMIT,
+                                              error=f"not sent: beyond --limit {self.limit};"
+                                                    " --resume sends it"))
+            return False
+        if planned.has_message and not self.daily.take():
+            self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                                              error_code=ErrorCode.DAILY_LIMIT,
+                                              error=self.daily.refusal()))
             return False
         self._routed += 1
         return True

@@ -333,7 +333,7 @@ def test_an_old_journal_without_a_plan_is_resumed_with_replan(sandbox, write_con
         db.execute("DELETE FROM meta WHERE name IN ('schema', 'planned')")
     refused = invoke("run", source, "--config", config, "--resume")
     assert refused.exit_code == 2
-    assert "holds no plan" in refused.stderr and "--replan" in refused.stderr
+    assert "holds no whole plan" in refused.stderr and "--replan" in refused.stderr
     result = invoke("run", source, "--config", config, "--resume", "--replan")
     assert result.exit_code == 0, result.output
     assert set(sandbox.state.tickets_per_phone().values()) == {1}
@@ -355,3 +355,52 @@ def test_a_customer_who_opted_out_after_the_plan_is_never_reached(sandbox, write
     statuses = {r["phone"]: (r["status"], r["error_code"])
                 for r in read_results(tmp_path / "clientes-import")}
     assert statuses[PHONES[2]] == ("excluded", "opted_out")
+
+
+def test_replan_after_the_message_changed_reaches_nobody_twice(sandbox, write_config,
+                                                                write_csv, invoke, tmp_path):
+    """A pilot, then the message fixed and --resume --replan: the changed rows have new
+    content keys, but the customers the pilot reached are not sent the new message."""
+    source = write_csv(people(6))
+    first = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
+    assert invoke("run", source, "--config", first, "--limit", "2").exit_code == 1
+    fixed = write_config(sandbox.url, name="fixed.toml",
+                         message={"content": "Hola {Nombre}, gracias"})
+    result = invoke("run", source, "--config", fixed, "--resume", "--replan")
+    assert result.exit_code == 0, result.output
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert len(sandbox.state.tickets) == 6
+    rows = read_results(tmp_path / "clientes-import")
+    assert [(r["status"], r["error_code"]) for r in rows[:2]] == [("duplicate", "sent_before")] * 2
+    assert [r["status"] for r in rows[2:]] == ["sent"] * 4
+
+
+def test_ctrl_c_during_the_plan_stops_at_once_and_leaves_no_run(make_sandbox, write_config,
+                                                                 tmp_path):
+    """SIGINT while the plan pass reads a large file: exit 130 at once, nothing sent, no
+    question asked, and the folder holds no run (a new run into it needs no --resume)."""
+    server = make_sandbox()
+    source = tmp_path / "grande.csv"
+    with source.open("w", encoding="utf-8") as handle:
+        handle.write("Nombre,Teléfono,Correo\n")
+        for n in range(300_000):
+            handle.write(f"C{n},+56988{n % 1_000_000:06d},\n")
+    config = write_config(server.url)
+    out = tmp_path / "out"
+    process = _run_process(config, source, out, "--yes")
+    wait_until(lambda: (out / "journal.sqlite").exists() or process.poll() is not None)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert [r for r in server.state.received if r.path.startswith("/api/public/ticket/")] == []
+    assert not (out / "results.csv").exists()
+    again = _run_process(config, write_csv_small(tmp_path), out, "--yes")
+    _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr
+
+
+def write_csv_small(folder: Path) -> Path:
+    path = folder / "pocos.csv"
+    path.write_text("Nombre,Teléfono,Correo\n" + "".join(
+        f"{row[0]},{row[1]},\n" for row in people(3)[1:]), encoding="utf-8")
+    return path
