@@ -18,6 +18,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from uuid import uuid4
 
 from .client import Pipeline, VambeClient
 from .codes import ErrorCode, RowStatus
@@ -320,8 +321,12 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             raise OutputFolderError(f"--resume: {out} holds no run to resume")
         identity = identity_of(config, account)
         path = ledger_path_for(config, ledger_path)
+        # The folder's own id, kept in its journal (a moved folder is still itself); a new
+        # run's is new; a folder 0.1.0 wrote is known by its path, as that release knew it.
+        origin = (record.origin or str(out.resolve())) if started and record else uuid4().hex
         ledger = Ledger.open(path, target=target_name(**identity), folder=out,
-                             policy=Policy(config.dedupe.across_runs_days, retry_unknown))
+                             policy=Policy(config.dedupe.across_runs_days, retry_unknown),
+                             origin=origin)
         try:
             if started:
                 assert record is not None
@@ -329,7 +334,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             if table is not None:
                 journal = Journal.create(out, identity=identity, ledger_id=ledger.id,
                                          ledger_path=path, table=table,
-                                         config_digest=config_digest(config), started=started)
+                                         config_digest=config_digest(config), started=started,
+                                         origin=origin)
             else:
                 journal = _resumable_journal(out, record, Path(input_path), config)
             try:

@@ -145,6 +145,7 @@ class JournalRecord(NamedTuple):
     ledger_path: str | None
     started: bool
     planned: bool  # holds a whole plan (an earlier release's journal holds none)
+    origin: str | None  # the folder's own id (None: written by 0.1.0, known by its path)
 
 
 def read_journal(out_dir: Path) -> JournalRecord | None:
@@ -163,7 +164,8 @@ def read_journal(out_dir: Path) -> JournalRecord | None:
         connection.close()
     return JournalRecord(json.loads(meta.get("identity", "{}")), meta.get("ledger_id"),
                          meta.get("ledger_path"), meta.get("started") == "1",
-                         meta.get("schema") == SCHEMA_VERSION and meta.get("planned") == "1")
+                         meta.get("schema") == SCHEMA_VERSION and meta.get("planned") == "1",
+                         meta.get("origin"))
 
 
 class Planned(NamedTuple):
@@ -270,7 +272,7 @@ class Journal:
     @classmethod
     def create(cls, out_dir: Path, *, identity: dict[str, str], ledger_id: str | None,
                ledger_path: Path | None, table: Table, config_digest: str,
-               started: bool = False) -> Journal:
+               started: bool = False, origin: str | None = None) -> Journal:
         """Start a new plan in ``out_dir`` (the folder lock is already held), replacing the
         plan there (``started``: the folder holds a run, which this plan continues)."""
         journal = cls.reopen(out_dir, create=True)
@@ -281,6 +283,7 @@ class Journal:
                 ("schema", SCHEMA_VERSION), ("identity", json.dumps(identity)),
                 ("ledger_id", ledger_id or ""), ("ledger_path", str(ledger_path or "")),
                 ("config", config_digest), ("started", "1" if started else "0"),
+                ("origin", origin or str(out_dir.resolve())),
                 ("table", json.dumps([str(table.path.resolve()), table.kind,
                                       list(table.headers), table.encoding, table.delimiter,
                                       table.sheet, table.origin_column]))]),

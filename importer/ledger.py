@@ -79,6 +79,7 @@ _REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
     message TEXT,
     sent_at REAL,
     folder TEXT NOT NULL,
+    origin TEXT NOT NULL,
     run TEXT NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (target, key)
@@ -147,6 +148,7 @@ class Prior(NamedTuple):
     folder: str
     run: str
     sent_at: float | None
+    origin: str
 
 
 class Held(NamedTuple):
@@ -237,11 +239,14 @@ class Ledger:
     _CHECKPOINT_SECONDS = 1.0
 
     def __init__(self, connection: sqlite3.Connection, path: Path, *, target: str,
-                 folder: Path, policy: Policy) -> None:
+                 folder: Path, policy: Policy, origin: str | None = None) -> None:
         self._db = connection
         self.path = path
         self.target = target
         self.folder = str(folder.resolve())
+        # What makes a run's folder the same folder: the id its journal keeps (a folder moved
+        # or renamed is still itself); for a folder 0.1.0 wrote, its path.
+        self.origin = origin or self.folder
         self.policy = policy
         self.run_id = uuid.uuid4().hex
         self._clock: Clock = clock()
@@ -259,7 +264,8 @@ class Ledger:
                                               name="ledger-checkpoints", daemon=True)
 
     @classmethod
-    def open(cls, path: Path, *, target: str, folder: Path, policy: Policy = Policy()) -> Ledger:
+    def open(cls, path: Path, *, target: str, folder: Path, policy: Policy = Policy(),
+             origin: str | None = None) -> Ledger:
         """Open (creating it if needed) the ledger at ``path`` for one run."""
         try:
             private_folder(path.parent)
@@ -270,7 +276,8 @@ class Ledger:
             migrate(connection, path)
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA wal_autocheckpoint=0")
-            ledger = cls(connection, path, target=target, folder=folder, policy=policy)
+            ledger = cls(connection, path, target=target, folder=folder, policy=policy,
+                         origin=origin)
             ledger._lock = _RunLock(ledger._runs, ledger.run_id)
         except (OSError, sqlite3.Error) as error:
             raise OutputFolderError(f"{path}: cannot open the send ledger ({error});"
@@ -280,7 +287,8 @@ class Ledger:
         return ledger
 
     @classmethod
-    def peek(cls, path: Path, *, target: str, folder: Path, policy: Policy) -> Ledger | None:
+    def peek(cls, path: Path, *, target: str, folder: Path, policy: Policy,
+             origin: str | None = None) -> Ledger | None:
         """The ledger for reading only (``validate``), or None if there is none yet."""
         if not path.exists():
             return None
@@ -288,7 +296,8 @@ class Ledger:
             connection = open_database(path, "ledger", create=False)
             connection.execute("PRAGMA busy_timeout=30000")
             migrate(connection, path)
-            return cls(connection, path, target=target, folder=folder, policy=policy)
+            return cls(connection, path, target=target, folder=folder, policy=policy,
+                       origin=origin)
         except (OSError, sqlite3.Error) as error:
             raise OutputFolderError(f"{path}: cannot read the send ledger ({error})") from None
 
@@ -328,7 +337,7 @@ class Ledger:
     def lookup(self, key: str) -> Prior | None:
         found = self._db.execute(
             "SELECT state, attempts, http_status, ai_contact_id, error_code, error, folder, run,"
-            " sent_at FROM requests WHERE target=? AND key=?", (self.target, key)).fetchone()
+            " sent_at, origin FROM requests WHERE target=? AND key=?", (self.target, key)).fetchone()
         return None if found is None else Prior(RequestState(found[0]), *found[1:])
 
     def judge(self, prior: Prior | None) -> Held | None:
@@ -352,7 +361,7 @@ class Ledger:
                 error_code=ErrorCode.OUTCOME_UNKNOWN,
                 error="the run that sent it stopped while it was in flight: the ticket may exist")
         if state == RequestState.SENT:
-            if prior.folder == self.folder:
+            if self._mine(prior):
                 return Held(RowStatus.SENT, prior.attempts, prior.ai_contact_id,
                             prior.http_status)
             days = self.policy.across_runs_days
@@ -365,10 +374,16 @@ class Ledger:
             return None
         if self.policy.retry_unknown:
             return None
-        where = "an earlier run" if prior.folder == self.folder else f"the run into {prior.folder}"
+        where = "an earlier run" if self._mine(prior) else f"the run into {prior.folder}"
         return Held(RowStatus.UNKNOWN, prior.attempts, prior.ai_contact_id, prior.http_status,
                     prior.error_code or ErrorCode.OUTCOME_UNKNOWN,
                     f"{prior.error} ({where}; --retry-unknown sends it again)")
+
+    def _mine(self, prior: Prior) -> bool:
+        """Whether this folder's run recorded ``prior``: by the folder's own id (a folder
+        moved or renamed is still itself) or by its path (a folder whose journal was
+        deleted is still there)."""
+        return prior.origin == self.origin or prior.folder == self.folder
 
     def held_many(self, keys: list[str]) -> dict[str, Held]:
         """What the ledger holds back of ``keys`` now, read in one query a batch (the plan's
@@ -382,7 +397,8 @@ class Ledger:
             marks = ",".join("?" * len(part))
             for key, *fields in self._db.execute(
                     "SELECT key, state, attempts, http_status, ai_contact_id, error_code, error,"
-                    f" folder, run, sent_at FROM requests WHERE target=? AND key IN ({marks})",
+                    f" folder, run, sent_at, origin FROM requests WHERE target=? AND key IN"
+                    f" ({marks})",
                     (self.target, *part)):
                 verdict = self.judge(Prior(RequestState(fields[0]), *fields[1:]))
                 if verdict is not None:
@@ -401,23 +417,24 @@ class Ledger:
     def folder_has_outcomes(self, target: str) -> bool:
         """Whether a request from this folder to ``target`` was (or may have been) processed."""
         return self._db.execute(
-            "SELECT 1 FROM requests WHERE target=? AND folder=? AND state IN (?, ?, ?) LIMIT 1",
-            (target, self.folder, RequestState.SENT, RequestState.UNKNOWN,
+            "SELECT 1 FROM requests WHERE target=? AND (origin=? OR folder=?)"
+            " AND state IN (?, ?, ?) LIMIT 1", (target, self.origin, self.folder, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT)).fetchone() is not None
 
     def phones_reached(self) -> set[str]:
         """The phones this folder's run has sent to, or may have (``--replan``: a changed
         row has a new content key, but its customer must not be reached twice)."""
         return {phone for (phone,) in self._db.execute(
-            "SELECT DISTINCT phone FROM requests WHERE target=? AND folder=?"
-            " AND state IN (?, ?, ?)", (self.target, self.folder, RequestState.SENT,
+            "SELECT DISTINCT phone FROM requests WHERE target=? AND (origin=? OR folder=?)"
+            " AND state IN (?, ?, ?)", (self.target, self.origin, self.folder, RequestState.SENT,
                                         RequestState.UNKNOWN, RequestState.IN_FLIGHT))}
 
     def unknown_requests(self) -> list[tuple[str, str, float, str | None]]:
         """(key, phone, sent_at, message) of this folder's requests whose outcome is unknown."""
         return self._db.execute(
-            "SELECT key, phone, sent_at, message FROM requests WHERE target=? AND folder=?"
-            " AND state=? ORDER BY row", (self.target, self.folder, RequestState.UNKNOWN)
+            "SELECT key, phone, sent_at, message FROM requests WHERE target=?"
+            " AND (origin=? OR folder=?) AND state=? ORDER BY row",
+            (self.target, self.origin, self.folder, RequestState.UNKNOWN)
         ).fetchall()
 
     def settle_unknown(self, key: str, state: RequestState, *, ai_contact_id: str = "",
@@ -452,9 +469,11 @@ class Ledger:
                 if held is None:
                     self._db.execute(
                         "INSERT OR REPLACE INTO requests (target, key, state, row, phone,"
-                        " attempts, folder, run, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " attempts, folder, origin, run, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (self.target, key, RequestState.CLAIMED, row, phone,
-                         prior.attempts if prior else 0, self.folder, self.run_id, now))
+                         prior.attempts if prior else 0, self.folder, self.origin, self.run_id,
+                         now))
             return verdicts
 
         self._queue(work, future)
@@ -658,9 +677,9 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
         connection.execute(_REQUESTS_TABLE.replace("requests (", "requests_v2 (", 1))
         columns = ("key, state, row, phone, attempts, http_status, ai_contact_id, error_code,"
                    " error, has_message, message, sent_at, folder, run, updated_at")
-        connection.execute(
-            f"INSERT OR REPLACE INTO requests_v2 (target, {columns})"
-            f" SELECT v2_target(target), {columns} FROM requests"
+        connection.execute(  # 0.1.0 told a run's folder by its path: that is its origin
+            f"INSERT OR REPLACE INTO requests_v2 (target, origin, {columns})"
+            f" SELECT v2_target(target), folder, {columns} FROM requests"
             f" ORDER BY {_STRENGTH}, updated_at")
         connection.execute("DROP TABLE requests")
         connection.execute("ALTER TABLE requests_v2 RENAME TO requests")

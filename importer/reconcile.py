@@ -143,7 +143,8 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
         path = ledger_path_for(config, ledger_path)
         identity = identity_of(config, account)
         ledger = Ledger.open(path, target=target_name(**record.identity), folder=out,
-                             policy=Policy(config.dedupe.across_runs_days))
+                             policy=Policy(config.dedupe.across_runs_days),
+                             origin=record.origin)
         try:
             if (record.ledger_id != ledger.id
                     or target_name(**record.identity) != target_name(**identity)):

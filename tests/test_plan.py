@@ -404,3 +404,18 @@ def write_csv_small(folder: Path) -> Path:
     path.write_text("Nombre,Teléfono,Correo\n" + "".join(
         f"{row[0]},{row[1]},\n" for row in people(3)[1:]), encoding="utf-8")
     return path
+
+
+def test_a_moved_output_folder_is_still_its_own_run(sandbox, write_config, write_csv, invoke,
+                                                    tmp_path):
+    """Renamed between a pilot and --resume, with across_runs_days = 0 (no protection across
+    folders): the folder's own id, kept in its journal, still recognises its rows as sent."""
+    config = write_config(sandbox.url, dedupe={"across_runs_days": 0})
+    source = write_csv(people(6))
+    assert invoke("run", source, "--config", config, "--out", "a", "--limit", "2").exit_code == 1
+    (tmp_path / "a").rename(tmp_path / "b")
+    result = invoke("run", source, "--config", config, "--out", "b", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(sandbox.state.tickets) == 6
+    assert set(sandbox.state.tickets_per_phone().values()) == {1}
+    assert [r["status"] for r in read_results(tmp_path / "b")] == ["sent"] * 6
