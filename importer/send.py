@@ -261,6 +261,10 @@ class Sender:
             if self.stopped is not None:
                 return  # the rows not reached are reported skipped, from the plan
             batch = [planned for planned in batch if not self._opted_out(planned)]
+            if self.limit is not None and self._routed >= self.limit and not self._deferred:
+                self._beyond_limit(batch)  # nothing more will be sent: no claim to write
+                await asyncio.sleep(0)
+                continue
             verdicts = await self.ledger.claim([(p.key, p.row, p.phone) for p in batch])
             for planned, held in zip(batch, verdicts):
                 if held is not None:
@@ -277,6 +281,20 @@ class Sender:
                     await self._release_due(queue)
             await asyncio.sleep(0)  # let workers run through stretches of held rows
         await self._wait_for_windows(queue)
+
+    def _beyond_limit(self, batch: list[Planned]) -> None:
+        """Rows past ``--limit``: what the ledger holds for them (read only), else
+        ``over_limit``."""
+        held = self.ledger.held_many([planned.key for planned in batch])
+        for planned in batch:
+            holding = held.get(planned.key)
+            self._record(_held_result(planned, holding) if holding is not None
+                         else self._over_limit(planned))
+
+    def _over_limit(self, planned: Planned) -> RowResult:
+        return RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                         error_code=ErrorCode.OVER_LIMIT,
+                         error=f"not sent: beyond --limit {self.limit}; --resume sends it")
 
     def _opted_out(self, planned: Planned) -> bool:
         source = self.opt_outs.source_of(planned.phone) if self.opt_outs else None
@@ -311,10 +329,7 @@ class Sender:
         """The run's own limits (--limit, then daily messages); True for a row to send now.
         (--limit first: a row it holds back must not use up the day's messages.)"""
         if self.limit is not None and self._routed >= self.limit:
-            self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
-                                              error_code=ErrorCode.OVER_LIMIT,
-                                              error=f"not sent: beyond --limit {self.limit};"
-                                                    " --resume sends it"))
+            self._not_sent(planned, self._over_limit(planned))
             return False
         if planned.has_message and not self.daily.take():
             self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
