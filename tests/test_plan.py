@@ -419,3 +419,50 @@ def test_a_moved_output_folder_is_still_its_own_run(sandbox, write_config, write
     assert len(sandbox.state.tickets) == 6
     assert set(sandbox.state.tickets_per_phone().values()) == {1}
     assert [r["status"] for r in read_results(tmp_path / "b")] == ["sent"] * 6
+
+
+def test_a_file_size_limit_mid_run_stops_cleanly_and_resume_finishes(make_sandbox, write_config,
+                                                                     tmp_path):
+    """A real process under ``ulimit -f`` (every file it writes is capped at 320 KiB, as on
+    a full disk): it stops with exit 2 before any request or 4 after, never a traceback and
+    never a partial report; --resume without the limit finishes with every row reported and
+    nobody sent twice."""
+    import resource
+
+    server = make_sandbox()
+    rows = [["Nombre", "Teléfono", "Correo"]] + [
+        [f"C{n}", f"+56988{n:06d}", ""] for n in range(1500)]
+    source = tmp_path / "clientes.csv"
+    source.write_text("".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+    config = write_config(server.url, api={"rate_limit_per_second": 0, "max_concurrency": 4})
+    out = tmp_path / "out"
+
+    def capped() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (320 << 10, 320 << 10))
+
+    first = subprocess.run(
+        [sys.executable, "-m", "importer", "run", str(source), "--config", str(config),
+         "--out", str(out), "--yes", "--quiet"],
+        env={**os.environ, "VAMBE_API_KEY": DEFAULT_API_KEY}, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, preexec_fn=capped, timeout=120)
+    assert first.returncode in (2, 4), first.stderr
+    assert "Traceback" not in first.stderr and first.stderr.count("\n") <= 3, first.stderr
+    if (out / "results.csv").exists():
+        assert len(read_results(out)) == 1500
+    server.state.wait_idle()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "importer", "run", str(source), "--config", str(config),
+         "--out", str(out), "--yes", "--quiet", *(["--resume"] if first.returncode == 4 else [])],
+        env={**os.environ, "VAMBE_API_KEY": DEFAULT_API_KEY}, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=120)
+    assert resumed.returncode in (0, 1), resumed.stderr
+    results = read_results(out)
+    assert len(results) == 1500
+    assert max(server.state.tickets_per_phone().values()) == 1
+    statuses = Counter(r["status"] for r in results)
+    assert statuses["sent"] + statuses["unknown"] == 1500
+    tickets = server.state.tickets_per_phone()
+    by_status = {status: {r["phone"][1:] for r in results if r["status"] == status}
+                 for status in ("sent", "unknown")}
+    assert by_status["sent"] <= set(tickets)  # every row reported sent has its ticket...
+    assert set(tickets) <= by_status["sent"] | by_status["unknown"]  # ...and no other row
