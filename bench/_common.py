@@ -120,7 +120,8 @@ def run_importer(*args: str, env: dict | None = None) -> tuple[float, subprocess
     """Run ``vambe-import`` as a user would, with a send ledger of its own (never the user's,
     and never one that remembers an earlier repeat); returns wall seconds and the process."""
     with tempfile.TemporaryDirectory() as ledger:
-        env = {**os.environ, "VAMBE_IMPORT_LEDGER": f"{ledger}/ledger.sqlite", **(env or {})}
+        env = {**os.environ, "VAMBE_IMPORT_LEDGER": f"{ledger}/ledger.sqlite",
+               "VAMBE_IMPORT_DATA": f"{ledger}/data", **(env or {})}
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True,
                               text=True, env=env, stdin=subprocess.DEVNULL)

@@ -37,7 +37,8 @@ def peak_of_run(source: Path, config: Path, folder: Path) -> tuple[float, float,
          "--out", str(folder / "out"), "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         env={**os.environ, "VAMBE_API_KEY": "sandbox-key",
-             "VAMBE_IMPORT_LEDGER": str(folder / "ledger.sqlite")})
+             "VAMBE_IMPORT_LEDGER": str(folder / "ledger.sqlite"),
+             "VAMBE_IMPORT_DATA": str(folder / "data")})
     _, status, usage = os.wait4(process.pid, 0)
     return (usage.ru_maxrss / 1024, time.perf_counter() - started,
             os.waitstatus_to_exitcode(status))

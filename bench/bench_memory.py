@@ -59,7 +59,8 @@ def peak_of_validate(source: Path, config: Path, out: Path) -> tuple[float, floa
                                 "--config", str(config), "--out", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                env={**os.environ, "VAMBE_API_KEY": "",
-                                    "VAMBE_IMPORT_LEDGER": str(out.with_suffix(".ledger"))})
+                                    "VAMBE_IMPORT_LEDGER": str(out.with_suffix(".ledger")),
+                                    "VAMBE_IMPORT_DATA": str(out.with_suffix(".data"))})
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(process.stderr.read().decode())

@@ -256,7 +256,7 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
         summary = run_import(file, config, api_key=api_key, out_dir=out, sheet=sheet,
                              resume=resume, replan=replan, retry_unknown=retry_unknown,
                              limit=limit,
-                             confirm=confirm, on_result=progress.update,
+                             confirm=confirm, interactive=ask, on_result=progress.update,
                              on_note=progress.note, ledger_path=ledger_path, account=account,
                              reconcile=reconcile, wait=wait, start_at=start)
     finally:

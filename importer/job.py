@@ -11,6 +11,8 @@ the caller's ``on_note``. The CLI is a thin layer over these two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import json
 import signal
@@ -32,7 +34,8 @@ from .journal import (
     fingerprint,
     read_journal,
 )
-from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
+from .ledger import (Ledger, Policy, identity_of, ledger_path_for, other_ledgers,
+                     remember_ledger, target_name)
 from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
                    summarize, validation_results)
 from .read import SourceRow, Table, open_table, opt_out_cells
@@ -282,7 +285,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                on_note: Callable[[str], None] | None = None,
                handle_signals: bool = True, ledger_path: str | Path | None = None,
                account: str | None = None, reconcile: bool = False, wait: bool = False,
-               start_at: float | None = None, replan: bool = False) -> Summary:
+               start_at: float | None = None, replan: bool = False,
+               interactive: bool = False) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
     The whole file is read once and checked before the first request: the plan, written
@@ -302,6 +306,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
     (:mod:`importer.reconcile`), so the resumed run sends exactly the unprocessed ones.
     With ``[schedule]``, rows outside their send window are skipped, or with ``wait`` sent
     when it opens; ``start_at`` (epoch seconds) holds the first request until then.
+    ``interactive`` says ``confirm`` is a person's answer: only then may a run go on when
+    another ledger on this machine has recorded the account (else ``[ledger] others_ok``).
     """
     config = _as_config(config)
     planning = not resume or replan
@@ -331,6 +337,14 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             if started:
                 assert record is not None
                 _check_resumable(out, record, identity, ledger)
+            others = [] if account is not None else other_ledgers(ledger.target, path)
+            if others and not config.ledger.others_ok and not interactive:
+                raise OutputFolderError(
+                    f"another send ledger on this machine, {others[0]}, has recorded this"
+                    f" account (phone ID {config.api.phone_id}), and {path} does not know its"
+                    " customers: a second ledger would send them again. Use that ledger"
+                    " ([ledger] path or VAMBE_IMPORT_LEDGER), or set [ledger] others_ok ="
+                    " true; nothing was sent")
             if table is not None:
                 journal = Journal.create(out, identity=identity, ledger_id=ledger.id,
                                          ledger_path=path, table=table,
@@ -345,11 +359,16 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                 if table is not None:
                     _check_default_stage(config, stages)
                     plan_file(table, config, Validator(config, stages, opt_outs), journal)
-                return asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
-                                        wait=wait, start_at=start_at, limit=limit,
-                                        replanned=table is not None and started,
-                                        confirm=confirm, on_result=on_result, on_note=on_note,
-                                        handle_signals=handle_signals))
+                summary = asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
+                                           wait=wait, start_at=start_at, limit=limit,
+                                           other_ledgers=others,
+                                           replanned=table is not None and started,
+                                           confirm=confirm, on_result=on_result,
+                                           on_note=on_note, handle_signals=handle_signals))
+                if account is None and summary.requests:
+                    with contextlib.suppress(OSError):  # the index only warns
+                        remember_ledger(ledger.target, path)
+                return summary
             finally:
                 journal.close()
         finally:
@@ -430,6 +449,7 @@ async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool
 async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                opt_outs: OptOuts, stages: StageResolver, *, wait: bool,
                start_at: float | None, limit: int | None, replanned: bool,
+               other_ledgers: list[Path],
                confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
@@ -449,6 +469,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
         now = clock().time()
         plan = summarize(journal, ledger, config, limit=limit, now=now,
                          start_at=start_at if start_at is not None and start_at > now else None)
+        plan = dataclasses.replace(plan, other_ledgers=tuple(map(str, other_ledgers)))
         summary.plan = plan
         if api.daily_message_limit is not None and plan.messages > (sender.daily.left or 0):
             sender.note(
@@ -475,6 +496,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
     summary.stopped = sender.stopped
     summary.fatal_error = sender.fatal.error if sender.fatal else None
     summary.local_error = sender.local_error
+    summary.requests = sender.requests
     if sender.daily.refused:
         summary.notes.append(
             f"the daily message limit is reached: {sender.daily.refused} rows with a message"

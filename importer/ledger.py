@@ -55,10 +55,12 @@ from typing import NamedTuple
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
 from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
-from .files import create_private, private_fd, private_folder
+from .files import create_private, open_private, private_fd, private_folder
 from .timing import Clock, clock
 
 LEDGER_ENV = "VAMBE_IMPORT_LEDGER"
+DATA_ENV = "VAMBE_IMPORT_DATA"  # the user's data folder (tests point it at a temporary one)
+INDEX_FILE = "ledgers.json"
 LEDGER_FILE = "ledger.sqlite"
 APPLICATION_ID = 0x56424C47  # "VBLG": a ledger written by vambe-import
 DAY = 86400.0
@@ -131,9 +133,58 @@ def default_ledger_path() -> Path:
     if os.environ.get(LEDGER_ENV):
         _refuse_url(os.environ[LEDGER_ENV], LEDGER_ENV)
         return Path(os.environ[LEDGER_ENV]).expanduser()
+    return data_folder() / LEDGER_FILE
+
+
+def data_folder() -> Path:
+    """``$VAMBE_IMPORT_DATA``, else the user's data folder (``platformdirs``)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("vambe-import", appauthor=False)) / LEDGER_FILE
+    return Path(platformdirs.user_data_dir("vambe-import", appauthor=False))
+
+
+def other_ledgers(target: str, ledger: Path) -> list[Path]:
+    """The other ledgers on this machine (still there) that have sent to ``target``, from
+    the index of ledgers: two ledgers for one account do not know of each other, so a
+    customer sent from one is sent again from the other."""
+    me = str(ledger.resolve())
+    return [Path(path) for path in _ledger_index().get(target, [])
+            if path != me and Path(path).exists()]
+
+
+def remember_ledger(target: str, ledger: Path) -> None:
+    """Record in this machine's index that ``ledger`` has sent to ``target``."""
+    index = data_folder() / INDEX_FILE
+    private_folder(index.parent)
+    me = str(ledger.resolve())
+    fd = private_fd(index.with_name(f"{INDEX_FILE}.lock"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # two runs ending at once both get in
+        known = _ledger_index()
+        if me in known.get(target, []):
+            return
+        known[target] = known.get(target, []) + [me]
+        staging = index.with_name(f".{INDEX_FILE}.new")
+        with open_private(staging) as handle:
+            handle.write(json.dumps(known, indent=1, sort_keys=True))
+        os.replace(staging, index)
+    finally:
+        os.close(fd)
+
+
+def _ledger_index() -> dict[str, list[str]]:
+    """Target -> the ledger files that have sent to it (a damaged index reads as empty: it
+    only warns, the ledgers themselves protect)."""
+    try:
+        known = json.loads((data_folder() / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(known, dict):
+        return {}
+    return {target: [path for path in paths if isinstance(path, str)]
+            for target, paths in known.items() if isinstance(paths, list)}
 
 
 class Prior(NamedTuple):

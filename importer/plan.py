@@ -134,6 +134,7 @@ class Plan:
     lookups: bool = False  # [dedupe] skip_open_tickets: a look-up before each ticket
     outside_window: int = 0  # [schedule]: rows to send whose window is closed now
     start_at: float | None = None  # --start-at: no request before then
+    other_ledgers: tuple[str, ...] = ()  # other ledgers on this machine with this account
 
     @property
     def estimated_seconds(self) -> float | None:
@@ -163,6 +164,10 @@ class Plan:
                      " for --resume.")
         if self.start_at is not None:
             text += f" Sending starts at {format_time(self.start_at)} (--start-at)."
+        if self.other_ledgers:
+            text += (f" Warning: another send ledger on this machine, {self.other_ledgers[0]},"
+                     " has recorded this account, and this run's ledger does not know its"
+                     " customers: they may be messaged again (one ledger per account).")
         if self.lookups:
             text += (" Each row is first looked up for an open ticket ([dedupe]"
                      " skip_open_tickets): the look-ups share the rate, so tickets go out at"

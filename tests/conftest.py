@@ -27,10 +27,11 @@ SUPPORT_NEW = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 @pytest.fixture(autouse=True)
 def ledger(tmp_path: Path, monkeypatch) -> Path:
-    """Every test's send ledger is its own temporary file, never the user's real one
-    (subprocesses inherit the variable)."""
+    """Every test's send ledger is its own temporary file, and its data folder (the index of
+    ledgers) a temporary folder, never the user's real ones (subprocesses inherit them)."""
     path = tmp_path / "ledger" / "ledger.sqlite"
     monkeypatch.setenv("VAMBE_IMPORT_LEDGER", str(path))
+    monkeypatch.setenv("VAMBE_IMPORT_DATA", str(tmp_path / "data"))  # the index of ledgers
     return path
 
 

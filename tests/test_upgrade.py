@@ -112,3 +112,32 @@ def test_a_url_as_ledger_is_refused_never_taken_as_a_file(write_config, write_cs
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: VAMBE_IMPORT_LEDGER: ")
     assert not any(tmp_path.glob("postgresql*")) and not any(tmp_path.glob("sqlite*"))
+
+
+def test_a_second_ledger_for_one_account_stops_before_sending(sandbox, write_config, write_csv,
+                                                              invoke, monkeypatch, tmp_path):
+    """Two VAMBE_IMPORT_LEDGER paths on one machine (issue 19, failure 2): the second run,
+    without a terminal, stops with exit 2 naming the first ledger, nothing sent; a person
+    at a terminal is told in the plan; [ledger] others_ok = true goes on as told."""
+    source = write_csv(people(5))
+    config = write_config(sandbox.url)
+    assert invoke("run", source, "--config", config, "--out", "uno").exit_code == 0
+    first = Path(str(tmp_path / "ledger" / "ledger.sqlite"))
+    monkeypatch.setenv("VAMBE_IMPORT_LEDGER", str(tmp_path / "otro.sqlite"))
+    refused = invoke("run", source, "--config", config, "--out", "dos")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"Error: another send ledger on this machine, {first},")
+    assert len(sandbox.state.tickets) == 5
+
+    from importer import load_config, run_import
+    from importer.sandbox import DEFAULT_API_KEY
+
+    told = []
+    summary = run_import(source, load_config(config), api_key=DEFAULT_API_KEY,
+                         out_dir=tmp_path / "tres", interactive=True, handle_signals=False,
+                         confirm=lambda plan: told.append(plan.describe()) and False)
+    assert summary.stopped == "declined"
+    assert f"another send ledger on this machine, {first}" in told[0]
+    allowed = write_config(sandbox.url, name="permitido.toml", ledger={"others_ok": True})
+    assert invoke("run", source, "--config", allowed, "--out", "cuatro").exit_code == 0
+    assert len(sandbox.state.tickets) == 10  # as the operator chose: one ledger per account
