@@ -469,7 +469,8 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
         now = clock().time()
         plan = summarize(journal, ledger, config, limit=limit, now=now,
                          start_at=start_at if start_at is not None and start_at > now else None)
-        plan = dataclasses.replace(plan, other_ledgers=tuple(map(str, other_ledgers)))
+        plan = dataclasses.replace(plan, other_ledgers=tuple(map(str, other_ledgers)),
+                                   sharing=ledger.other_live_runs())
         summary.plan = plan
         if api.daily_message_limit is not None and plan.messages > (sender.daily.left or 0):
             sender.note(

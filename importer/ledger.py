@@ -86,10 +86,15 @@ _REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
     updated_at REAL NOT NULL,
     PRIMARY KEY (target, key)
 ) WITHOUT ROWID"""
+# The account's next request slot, shared by every run using this ledger (wall-clock time).
+_BUDGET_TABLE = ("CREATE TABLE IF NOT EXISTS budget (target TEXT PRIMARY KEY,"
+                 " next_at REAL NOT NULL) WITHOUT ROWID")
 _INDEXES = ("CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
 _SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-                      _REQUESTS_TABLE, *_INDEXES]) + ";"
+                      _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
+# A reservation further ahead than this is stale (a clock set back, a test's virtual time).
+_BUDGET_HORIZON = 3600.0
 
 
 def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
@@ -562,6 +567,39 @@ class Ledger:
             "UPDATE requests SET state=?, updated_at=? WHERE target=? AND key=? AND run=?"
             " AND state=?", (RequestState.FAILED, now, self.target, key, self.run_id,
                              RequestState.CLAIMED)), None)
+
+    def other_live_runs(self) -> int:
+        """How many other runs hold this ledger open now (they share the account's rate)."""
+        try:
+            names = [entry.stem for entry in self._runs.glob("*.lock")]
+        except OSError:
+            return 0
+        return sum(name != self.run_id and _RunLock.alive(self._runs, name) for name in names)
+
+    def reserve(self, interval: float) -> float:
+        """The account's next request slot (wall-clock time), reserved for this run in one
+        short transaction: runs using this ledger take turns, ``interval`` apart."""
+        now = self._clock.time()
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                found = self._db.execute("SELECT next_at FROM budget WHERE target=?",
+                                         (self.target,)).fetchone()
+                slot = now if found is None or found[0] > now + _BUDGET_HORIZON else max(
+                    found[0], now)
+                self._db.execute("INSERT OR REPLACE INTO budget VALUES (?, ?)",
+                                 (self.target, slot + interval))
+        except sqlite3.Error as error:
+            self.error = self.error or OutputFolderError(
+                f"{self.path}: cannot write the send ledger ({error})")
+            raise self.error from None
+        return slot
+
+    def hold_budget(self, until: float) -> None:
+        """No run on this account takes a slot before ``until`` (a 429's pause)."""
+        self._queue(lambda: self._db.execute(
+            "UPDATE budget SET next_at = max(next_at, ?) WHERE target=?",
+            (until, self.target)), None)
 
     def check_identity(self) -> None:
         """Stop if the ledger file was deleted, replaced or moved since it was opened: this

@@ -135,6 +135,7 @@ class Plan:
     outside_window: int = 0  # [schedule]: rows to send whose window is closed now
     start_at: float | None = None  # --start-at: no request before then
     other_ledgers: tuple[str, ...] = ()  # other ledgers on this machine with this account
+    sharing: int = 0  # other runs using this ledger now: they share the rate
 
     @property
     def estimated_seconds(self) -> float | None:
@@ -164,6 +165,10 @@ class Plan:
                      " for --resume.")
         if self.start_at is not None:
             text += f" Sending starts at {format_time(self.start_at)} (--start-at)."
+        if self.sharing and self.rate_per_second:
+            runs = "1 other run is" if self.sharing == 1 else f"{self.sharing} other runs are"
+            text += (f" {runs} using this ledger now: they share the account's"
+                     f" {self.rate_per_second:g}/s, so this one will take longer.")
         if self.other_ledgers:
             text += (f" Warning: another send ledger on this machine, {self.other_ledgers[0]},"
                      " has recorded this account, and this run's ledger does not know its"

@@ -46,9 +46,13 @@ class Pacer:
     """
 
     def __init__(self, rate: float, clock: Clock,
-                 sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 shared: Callable[[float], float] | None = None) -> None:
         self._clock = clock
         self._sleep = sleep or clock.sleep
+        # The account's budget, shared by every run using the same ledger: called with the
+        # interval, it reserves the account's next slot and returns it (wall-clock time).
+        self._shared = shared
         self._next = 0.0
         self._recent: deque[float] = deque()
         self.set_rate(rate)
@@ -66,7 +70,10 @@ class Pacer:
     async def wait(self) -> None:
         clock = self._clock
         now = clock.monotonic()
-        slot = max(self._next, now)  # an idle pacer gives no credit: no burst after a pause
+        if self._shared is not None:
+            slot = max(now + self._shared(self._interval) - clock.time(), self._next)
+        else:
+            slot = max(self._next, now)  # an idle pacer gives no credit: no burst after a pause
         self._next = slot + self._interval
         if slot > now:
             await self._sleep(slot - now)
@@ -187,6 +194,11 @@ class Sender:
         self._said_concurrency = False
         self._pacer: Pacer | None = None
 
+    def _new_pacer(self) -> Pacer:
+        """A pacer whose slots are the account's, reserved in the ledger: every run using
+        it shares rate_limit_per_second (two terminals at R together send at R)."""
+        return Pacer(self.rate, self.clock, self._pause, shared=self.ledger.reserve)
+
     def note(self, text: str) -> None:
         """Tell the operator something once, through the caller's ``on_note``."""
         self._on_note(text)
@@ -230,7 +242,7 @@ class Sender:
         self._stopping = asyncio.Event()
         if self.stopped is not None:
             self._stopping.set()
-        self._pacer = Pacer(self.rate, self.clock, self._pause) if self.rate else None
+        self._pacer = self._new_pacer() if self.rate else None
         self._started = self.clock.monotonic()  # sending starts now, not when the sender was made
         queue: asyncio.Queue = asyncio.Queue(maxsize=2 * self.api.max_concurrency)
         await self._wait_for_start()
@@ -583,12 +595,14 @@ class Sender:
                 self.rate = self.requests / max(now - self._started, 1.0)
             self.rate = max(MIN_RATE, self.rate * SLOWDOWN_FACTOR)
             if self._pacer is None:
-                self._pacer = Pacer(self.rate, self.clock, self._pause)
+                self._pacer = self._new_pacer()
             self._pacer.set_rate(self.rate)
             self.note(f"API throttled the run (HTTP 429): pausing {pause:g} s, then"
                           f" sending at {self.rate:.3g}/s")
         if self._pacer is not None:
             self._pacer.hold_until(self._resume_at)
+        # Every run on the account waits too: they share its rate limit.
+        self.ledger.hold_budget(self.clock.time() + (self._resume_at - now))
 
 
 

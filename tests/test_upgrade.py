@@ -141,3 +141,59 @@ def test_a_second_ledger_for_one_account_stops_before_sending(sandbox, write_con
     allowed = write_config(sandbox.url, name="permitido.toml", ledger={"others_ok": True})
     assert invoke("run", source, "--config", allowed, "--out", "cuatro").exit_code == 0
     assert len(sandbox.state.tickets) == 10  # as the operator chose: one ledger per account
+
+
+def test_runs_sharing_a_ledger_share_the_account_rate(tmp_path, fake_clock):
+    """Two runs (two ledger connections, as two terminals) reserve the account's slots in
+    turn, 1/R apart whichever asks; a 429's pause held by one holds the other too."""
+    import asyncio
+
+    from importer.ledger import Ledger
+    from importer.send import Pacer
+
+    path = tmp_path / "shared.sqlite"
+    account = target_name(channel="whatsapp", phone_id="123456789")
+    first = Ledger.open(path, target=account, folder=tmp_path / "a")
+    second = Ledger.open(path, target=account, folder=tmp_path / "b")
+    try:
+        start = fake_clock.time()
+        slots = [ledger.reserve(0.1) for ledger in (first, second, first, second, first)]
+        assert [round(slot - start, 6) for slot in slots] == [0.0, 0.1, 0.2, 0.3, 0.4]
+
+        async def hold_and_reserve() -> float:
+            second.hold_budget(start + 5.0)
+            await asyncio.sleep(0)  # the group commit
+            return first.reserve(0.1)
+
+        assert round(asyncio.run(hold_and_reserve()) - start, 6) == 5.0
+
+        async def paced() -> list[float]:
+            pacers = [Pacer(10, fake_clock, shared=ledger.reserve) for ledger in (first, second)]
+            moments = []
+            for n in range(6):
+                await pacers[n % 2].wait()
+                moments.append(round(fake_clock.time() - start, 3))
+            return moments
+
+        assert asyncio.run(paced()) == [5.1, 5.2, 5.3, 5.4, 5.5, 5.6]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_plan_says_how_many_runs_share_the_rate(sandbox, write_config, write_csv, tmp_path,
+                                                    ledger):
+    from importer import load_config, run_import
+    from importer.ledger import Ledger
+    from importer.sandbox import DEFAULT_API_KEY
+
+    account = target_name(channel="whatsapp", phone_id="123456789")
+    other = Ledger.open(ledger, target=account, folder=tmp_path / "otra")  # a live run
+    try:
+        told = []
+        run_import(write_csv(people(2)), load_config(write_config(sandbox.url)),
+                   api_key=DEFAULT_API_KEY, out_dir=tmp_path / "out", handle_signals=False,
+                   confirm=lambda plan: told.append(plan.describe()) and False)
+    finally:
+        other.close()
+    assert "1 other run is using this ledger now: they share the account's 200/s" in told[0]
