@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
 from .exceptions import InputFileError, OutputFolderError
-from .files import create_private, private_fd, private_folder
-from .ledger import JOURNAL_APPLICATION_ID, open_database
+from .files import private_fd, private_folder
+from .ledger import JOURNAL_APPLICATION_ID, create_database, open_database
 from .read import SourceRow, Table
 from .report import RowResult
 
@@ -154,7 +154,7 @@ def read_journal(out_dir: Path) -> JournalRecord | None:
     path = out_dir / JOURNAL_NAME
     if not path.exists():
         return None
-    connection = open_database(path, "journal", create=False)
+    connection = open_database(path, "journal")
     try:
         meta = dict(connection.execute("SELECT name, value FROM meta"))
     except sqlite3.Error as error:
@@ -183,25 +183,6 @@ class Planned(NamedTuple):
         """The text the customer gets, for ``reconcile`` to recognise as the last message."""
         message = json.loads(self.body).get("message")
         return message.get("content") if isinstance(message, dict) else None
-
-
-def _create(path: Path) -> None:
-    """A new journal, made whole under another name and renamed into place (the folder lock
-    is held): a run stopped while making it never leaves a half-made one behind."""
-    staging = path.with_name(f".{path.name}.new")
-    staging.unlink(missing_ok=True)
-    try:
-        create_private(staging)
-        connection = sqlite3.connect(staging, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA application_id={JOURNAL_APPLICATION_ID}")
-            connection.executescript(_SCHEMA)
-            connection.execute("PRAGMA journal_mode=WAL")
-        finally:
-            connection.close()
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 def _migrate_v1(db: sqlite3.Connection) -> None:
@@ -296,8 +277,8 @@ class Journal:
         path = out_dir / JOURNAL_NAME
         try:
             if create and not path.exists():
-                _create(path)
-            connection = open_database(path, "journal", create=False)
+                create_database(path, JOURNAL_APPLICATION_ID, _SCHEMA)
+            connection = open_database(path, "journal")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)

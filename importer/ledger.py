@@ -232,16 +232,14 @@ def _format_day(moment: float | None) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def open_database(path: Path, what: str, *, create: bool) -> sqlite3.Connection:
-    """Open one of our SQLite files, refusing one that is empty, unreadable or not ours."""
-    exists = path.exists()
-    if not exists and not create:
+def open_database(path: Path, what: str) -> sqlite3.Connection:
+    """Open one of our SQLite files, refusing one that is missing (FileNotFoundError),
+    empty, unreadable or not ours."""
+    if not path.exists():
         raise FileNotFoundError(path)
-    if exists and path.is_file() and path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise OutputFolderError(f"{path}: the {what} is empty (0 bytes): it may have been"
                                 " emptied by a sync tool or a bad copy; nothing was sent")
-    if not exists:
-        create_private(path)  # SQLite gives its -wal and -shm files this file's mode
     try:
         connection = sqlite3.connect(path, isolation_level=None, timeout=30)
         found = connection.execute("PRAGMA application_id").fetchone()[0]
@@ -250,7 +248,7 @@ def open_database(path: Path, what: str, *, create: bool) -> sqlite3.Connection:
         raise OutputFolderError(f"{path}: the {what} cannot be read ({error}); nothing was"
                                 " sent") from None
     expected = APPLICATION_ID if what == "ledger" else JOURNAL_APPLICATION_ID
-    if exists and (found != expected or not tables):
+    if found != expected or not tables:
         connection.close()
         raise OutputFolderError(f"{path}: not a vambe-import {what}; nothing was sent")
     return connection
@@ -327,7 +325,7 @@ class Ledger:
             private_folder(path.parent)
             if not path.exists():
                 _create(path)
-            connection = open_database(path, "ledger", create=False)
+            connection = open_database(path, "ledger")
             connection.execute("PRAGMA busy_timeout=30000")
             migrate(connection, path)
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -349,7 +347,7 @@ class Ledger:
         if not path.exists():
             return None
         try:
-            connection = open_database(path, "ledger", create=False)
+            connection = open_database(path, "ledger")
             connection.execute("PRAGMA busy_timeout=30000")
             migrate(connection, path)
             return cls(connection, path, target=target, folder=folder, policy=policy,
@@ -691,17 +689,24 @@ class Ledger:
 
 
 def _create(path: Path) -> None:
-    """Make a new ledger whole, then link it into place: two runs starting at once never see
-    a half-made one, and the second simply uses the first's."""
+    """A new ledger, with its id and schema version."""
+    create_database(path, APPLICATION_ID, _SCHEMA, {"id": uuid.uuid4().hex,
+                                                    "schema": SCHEMA_VERSION})
+
+
+def create_database(path: Path, application_id: int, schema: str,
+                    meta: dict[str, str] | None = None) -> None:
+    """Make one of our SQLite files whole under another name, then link it into place: a
+    process stopped while making it never leaves a half-made one, and of two runs making it
+    at once the second simply uses the first's."""
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
     try:
         create_private(staging)
         connection = sqlite3.connect(staging, isolation_level=None)
         try:
-            connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            connection.executescript(_SCHEMA)
-            connection.execute("INSERT INTO meta VALUES ('id', ?), ('schema', ?)",
-                               (uuid.uuid4().hex, SCHEMA_VERSION))
+            connection.execute(f"PRAGMA application_id={application_id}")
+            connection.executescript(schema)
+            connection.executemany("INSERT INTO meta VALUES (?, ?)", (meta or {}).items())
             connection.execute("PRAGMA journal_mode=WAL")
         finally:
             connection.close()
