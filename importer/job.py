@@ -11,7 +11,6 @@ the caller's ``on_note``. The CLI is a thin layer over these two.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,13 +22,14 @@ from pathlib import Path
 from uuid import uuid4
 
 from .client import Pipeline, VambeClient
-from .codes import ErrorCode, RowStatus
+from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import ConfigError, InputFileError, OutputFolderError
 from .journal import (
     FolderLock,
     Journal,
     JournalRecord,
+    Reached,
     file_identity,
     fingerprint,
     read_journal,
@@ -39,7 +39,7 @@ from .ledger import (Ledger, Policy, identity_of, ledger_path_for, other_ledgers
 from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
                    summarize, validation_results)
 from .read import SourceRow, Table, open_table, opt_out_cells
-from .reconcile import settle
+from .reconcile import Verdict, settle
 from .report import RowResult, Summary, write_reports
 from .schedule import SendWindow
 from .send import Sender, format_time
@@ -345,6 +345,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                     " customers: a second ledger would send them again. Use that ledger"
                     " ([ledger] path or VAMBE_IMPORT_LEDGER), or set [ledger] others_ok ="
                     " true; nothing was sent")
+            reached = _reached(out) if started else Reached({}, set())
             if table is not None:
                 journal = Journal.create(out, identity=identity, ledger_id=ledger.id,
                                          ledger_path=path, table=table,
@@ -355,19 +356,23 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             try:
                 # The account first (key, phone ID, stages; --reconcile), then the plan outside
                 # any event loop, so that Ctrl-C stops it at once; then sending.
-                stages = asyncio.run(_prepare(config, api_key, ledger, reconcile, on_note))
+                stages, settled = asyncio.run(_prepare(config, api_key, ledger, reconcile,
+                                                       on_note))
+                for key, verdict in settled.items():  # the account's word beats the journal's
+                    if verdict.state == RequestState.FAILED:
+                        reached.keys.pop(key, None)
+                    elif verdict.state == RequestState.SENT:
+                        reached.keys[key] = RowStatus.SENT
                 if table is not None:
                     _check_default_stage(config, stages)
                     plan_file(table, config, Validator(config, stages, opt_outs), journal)
                 summary = asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
+                                           index=account is None, reached=reached,
                                            wait=wait, start_at=start_at, limit=limit,
                                            other_ledgers=others,
                                            replanned=table is not None and started,
                                            confirm=confirm, on_result=on_result,
                                            on_note=on_note, handle_signals=handle_signals))
-                if account is None and summary.requests:
-                    with contextlib.suppress(OSError):  # the index only warns
-                        remember_ledger(ledger.target, path)
                 return summary
             finally:
                 journal.close()
@@ -375,6 +380,16 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             ledger.close()
     finally:
         lock.release()
+
+
+def _reached(out: Path) -> Reached:
+    """Whom the run in ``out`` has reached, from its journal, before a resume clears it or a
+    replan replaces it."""
+    journal = Journal.reopen(out)
+    try:
+        return journal.reached()
+    finally:
+        journal.close()
 
 
 def _resumable_journal(out: Path, record: JournalRecord | None, input_path: Path,
@@ -431,7 +446,8 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
 
 
 async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool,
-                   on_note: Callable[[str], None] | None) -> StageResolver:
+                   on_note: Callable[[str], None] | None
+                   ) -> tuple[StageResolver, dict[str, Verdict]]:
     """Before the plan: the account's stages (which also proves the key and the phone ID
     before anything is sent), the folder's unknown rows settled with ``--reconcile``, and
     what the operator should know before a campaign."""
@@ -440,16 +456,15 @@ async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool
                            timeout=api.timeout_seconds, max_connections=1) as client:
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
-        if reconcile:
-            await settle(client, ledger, config, on_note)
+        settled = await settle(client, ledger, config, on_note) if reconcile else {}
     _warn_before_sending(config, on_note or (lambda text: None))
-    return stages
+    return stages, settled
 
 
 async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                opt_outs: OptOuts, stages: StageResolver, *, wait: bool,
                start_at: float | None, limit: int | None, replanned: bool,
-               other_ledgers: list[Path],
+               other_ledgers: list[Path], index: bool, reached: Reached,
                confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
@@ -465,7 +480,9 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
         sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,
                         on_note=on_note, open_tickets=open_tickets, window=window,
                         wait_for_windows=wait, start_at=start_at, opt_outs=opt_outs,
-                        reached=ledger.phones_reached() if replanned else None)
+                        reached_keys=reached.keys,
+                        reached_phones=(reached.phones | ledger.phones_reached()) if replanned
+                        else set())
         now = clock().time()
         plan = summarize(journal, ledger, config, limit=limit, now=now,
                          start_at=start_at if start_at is not None and start_at > now else None)
@@ -483,6 +500,13 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
         if confirm is not None and not confirm(plan):
             summary.stopped = "declined"
             return summary
+        if index:  # before the first request: a run killed mid-way has sent
+            try:
+                remember_ledger(ledger.target, ledger.path)
+            except OSError as error:
+                raise OutputFolderError(f"{error.filename}: cannot record this ledger in the"
+                                        f" index of send ledgers ({error.strerror});"
+                                        " nothing was sent") from None
         journal.mark_started()
         with _stop_on_signals(sender, enabled=handle_signals) as stop:
             try:
@@ -497,7 +521,6 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
     summary.stopped = sender.stopped
     summary.fatal_error = sender.fatal.error if sender.fatal else None
     summary.local_error = sender.local_error
-    summary.requests = sender.requests
     if sender.daily.refused:
         summary.notes.append(
             f"the daily message limit is reached: {sender.daily.refused} rows with a message"

@@ -168,6 +168,14 @@ def read_journal(out_dir: Path) -> JournalRecord | None:
                          meta.get("origin"))
 
 
+class Reached(NamedTuple):
+    """A folder's run's own record of whom it reached: content key -> ``sent`` or
+    ``unknown``, and the phones."""
+
+    keys: dict[str, RowStatus]
+    phones: set[str]
+
+
 class Planned(NamedTuple):
     """One planned request, as sending reads it back."""
 
@@ -390,6 +398,20 @@ class Journal:
         return _DataReader(self._db).get(row)[3:]
 
     # ------------------------------------------------------------ outcomes
+
+    def reached(self) -> Reached:
+        """What this folder's run has sent, or may have: its own record, which a resumed run
+        trusts whatever the ledger says (a ledger merged on upgrade may credit another
+        folder with a key this run sent too)."""
+        keys: dict[str, RowStatus] = {}
+        phones: set[str] = set()
+        for key, phone, status in self._db.execute(
+                "SELECT plan.key, plan.phone, outcomes.status FROM outcomes JOIN plan USING (row)"
+                " WHERE outcomes.status IN (?, ?)", (RowStatus.SENT, RowStatus.UNKNOWN)):
+            phones.add(phone)
+            if key is not None:
+                keys[key] = RowStatus(status)
+        return Reached(keys, phones)
 
     def clear_outcomes(self) -> None:
         """A resumed run records every row's outcome again (the ledger remembers what was

@@ -93,8 +93,6 @@ _INDEXES = ("CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
 _SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
                       _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
-# A reservation further ahead than this is stale (a clock set back, a test's virtual time).
-_BUDGET_HORIZON = 3600.0
 
 
 def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
@@ -102,6 +100,7 @@ def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
     user's data folder. A URL in either place is refused, never taken as a file path in the
     working directory (each laptop would keep a ledger of its own)."""
     if override is not None:
+        _refuse_url(str(override), "ledger_path")
         return Path(override)
     if config.ledger.path is not None:
         _refuse_url(config.ledger.path, f"{config.source}: [ledger] path")
@@ -113,7 +112,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _refuse_url(value: str, where: str) -> None:
-    found = _URL.match(value)
+    found = _URL.match(value.strip())
     if found is None:
         return
     scheme = found.group()[:-3].lower()
@@ -160,7 +159,8 @@ def other_ledgers(target: str, ledger: Path) -> list[Path]:
 
 
 def remember_ledger(target: str, ledger: Path) -> None:
-    """Record in this machine's index that ``ledger`` has sent to ``target``."""
+    """Record in this machine's index that ``ledger`` sends to ``target`` (before the first
+    request: a run killed mid-way has sent). Failing to record it stops the run."""
     index = data_folder() / INDEX_FILE
     private_folder(index.parent)
     me = str(ledger.resolve())
@@ -180,16 +180,23 @@ def remember_ledger(target: str, ledger: Path) -> None:
 
 
 def _ledger_index() -> dict[str, list[str]]:
-    """Target -> the ledger files that have sent to it (a damaged index reads as empty: it
-    only warns, the ledgers themselves protect)."""
+    """Target -> the ledger files that have sent to it. An index that cannot be read stops
+    the run: read as empty, it would let a second ledger send again, and be overwritten."""
+    index = data_folder() / INDEX_FILE
     try:
-        known = json.loads((data_folder() / INDEX_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        known = json.loads(index.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return {}
-    if not isinstance(known, dict):
-        return {}
-    return {target: [path for path in paths if isinstance(path, str)]
-            for target, paths in known.items() if isinstance(paths, list)}
+    except (OSError, ValueError) as error:
+        raise OutputFolderError(f"{index}: the index of send ledgers cannot be read ({error});"
+                                " restore it, or delete it knowing that it is what tells one"
+                                " ledger from another for an account; nothing was sent") from None
+    if not isinstance(known, dict) or not all(
+            isinstance(paths, list) and all(isinstance(path, str) for path in paths)
+            for paths in known.values()):
+        raise OutputFolderError(f"{index}: not an index of send ledgers; restore it or delete"
+                                " it; nothing was sent")
+    return known
 
 
 class Prior(NamedTuple):
@@ -574,17 +581,18 @@ class Ledger:
             return 0
         return sum(name != self.run_id and _RunLock.alive(self._runs, name) for name in names)
 
-    def reserve(self, interval: float) -> float:
+    def reserve(self, interval: float, horizon: float = 3600.0) -> float:
         """The account's next request slot (wall-clock time), reserved for this run in one
-        short transaction: runs using this ledger take turns, ``interval`` apart."""
+        short transaction: runs using this ledger take turns, ``interval`` apart. A slot
+        more than ``horizon`` seconds ahead (longer than any pause this run allows: a clock
+        set back, a test's virtual time) is stale and starts afresh."""
         now = self._clock.time()
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 found = self._db.execute("SELECT next_at FROM budget WHERE target=?",
                                          (self.target,)).fetchone()
-                slot = now if found is None or found[0] > now + _BUDGET_HORIZON else max(
-                    found[0], now)
+                slot = now if found is None or found[0] > now + horizon else max(found[0], now)
                 self._db.execute("INSERT OR REPLACE INTO budget VALUES (?, ?)",
                                  (self.target, slot + interval))
         except sqlite3.Error as error:
@@ -757,6 +765,7 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
         found = connection.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
         return found[0] if found else "1"
 
+    connection.execute(_BUDGET_TABLE)  # the account's shared rate budget (new in schema 2)
     if version() == SCHEMA_VERSION:
         return
     with connection:

@@ -61,7 +61,6 @@ class Summary:
     ledger_path: Path | None = None  # the send ledger the job read (and a run wrote)
     plan: object | None = None  # run: the Plan made before sending
     unknown_rows: list[int] = field(default_factory=list)  # run: rows left unknown
-    requests: int = 0  # run: requests that went out to the API
 
     @property
     def total_rows(self) -> int:

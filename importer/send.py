@@ -153,7 +153,8 @@ class Sender:
                  *, limit: int | None = None, open_tickets: dict[str, str] | None = None,
                  window: SendWindow | None = None, wait_for_windows: bool = False,
                  start_at: float | None = None, opt_outs: OptOuts | None = None,
-                 reached: set[str] | None = None,
+                 reached_keys: dict[str, RowStatus] | None = None,
+                 reached_phones: set[str] | None = None,
                  on_result: Callable[[RowResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> None:
         self.client = client
@@ -172,9 +173,11 @@ class Sender:
         # The opt-out lists as they are now: a customer who opted out since the plan (a
         # resumed run) is never reached.
         self.opt_outs = opt_outs
-        # --replan: the customers this folder's run already reached (or may have). A row
-        # whose request changed since has a new key, so only its phone says it was sent.
-        self.reached = reached or set()
+        # A resumed run's own record of what it sent (or may have), by content key: trusted
+        # whatever the ledger says. With --replan also by phone: a row whose request changed
+        # since has a new key, so only its phone says its customer was reached.
+        self.reached_keys = reached_keys or {}
+        self.reached_phones = reached_phones or set()
         self._deferred: list[tuple[float, int, Planned]] = []
         self._routed = 0
         self.daily = DailyMessages(ledger, api.daily_message_limit, self.clock)
@@ -192,12 +195,25 @@ class Sender:
         self._latency = 0.0  # moving average of answered requests' round trips
         self._answered = 0
         self._said_concurrency = False
+        self._said_paused = False
         self._pacer: Pacer | None = None
 
     def _new_pacer(self) -> Pacer:
         """A pacer whose slots are the account's, reserved in the ledger: every run using
         it shares rate_limit_per_second (two terminals at R together send at R)."""
-        return Pacer(self.rate, self.clock, self._pause, shared=self.ledger.reserve)
+        # Longer than any pause a 429 may ask of this run: a slot further ahead is stale.
+        horizon = self.api.max_throttle_seconds + 3600
+
+        def reserve(interval: float) -> float:
+            slot = self.ledger.reserve(interval, horizon)
+            own_pause = self._resume_at > self.clock.monotonic()  # said by _throttle
+            if slot - self.clock.time() > 5 and not own_pause and not self._said_paused:
+                self._said_paused = True  # another run's 429 pauses the whole account
+                self.note(f"The account is paused until {format_time(slot)} (another run"
+                          " sharing this ledger was told to wait by the API); waiting")
+            return slot
+
+        return Pacer(self.rate, self.clock, self._pause, shared=reserve)
 
     def note(self, text: str) -> None:
         """Tell the operator something once, through the caller's ``on_note``."""
@@ -281,12 +297,8 @@ class Sender:
             for planned, held in zip(batch, verdicts):
                 if held is not None:
                     self._record(_held_result(planned, held))
-                elif planned.phone in self.reached:
-                    self._not_sent(planned, RowResult(
-                        planned.row, RowStatus.DUPLICATE, planned.phone,
-                        error_code=ErrorCode.SENT_BEFORE,
-                        error="this run reached this customer before its plan changed"
-                              " (--replan); not sent again"))
+                elif (earlier := self._reached_before(planned)) is not None:
+                    self._not_sent(planned, earlier)
                 elif self._route(planned):
                     await queue.put(planned)
                 if self._deferred:
@@ -307,6 +319,25 @@ class Sender:
         return RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
                          error_code=ErrorCode.OVER_LIMIT,
                          error=f"not sent: beyond --limit {self.limit}; --resume sends it")
+
+    def _reached_before(self, planned: Planned) -> RowResult | None:
+        """The row's result when this folder's run reached its customer before (its own
+        record), though the ledger would let it be sent."""
+        status = self.reached_keys.get(planned.key)
+        if status == RowStatus.SENT:
+            return RowResult(planned.row, RowStatus.SENT, planned.phone, attempts=1,
+                             error="sent by an earlier run into this folder")
+        if status == RowStatus.UNKNOWN and not self.ledger.policy.retry_unknown:
+            return RowResult(planned.row, RowStatus.UNKNOWN, planned.phone,
+                             error_code=ErrorCode.OUTCOME_UNKNOWN,
+                             error="an earlier run into this folder may have sent it"
+                                   " (--retry-unknown sends it again)")
+        if status is None and planned.phone in self.reached_phones:
+            return RowResult(planned.row, RowStatus.DUPLICATE, planned.phone,
+                             error_code=ErrorCode.SENT_BEFORE,
+                             error="this run reached this customer before its plan changed"
+                                   " (--replan); not sent again")
+        return None
 
     def _opted_out(self, planned: Planned) -> bool:
         source = self.opt_outs.source_of(planned.phone) if self.opt_outs else None

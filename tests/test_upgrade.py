@@ -197,3 +197,79 @@ def test_the_plan_says_how_many_runs_share_the_rate(sandbox, write_config, write
     finally:
         other.close()
     assert "1 other run is using this ledger now: they share the account's 200/s" in told[0]
+
+
+def test_a_migrated_ledger_sends_and_never_resends_an_upgraded_runs_own_rows(
+        sandbox, write_config, write_csv, invoke, old_release, ledger):
+    """Found by review: the merge credits a key sent by both 0.1.0 runs to one folder only,
+    so with across_runs_days = 0 (or 30 days later) the other run's resume re-sent it. Its
+    journal is its own record: nobody it reached is sent again. And a migrated ledger sends
+    (its shared rate budget is created by the migration)."""
+    config = write_config(sandbox.url, message={"content": "Hola {Nombre}"},
+                          dedupe={"across_runs_days": 0})
+    done = invoke("run", old_release / "people.csv", "--config", config, "--out",
+                  old_release / "run-a", "--resume", "--replan")
+    assert done.exit_code in (0, 1), done.output
+    assert sandbox.state.tickets == []
+    statuses = {r["row"]: r["status"] for r in read_results(old_release / "run-a")}
+    assert statuses == {"2": "unknown", "3": "sent", "4": "sent", "5": "sent",
+                        "6": "unknown", "7": "unknown"}
+    fresh = write_csv(people(3, start=50), name="nuevos.csv")
+    assert invoke("run", fresh, "--config", config, "--out", "nuevos").exit_code == 0
+    assert len(sandbox.state.tickets) == 3
+
+
+def test_the_index_of_ledgers_is_written_before_the_first_request_and_never_guessed(
+        sandbox, write_config, write_csv, invoke, monkeypatch, tmp_path, ledger):
+    """Found by review: a run killed mid-way had left no trace in the index, and an index that
+    could not be read was taken as empty and overwritten."""
+    from importer import load_config, run_import
+    from importer.sandbox import DEFAULT_API_KEY
+
+    index = tmp_path / "data" / "ledgers.json"
+    seen = []
+    run_import(write_csv(people(2)), load_config(write_config(sandbox.url)),
+               api_key=DEFAULT_API_KEY, out_dir=tmp_path / "uno", handle_signals=False,
+               on_result=lambda result: seen.append(index.read_text(encoding="utf-8")))
+    assert str(ledger) in seen[0]  # there when the first result came in
+    index.write_text('{"x": [', encoding="utf-8")
+    monkeypatch.setenv("VAMBE_IMPORT_LEDGER", str(tmp_path / "otro.sqlite"))
+    refused = invoke("run", write_csv(people(2, start=10), name="b.csv"), "--config",
+                     write_config(sandbox.url), "--out", "dos")
+    assert refused.exit_code == 2
+    assert "the index of send ledgers cannot be read" in refused.stderr
+    assert index.read_text(encoding="utf-8") == '{"x": ['
+    assert len(sandbox.state.tickets) == 2
+
+
+@pytest.mark.parametrize("value", [" postgresql://db/vambe", "\tPOSTGRES://db/vambe"])
+def test_a_url_with_spaces_around_it_is_still_a_url(write_config, write_csv, invoke,
+                                                    monkeypatch, value):
+    monkeypatch.setenv("VAMBE_IMPORT_LEDGER", value)
+    result = invoke("validate", write_csv(people(1)), "--config", write_config())
+    assert result.exit_code == 2 and "team ledger on PostgreSQL" in result.stderr
+
+
+def test_a_pause_longer_than_an_hour_holds_every_run(tmp_path, fake_clock):
+    """Found by review: a Retry-After over an hour (max_throttle_seconds allows a day) was
+    taken for a stale reservation and overwritten by the other run."""
+    import asyncio
+
+    from importer.ledger import Ledger
+
+    account = target_name(channel="whatsapp", phone_id="123456789")
+    first = Ledger.open(tmp_path / "l.sqlite", target=account, folder=tmp_path / "a")
+    second = Ledger.open(tmp_path / "l.sqlite", target=account, folder=tmp_path / "b")
+    try:
+        start = fake_clock.time()
+
+        async def hold() -> None:
+            first.hold_budget(start + 5000)
+            await asyncio.sleep(0)
+
+        first.reserve(0.1)
+        asyncio.run(hold())
+        assert second.reserve(0.1, horizon=86400 + 3600) == start + 5000
+    finally:
+        first.close()
+        second.close()
