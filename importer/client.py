@@ -24,8 +24,10 @@ import asyncio
 import dataclasses
 import functools
 import json
+import re
 import ssl
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx2 as httpx
@@ -62,9 +64,12 @@ class Answer:
     retry_after: float | None = None
 
 
-def classify_status(status: int, text: str | bytes | None, headers: httpx.Headers) -> Answer:
+def classify_status(status: int, text: str | bytes | None, headers: httpx.Headers,
+                    redact: Callable[[str], str] = str) -> Answer:
     """The answer's meaning. ``text`` is None when the body was unreadable (too large, a
-    compression bomb, a broken encoding): then the status code alone decides."""
+    compression bomb, a broken encoding): then the status code alone decides. ``redact``
+    takes the key out of the server's text before anything cuts it short (a cut key is a
+    key no longer recognised)."""
     if 200 <= status < 300:
         if text is None:
             return Answer(Outcome.SENT, status,
@@ -74,8 +79,9 @@ def classify_status(status: int, text: str | bytes | None, headers: httpx.Header
             contact = json.loads(text).get("aiContactId") or ""
         except (ValueError, AttributeError, RecursionError):
             contact = ""
-        return Answer(Outcome.SENT, status, ai_contact_id=str(contact)[:200])
-    reason = _error_message(text) if text is not None else f"(unreadable answer: {UNREADABLE})"
+        return Answer(Outcome.SENT, status, ai_contact_id=redact(str(contact))[:200])
+    reason = (_error_message(text, redact) if text is not None
+              else f"(unreadable answer: {UNREADABLE})")
     if status in (401, 403):
         return Answer(Outcome.FATAL, status, error_code=ErrorCode.API_KEY_REJECTED,
                       error=f"API key rejected (HTTP {status}): {reason}")
@@ -109,7 +115,7 @@ def classify_exception(error: Exception, timeout: float) -> Answer:
                   error=f"connection lost after sending ({_describe(error)}): the ticket may exist")
 
 
-def _error_message(text: str | bytes) -> str:
+def _error_message(text: str | bytes, redact: Callable[[str], str] = str) -> str:
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):
@@ -120,8 +126,8 @@ def _error_message(text: str | bytes) -> str:
         message = body["message"]
         if isinstance(message, list):
             message = "; ".join(str(part) for part in message)
-        return " ".join(str(message).split())[:300]
-    return " ".join(text.split())[:300] or "(no message)"
+        return " ".join(redact(str(message)).split())[:300]
+    return " ".join(redact(text).split())[:300] or "(no message)"
 
 
 def _describe(error: Exception) -> str:
@@ -199,6 +205,10 @@ class VambeClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._secret = checked_api_key(api_key)
+        # The key's first 8 characters and as much of the rest as follows: the longest echo.
+        head, rest = self._secret[:8], self._secret[8:]
+        self._echo = re.compile(re.escape(head) + "".join(
+            f"(?:{re.escape(char)}" for char in rest) + ")?" * len(rest))
         self._timeout = httpx.Timeout(timeout)
         self._timeout_extension = self._timeout.as_dict()
         self._ticket_url = httpx.URL(f"{self.base_url}/api/public/ticket/open/{channel}/{phone_id}")
@@ -252,17 +262,19 @@ class VambeClient:
                       " may exist"))
         except httpx.TransportError as error:
             return self._redacted(classify_exception(error, self.timeout))
-        return self._redacted(classify_status(response.status_code, content, response.headers))
+        return self._redacted(classify_status(response.status_code, content, response.headers,
+                                              self.redact))
 
     def _redacted(self, answer: Answer) -> Answer:
-        if self._secret in answer.error or self._secret in answer.ai_contact_id:
+        if self._echo.search(answer.error) or self._echo.search(answer.ai_contact_id):
             return dataclasses.replace(answer, error=self.redact(answer.error),
                                        ai_contact_id=self.redact(answer.ai_contact_id))
         return answer
 
     def redact(self, text: str) -> str:
-        """``text`` with every occurrence of the API key replaced by ``[redacted]``."""
-        return text.replace(self._secret, "[redacted]")
+        """``text`` with the API key, and any run of its first 8 or more characters (an echo
+        cut short), replaced by ``[redacted]``."""
+        return self._echo.sub("[redacted]", text)
 
     async def list_pipelines(self, *, retries: int = 3, backoff: float = 1.0) -> list[Pipeline]:
         """The account's pipelines; a rejected key raises, as it would for every ticket."""
@@ -316,8 +328,8 @@ class VambeClient:
             except httpx.TransportError as error:
                 answer = self._redacted(classify_exception(error, self.timeout))
             else:
-                answer = self._redacted(
-                    classify_status(response.status_code, content, response.headers))
+                answer = self._redacted(classify_status(response.status_code, content,
+                                                        response.headers, self.redact))
                 if answer.outcome == Outcome.SENT and content is not None:
                     return content
                 if answer.http_status == 404 and missing_ok:

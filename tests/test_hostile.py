@@ -166,6 +166,26 @@ def test_a_server_that_echoes_the_key_never_gets_it_written(sandbox, write_confi
     assert SECRET.encode() not in _everything_written(tmp_path)
 
 
+@pytest.mark.parametrize("padding", [270, 281, 285, 290, 292, 295])
+def test_a_key_echoed_where_the_message_is_cut_is_still_redacted(sandbox, write_config,
+                                                                 write_csv, invoke, tmp_path,
+                                                                 padding):
+    """Found in issue 20: messages are cut to 300 characters, and a key echoed across the
+    cut lost its tail before the redaction looked for it: 27 of its 40 characters reached the
+    reports and the ledger. The key (and any run of its first 8 or more characters) is taken
+    out first."""
+    sandbox.state.api_key = SECRET
+    sandbox.state.faults = Faults(fail_500=1.0, error_message="x" * padding + SECRET + " ok")
+    result = invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url),
+                    api_key=SECRET)
+    assert result.exit_code == 1, result.output
+    written = _everything_written(tmp_path)
+    assert SECRET[:8].encode() not in written
+    error = read_results(tmp_path / "clientes-import")[0]["error"]
+    assert error.startswith("API error (HTTP 500)")
+    assert ("x" * padding + "[redacted]")[:300] in error  # cut after the redaction
+
+
 # ---------------------------------------------------------------- what reaches the terminal
 
 
