@@ -96,7 +96,7 @@ def read_opt_outs(config: Config) -> OptOuts:
     for path in config.exclude_paths():
         where = f"{config.source}: [dedupe] exclude: {path.name}"
         try:
-            learned, unreadable = opt_outs.learn(path.name, opt_out_cells(path))
+            learned, unreadable = opt_outs.learn(path.name, opt_out_cells(path, opt_outs.notes))
         except InputFileError as error:
             raise ConfigError(f"{config.source}: [dedupe] exclude: {error}") from None
         if unreadable:
@@ -176,6 +176,7 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     stages = StageResolver(pipelines)
     _check_default_stage(config, stages)
     summary = Summary("validate", out_dir=out)
+    summary.notes.extend(opt_outs.notes)
     if config.message is not None and not config.message.is_template:
         summary.notes.append(PLAIN_TEXT_NOTE)
     validator = Validator(config, stages, opt_outs)
@@ -356,6 +357,9 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             try:
                 # The account first (key, phone ID, stages; --reconcile), then the plan outside
                 # any event loop, so that Ctrl-C stops it at once; then sending.
+                for note in opt_outs.notes:
+                    if on_note is not None:
+                        on_note(f"Note: {note}")
                 stages, settled = asyncio.run(_prepare(config, api_key, ledger, reconcile,
                                                        on_note))
                 for key, verdict in settled.items():  # the account's word beats the journal's

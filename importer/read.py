@@ -566,23 +566,47 @@ def cell_text(value: object) -> str:
 # ---------------------------------------------------------------- opt-out lists
 
 
-def opt_out_cells(path: Path) -> Iterator[tuple[int, str, str]]:
+def opt_out_cells(path: Path, notes: list[str] | None = None
+                  ) -> Iterator[tuple[int, str, str]]:
     """(row, column, cell) for every non-empty cell of every column named like a phone in an
-    opt-out file (CSV or XLSX). A file with a single column is taken whole; its first line is
-    a header only if it is not a number."""
+    opt-out file (CSV or XLSX). A file or sheet with a single column is taken whole; its
+    first line is a header only if it is not a number. Every sheet of a workbook is read (an
+    opt-out list must fail closed: people listed on a second sheet are opted out too); a
+    sheet of several columns none of which names a phone is said in ``notes``, and the
+    column of a workbook of several sheets is named ``Sheet!Column``."""
     table = open_table(path, require_data=False)
-    columns = [index for index, header in enumerate(table.headers) if is_phone_header(header)]
-    if not columns and len(table.headers) == 1:
-        columns = [0]
-        header = table.headers[0]
-        if re.fullmatch(r"[\d\s()+.-]+", header) and any(c.isdigit() for c in header):
-            yield 1, header, header  # a bare list of numbers: its first line is an entry
-    if not columns:
+    sheets: list[str | None] = [None]
+    if table.kind == "xlsx":
+        workbook = _load_workbook(path)
+        try:
+            sheets = list(workbook.sheets)
+        finally:
+            workbook.close()
+    found = False
+    for sheet in sheets:
+        if sheet is not None and sheet != table.sheet:
+            table = open_table(path, sheet=sheet, require_data=False)
+        prefix = f"{sheet}!" if len(sheets) > 1 else ""
+        columns = [index for index, header in enumerate(table.headers)
+                   if is_phone_header(header)]
+        if not columns and len(table.headers) == 1:
+            columns = [0]
+            header = table.headers[0]
+            if re.fullmatch(r"[\d\s()+.-]+", header) and any(c.isdigit() for c in header):
+                yield 1, prefix + header, header  # a bare list of numbers: an entry
+        if not columns:
+            if len(sheets) > 1 and notes is not None:
+                notes.append(f"{path.name}: sheet {sheet!r} has no column named like a phone"
+                             f" (its columns: {', '.join(repr(h) for h in table.headers)}):"
+                             " not read as opt-outs")
+            continue
+        found = True
+        for row in table.rows():
+            for index in columns:
+                if row.cells[index]:
+                    yield row.number, prefix + table.headers[index], row.cells[index]
+    if not found:
         raise InputFileError(
             f"{path.name} has no column named like a phone"
             f" (its columns: {', '.join(repr(h) for h in table.headers)})"
         )
-    for row in table.rows():
-        for index in columns:
-            if row.cells[index]:
-                yield row.number, table.headers[index], row.cells[index]

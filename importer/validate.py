@@ -436,6 +436,7 @@ class OptOuts:
         self._lenient = PhoneNormalizer(country, "possible")
         self._phones = PhoneIndex()  # phone -> 1-based index into sources
         self.sources: list[str] = []
+        self.notes: list[str] = []  # what the operator should know of the files read
 
     def learn(self, source: str, cells: Iterable[tuple[int, str, str]]
               ) -> tuple[int, list[tuple[int, str, str]]]:

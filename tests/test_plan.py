@@ -466,3 +466,31 @@ def test_a_file_size_limit_mid_run_stops_cleanly_and_resume_finishes(make_sandbo
                  for status in ("sent", "unknown")}
     assert by_status["sent"] <= set(tickets)  # every row reported sent has its ticket...
     assert set(tickets) <= by_status["sent"] | by_status["unknown"]  # ...and no other row
+
+
+def test_every_sheet_of_an_opt_out_workbook_is_read(sandbox, write_config, write_csv, invoke,
+                                                    tmp_path):
+    """Found in issue 20 (item 1): customers listed on a second sheet ("Bajas 2026") got a
+    ticket. Every sheet is read; a sheet without a phone column is named in a note."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    first = workbook.active
+    first.title = "Bajas 2025"
+    first.append(["Teléfono"])
+    first.append([PHONES[0]])
+    second = workbook.create_sheet("Bajas 2026")
+    second.append(["Nombre", "Celular"])
+    second.append(["Beto", PHONES[1]])
+    second.append(["Carla", PHONES[2]])
+    notes = workbook.create_sheet("Instrucciones")
+    notes.append(["Paso", "Detalle"])
+    notes.append(["1", "Agregue aquí a quien pida la baja"])
+    workbook.save(tmp_path / "bajas.xlsx")
+    config = write_config(sandbox.url, dedupe={"exclude": ["bajas.xlsx"]})
+    result = invoke("run", write_csv(people(5)), "--config", config)
+    assert result.exit_code == 0, result.output
+    assert _sent_phones(sandbox) == Counter({PHONES[3]: 1, PHONES[4]: 1})
+    statuses = [r["status"] for r in read_results(tmp_path / "clientes-import")]
+    assert statuses == ["excluded", "excluded", "excluded", "sent", "sent"]
+    assert "bajas.xlsx: sheet 'Instrucciones' has no column named like a phone" in result.stderr
