@@ -44,13 +44,19 @@ SANDBOX_LEDGER = "sandbox-ledger.sqlite"
 
 # Control characters (C0 but tab and newline, DEL, C1, and so ESC and OSC sequences) in text
 # from a server or a spreadsheet are shown escaped, never interpreted by the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi controls (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C) and zero-width
+# characters (U+200B-U+200D, U+2060, U+FEFF) are shown escaped too: they can make a name or a
+# number read as another (a phone reversed by U+202E, a name with an invisible character).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"
+                      "\u2060\u2066-\u2069\ufeff]")
 
 
 def printable(text: str) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``), so a server
-    message cannot clear the screen or write a fake success line."""
-    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u202e``),
+    so a server message or a cell cannot clear the screen, write a fake success line or
+    show a number reversed."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"),
+                        text)
 
 
 def _say(text: str = "", err: bool = False) -> None:

@@ -16,7 +16,7 @@ from importer.exceptions import OutputFolderError
 from importer.journal import Journal
 from importer.sandbox import DEFAULT_API_KEY, Faults
 
-from .conftest import people, read_results, start_run, wait_until
+from .conftest import PHONES, people, read_results, start_run, wait_until
 
 SECRET = "sk-SECRET-0123456789"
 
@@ -324,3 +324,20 @@ def test_output_folder_problems_are_one_line(write_config, write_csv, invoke, tm
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {out}: cannot use this output folder (")
     assert result.stderr.count("\n") == 1
+
+
+def test_bidi_and_invisible_characters_are_shown_escaped_but_kept_in_reports(
+        sandbox, write_config, write_csv, invoke, tmp_path):
+    """Found in issue 20 (item 7): U+202E and zero-width characters in cells were echoed raw
+    in the preview, where they make a name or a number read as another."""
+    name = "Ana\u202e ordep\u200b"
+    source = write_csv([["Nombre", "Teléfono", "Correo"], [name, PHONES[0], ""],
+                        ["Beto", "+56 9 8765\u2066 4322", ""]])
+    result = invoke("validate", source, "--config", write_config(sandbox.url), api_key=None)
+    assert "\u202e" not in result.output and "\u200b" not in result.output
+    assert "\u2066" not in result.output
+    assert "Ana\\u202e ordep\\u200b" in result.output  # the preview, escaped
+    rows = read_results(tmp_path / "clientes-import")
+    assert rows[1]["status"] == "invalid"
+    errors = (tmp_path / "clientes-import" / "errors.csv").read_text(encoding="utf-8")
+    assert "\u2066" in errors  # the report keeps the cell as written
