@@ -162,8 +162,9 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
 
     Needs no API key; with VAMBE_API_KEY set, stages are also checked against the account.
     """
-    summary = validate_file(file, config_path, out_dir=out_dir, sheet=sheet,
-                            api_key=os.environ.get(API_KEY_VARIABLE) or None)
+    api_key = os.environ.get(API_KEY_VARIABLE) or None
+    config = _config_for_the_key(config_path) if api_key else config_path
+    summary = validate_file(file, config, out_dir=out_dir, sheet=sheet, api_key=api_key)
     if summary.preview:
         import json
 
@@ -383,13 +384,24 @@ def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
     """
     from .reconcile import reconcile_folder
 
-    summary = reconcile_folder(out_dir, config_path, api_key=_api_key(),
+    summary = reconcile_folder(out_dir, _config_for_the_key(config_path), api_key=_api_key(),
                                on_note=None if quiet else (lambda text: _say(text, err=True)))
     _print_summary(summary)
     if summary.unknown_rows:
         _say(f"{len(summary.unknown_rows)} rows are still unknown: the account cannot tell;"
              " their errors say why. --resume --retry-unknown sends them again.")
     sys.exit(EXIT_OK if not summary.unknown_rows else EXIT_NOT_ALL_SENT)
+
+
+def _config_for_the_key(config_path: Path) -> Config:
+    """The config of a command that sends the key: first, the warning when it would go in
+    clear (every such command says it, terminal or not)."""
+    from .config import load_config
+
+    config = load_config(config_path)
+    if config.api.plain_http_warning is not None:
+        _say(config.api.plain_http_warning, err=True)
+    return config
 
 
 def _api_key() -> str:
@@ -447,10 +459,13 @@ def _read_account(base_url: str):
     from .starter import Account
 
     try:
-        base_url = ApiSettings(base_url=base_url, phone_id="1").base_url
+        settings = ApiSettings(base_url=base_url, phone_id="1")
     except ValueError:
         raise click.BadParameter(f"not a usable API URL: {base_url!r}",
                                  param_hint="--base-url") from None
+    base_url = settings.base_url
+    if settings.plain_http_warning is not None:
+        _say(settings.plain_http_warning, err=True)
 
     async def read():
         async with VambeClient(base_url, os.environ[API_KEY_VARIABLE], phone_id="0",
@@ -477,9 +492,8 @@ def channels(config_path: Path, as_json: bool) -> None:
     import json
 
     from .client import VambeClient
-    from .config import load_config
 
-    api = load_config(config_path).api
+    api = _config_for_the_key(config_path).api
 
     async def read():
         async with VambeClient(api.base_url, _api_key(), phone_id=api.phone_id,
@@ -510,7 +524,7 @@ def stages(config_path: Path, as_json: bool) -> None:
     """
     import json
 
-    pipelines = list_stages(config_path, api_key=_api_key())
+    pipelines = list_stages(_config_for_the_key(config_path), api_key=_api_key())
     if as_json:
         _say(json.dumps([
             {"id": p.id, "name": p.name,

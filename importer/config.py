@@ -12,6 +12,7 @@ import difflib
 import io
 import ipaddress
 import re
+import socket
 import tomllib
 import unicodedata
 import uuid
@@ -44,12 +45,21 @@ WEB_WHATSAPP_RATE = 0.2  # one message every 5 s: QR numbers get blocked for fas
 MIN_RATE = 0.001  # one request in about 17 minutes; less is a typo (5e-324 once hung a run)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def is_this_machine(host: str) -> bool:
+    """The one rule for whether a host is this machine: ``localhost`` (and its subdomains),
+    ``::1``, and all of 127.0.0.0/8 however it is written (``127.1``, ``127.0.0.2``,
+    ``2130706433``: the forms the system's resolver accepts). Plain http elsewhere carries the
+    key in clear."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        pass
+    try:
+        return socket.inet_aton(host)[0] == 127  # shorthand IPv4 forms
+    except OSError:
         return False
 
 
@@ -138,10 +148,18 @@ class ApiSettings(_Section):
         return value.rstrip("/")
 
     @property
+    def plain_http_warning(self) -> str | None:
+        """What every command that sends the key says first when it would go in clear."""
+        if not self.plain_http_off_machine:
+            return None
+        return (f"Warning: [api] base_url {self.base_url} is plain http to another machine:"
+                " the API key and your customers' data travel unencrypted")
+
+    @property
     def plain_http_off_machine(self) -> bool:
         """http:// to a host that is not this machine: the key would travel in clear."""
         parts = urlsplit(self.base_url)
-        return parts.scheme == "http" and not _is_loopback(parts.hostname or "")
+        return parts.scheme == "http" and not is_this_machine(parts.hostname or "")
 
 
 class InputSettings(_Section):

@@ -547,9 +547,8 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
 
 def _warn_before_sending(config: Config, note: Callable[[str], None]) -> None:
     """What the operator should know before a campaign starts, said once."""
-    if config.api.plain_http_off_machine:
-        note(f"Warning: [api] base_url {config.api.base_url} is plain http to another"
-                    " machine: the API key and your customers' data travel unencrypted")
+    if config.api.plain_http_warning is not None:
+        note(config.api.plain_http_warning)
     if config.api.channel == "web-whatsapp":
         note(f"Note: WhatsApp Web (QR) connections are not meant for campaigns and get"
                     f" blocked for fast or unsolicited sending; sending at"

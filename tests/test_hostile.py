@@ -341,3 +341,26 @@ def test_bidi_and_invisible_characters_are_shown_escaped_but_kept_in_reports(
     assert rows[1]["status"] == "invalid"
     errors = (tmp_path / "clientes-import" / "errors.csv").read_text(encoding="utf-8")
     assert "\u2066" in errors  # the report keeps the cell as written
+
+
+@pytest.mark.parametrize("host", ["127.1", "127.0.0.2", "2130706433", "LOCALHOST", "[::1]"])
+def test_every_spelling_of_this_machine_is_this_machine(host):
+    from importer.config import is_this_machine
+
+    assert is_this_machine(host)
+
+
+@pytest.mark.parametrize("command", ["validate", "stages", "channels"])
+def test_every_command_that_sends_the_key_warns_of_plain_http(sandbox, write_config,
+                                                               write_csv, invoke, monkeypatch,
+                                                               command):
+    """Found in issue 20 (item 4): only run warned that the key would travel in clear. Each
+    command that sends the key says it first, terminal or not. (The sandbox is on loopback:
+    the one rule is told that 127.0.0.1 is another machine, so no traffic leaves it.)"""
+    files = [write_csv(people(1))] if command == "validate" else []
+    config = write_config(sandbox.url)
+    assert "plain http" not in invoke(command, *files, "--config", config).stderr
+    monkeypatch.setattr("importer.config.is_this_machine", lambda host: False)
+    warned = invoke(command, *files, "--config", config)
+    assert warned.exit_code in (0, 1), warned.output
+    assert warned.stderr.startswith(f"Warning: [api] base_url {sandbox.url} is plain http")
