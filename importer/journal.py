@@ -73,6 +73,7 @@ class FolderLock:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        _refuse_foreign_folder(folder)
         try:
             private_folder(folder)
             self._fd = private_fd(folder / LOCK_NAME)
@@ -91,6 +92,29 @@ class FolderLock:
 
     def release(self) -> None:
         os.close(self._fd)  # closing the descriptor drops the lock
+
+
+def _refuse_foreign_folder(folder: Path) -> None:
+    """The importer writes only into a folder that does not exist yet, is empty, or holds
+    its lock file or a journal (it wrote there before): never among a user's own files, whose
+    results.csv or journal.sqlite-wal it would overwrite or remove, and never into the root
+    or the home folder."""
+    try:
+        resolved = folder.resolve()
+        if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+            raise OutputFolderError(f"{folder}: the root or home folder is never an output"
+                                    " folder; choose a new --out folder")
+        if not folder.is_dir() or (folder / LOCK_NAME).exists() or (
+                folder / JOURNAL_NAME).exists():  # (a journal not ours is refused later)
+            return
+        other = next(iter(sorted(entry.name for entry in folder.iterdir())), None)
+    except OSError as error:
+        raise OutputFolderError(f"{folder}: cannot use this output folder"
+                                f" ({error.strerror or error})") from None
+    if other is not None:
+        raise OutputFolderError(f"{folder} holds files that are not this importer's ({other!r}"
+                                " among them): its reports would overwrite yours; choose an"
+                                " empty or new --out folder")
 
 
 class Fingerprint(NamedTuple):

@@ -61,6 +61,7 @@ class Summary:
     ledger_path: Path | None = None  # the send ledger the job read (and a run wrote)
     plan: object | None = None  # run: the Plan made before sending
     unknown_rows: list[int] = field(default_factory=list)  # run: rows left unknown
+    wrote_xlsx: bool = False  # errors.xlsx is this run's (its input was a workbook)
 
     @property
     def total_rows(self) -> int:
@@ -95,7 +96,7 @@ class Summary:
     def paths(self) -> dict[str, Path]:
         assert self.out_dir is not None
         names = ["results.csv", "errors.csv", "summary.json"]
-        if (self.out_dir / "errors.xlsx").exists():
+        if self.wrote_xlsx:  # not one left by an earlier run of an XLSX
             names.insert(2, "errors.xlsx")
         return {name: self.out_dir / name for name in names}
 
@@ -202,6 +203,7 @@ class ReportWriter:
         if self._workbook is not None:
             self._workbook.save()
             os.replace(self._workbook.path, self.out_dir / "errors.xlsx")
+            summary.wrote_xlsx = True
         summary_tmp = self.out_dir / "summary.json.tmp"
         with open_private(summary_tmp, encoding="utf-8") as handle:
             handle.write(json.dumps(summary.as_json(), indent=2) + "\n")

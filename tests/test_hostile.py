@@ -364,3 +364,45 @@ def test_every_command_that_sends_the_key_warns_of_plain_http(sandbox, write_con
     warned = invoke(command, *files, "--config", config)
     assert warned.exit_code in (0, 1), warned.output
     assert warned.stderr.startswith(f"Warning: [api] base_url {sandbox.url} is plain http")
+
+
+def test_a_folder_of_the_users_own_files_is_never_an_output_folder(write_config, write_csv,
+                                                                   invoke, tmp_path):
+    """Found in issue 20 (item 5): --out onto a folder of the user's own files overwrote their
+    results.csv and removed a journal.sqlite-wal of theirs; validate --out / wrote into /."""
+    theirs = tmp_path / "mis-archivos"
+    theirs.mkdir()
+    (theirs / "results.csv").write_text("mis datos\n", encoding="utf-8")
+    (theirs / "journal.sqlite-wal").write_text("mío\n", encoding="utf-8")
+    source, config = write_csv(people(2)), write_config()
+    refused = invoke("validate", source, "--config", config, "--out", theirs, api_key=None)
+    assert refused.exit_code == 2
+    assert "holds files that are not this importer's ('journal.sqlite-wal'" in refused.stderr
+    assert (theirs / "results.csv").read_text(encoding="utf-8") == "mis datos\n"
+    assert (theirs / "journal.sqlite-wal").exists()
+    for root in ("/", str(Path.home())):
+        result = invoke("validate", source, "--config", config, "--out", root, api_key=None)
+        assert result.exit_code == 2 and "never an output folder" in result.stderr
+    again = invoke("validate", source, "--config", config, "--out", "nuevo", api_key=None)
+    assert again.exit_code == 0
+    assert invoke("validate", source, "--config", config, "--out", "nuevo",
+                  api_key=None).exit_code == 0  # its own folder, again
+
+
+def test_an_errors_xlsx_left_by_an_earlier_run_is_not_listed_as_this_runs(write_config,
+                                                                          write_csv, invoke,
+                                                                          tmp_path):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    for row in people(2) + [["Mala", "123", ""]]:
+        workbook.active.append(row)
+    workbook.save(tmp_path / "clientes.xlsx")
+    config = write_config()
+    first = invoke("validate", tmp_path / "clientes.xlsx", "--config", config, "--out", "f",
+                   api_key=None)
+    assert "f/errors.xlsx" in first.stdout
+    second = invoke("validate", write_csv(people(2) + [["Mala", "123", ""]]), "--config",
+                    config, "--out", "f", api_key=None)
+    assert second.exit_code == 1 and "Reports:" in second.stdout
+    assert "errors.xlsx" not in second.stdout
