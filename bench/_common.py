@@ -112,7 +112,9 @@ def sandbox_process(*options: str):
 
 
 def received(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/_sandbox/received", timeout=10) as answer:
+    request = urllib.request.Request(f"{url}/_sandbox/received",
+                                     headers={"x-api-key": "sandbox-key"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
         return json.load(answer)
 
 

@@ -604,9 +604,19 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
         server = SandboxServer(state, host=host, port=port)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    from .config import is_this_machine
+
+    reachable = server.url
+    if host in ("0.0.0.0", "::", ""):  # every address: this machine's own is one of them
+        reachable = f"http://127.0.0.1:{server.port}"
+    if not is_this_machine(host):
+        _say(f"Warning: the sandbox listens on {host}, beyond this machine: anyone who can"
+             f" reach it can use it with its key ({state.api_key!r} is known to all), read"
+             " what it received and fill it with tickets. Use --host 127.0.0.1 unless you"
+             " mean it.", err=True)
     _say(f"Sandbox API on {server.url} (phone ID {DEFAULT_PHONE_ID}, WhatsApp Web phone ID"
                f" {DEFAULT_WEB_PHONE_ID});"
-               f" set [api] base_url = \"{server.url}\" and"
+               f" set [api] base_url = \"{reachable}\" and"
                f" {API_KEY_VARIABLE}={state.api_key}. Ctrl-C stops it.")
     try:
         server.serve_forever()

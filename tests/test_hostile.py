@@ -406,3 +406,50 @@ def test_an_errors_xlsx_left_by_an_earlier_run_is_not_listed_as_this_runs(write_
                     config, "--out", "f", api_key=None)
     assert second.exit_code == 1 and "Reports:" in second.stdout
     assert "errors.xlsx" not in second.stdout
+
+
+def test_a_sandbox_beyond_loopback_says_so_and_shows_nothing_without_the_key(tmp_path):
+    """Found in issue 20 (item 6): --host 0.0.0.0 gave no warning, suggested
+    base_url = "http://0.0.0.0:...", and /_sandbox/received answered anyone."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", "sandbox", "--host", "0.0.0.0", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        warning = process.stderr.readline()
+        hint = process.stdout.readline()
+        assert warning.startswith("Warning: the sandbox listens on 0.0.0.0, beyond this machine")
+        assert f'base_url = "http://127.0.0.1:{port}"' in hint
+        url = f"http://127.0.0.1:{port}/_sandbox/received"
+        codes = []
+
+        def answered() -> bool:
+            try:
+                urllib.request.urlopen(url, timeout=10)
+            except urllib.error.HTTPError as error:
+                codes.append(error.code)
+                return True
+            except urllib.error.URLError:
+                return False  # still starting
+            codes.append(200)
+            return True
+
+        wait_until(answered)
+        assert codes == [401]
+        request = urllib.request.Request(url, headers={"x-api-key": DEFAULT_API_KEY})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.load(answer)["received"] == []
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

@@ -239,13 +239,16 @@ def test_confirmation_shows_the_plan_and_no_sends_nothing(sandbox, write_config,
 
 
 def test_sandbox_reports_what_it_received(sandbox, write_config, write_csv, invoke):
-    """GET /_sandbox/received lists each request's time, status and path, for benchmarks."""
+    """GET /_sandbox/received lists each request's time, status and path, for benchmarks
+    (with the sandbox's key, like every endpoint)."""
     import httpx2
 
     from .conftest import people
 
     invoke("run", write_csv(people(2)), "--config", write_config(sandbox.url))
-    seen = httpx2.get(f"{sandbox.url}/_sandbox/received").json()
+    assert httpx2.get(f"{sandbox.url}/_sandbox/received").status_code == 401
+    seen = httpx2.get(f"{sandbox.url}/_sandbox/received",
+                      headers={"x-api-key": DEFAULT_API_KEY}).json()
     assert [(status, path) for _, status, path in seen["received"]] == [
         (200, "/api/public/pipeline")] + [(200, "/api/public/ticket/open/whatsapp/123456789")] * 2
     assert (seen["tickets"], seen["contacts"]) == (2, 2)

@@ -526,7 +526,10 @@ def create_app(state: SandboxState) -> Starlette:
 
     async def received(request: Request) -> Response:
         """What the sandbox saw (time, status, path), for benchmarks run against a separate
-        sandbox process; bodies are left out."""
+        sandbox process; bodies are left out. It needs the key like every endpoint (a sandbox
+        bound beyond loopback would otherwise show anyone what it received)."""
+        if request.headers.get("x-api-key") != state.api_key:
+            return _error(401, "Invalid or missing API key", "Unauthorized")
         with state._lock:
             seen = [[r.at, r.status, r.path] for r in state.received]
         return JSONResponse({"received": seen, "tickets": len(state.tickets),
