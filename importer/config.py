@@ -493,6 +493,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: cannot read config file ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{name}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: not a config: its tables or arrays are nested hundreds of"
+                          " levels deep") from None
     if "api_key" in raw.get("api", {}):
         raise ConfigError(
             f"{name}: [api] api_key: the key is read from the VAMBE_API_KEY environment"

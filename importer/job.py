@@ -492,6 +492,9 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                          start_at=start_at if start_at is not None and start_at > now else None)
         plan = dataclasses.replace(plan, other_ledgers=tuple(map(str, other_ledgers)),
                                    sharing=ledger.other_live_runs())
+        if not plan.to_send:  # --start-at: nothing to wait for
+            sender.start_at = None
+            plan = dataclasses.replace(plan, start_at=None)
         summary.plan = plan
         if api.daily_message_limit is not None and plan.messages > (sender.daily.left or 0):
             sender.note(

@@ -167,6 +167,10 @@ def open_regular(path: Path) -> BinaryIO:
     return open(descriptor, "rb")
 
 
+# Excel keeps an encrypted workbook in an OLE2 compound file, as old .xls files are.
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | None = None,
                delimiter: str | None = None, require_data: bool = True) -> Table:
     """Open a CSV or XLSX file and read its header, detecting what the config leaves out."""
@@ -188,6 +192,10 @@ def open_table(path: str | Path, *, sheet: str | None = None, encoding: str | No
         raise InputFileError(f"{path.name}: the file is empty")
     is_zip = head.startswith(b"PK\x03\x04")
     if suffix in (".xlsx", ".xlsm"):
+        if head.startswith(_OLE2):
+            raise InputFileError(f"{path.name}: a password-protected (encrypted) workbook, or an"
+                                 " old .xls renamed: open it in Excel and save it as .xlsx"
+                                 " without a password")
         if not is_zip:
             raise InputFileError(f"{path.name}: not an XLSX workbook (is it a CSV renamed .xlsx?)")
         table = _open_xlsx(path, sheet)

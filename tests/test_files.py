@@ -280,3 +280,21 @@ def test_a_reader_that_fails_says_so_in_one_line(tmp_path, monkeypatch):
         list(open_table(SAMPLE).rows())
     assert str(error.value) == ("campana_noviembre.xlsx: the reader process stopped (exit code"
                                 " 3) before the end of the sheet")
+
+
+def test_issue_20_words_a_nested_config_and_an_encrypted_workbook(write_config, write_csv,
+                                                                   invoke, tmp_path):
+    """Found in issue 20 (item 8): "unexpected error: RecursionError" for a deeply nested
+    TOML, and "is it a CSV renamed .xlsx?" for a password-protected workbook."""
+    nested = tmp_path / "nested.toml"
+    nested.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    result = invoke("validate", write_csv([["Teléfono"], ["+56987654321"]]), "--config",
+                    nested, api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: nested.toml: not a config: its tables or arrays are"
+                             " nested hundreds of levels deep\n")
+    locked = tmp_path / "clave.xlsx"
+    locked.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4000))
+    result = invoke("validate", locked, "--config", write_config(), api_key=None)
+    assert result.exit_code == 2
+    assert "clave.xlsx: a password-protected (encrypted) workbook" in result.stderr

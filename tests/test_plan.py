@@ -494,3 +494,17 @@ def test_every_sheet_of_an_opt_out_workbook_is_read(sandbox, write_config, write
     statuses = [r["status"] for r in read_results(tmp_path / "clientes-import")]
     assert statuses == ["excluded", "excluded", "excluded", "sent", "sent"]
     assert "bajas.xlsx: sheet 'Instrucciones' has no column named like a phone" in result.stderr
+
+
+def test_start_at_far_ahead_does_not_wait_when_nothing_is_left_to_send(sandbox, write_config,
+                                                                       write_csv, invoke,
+                                                                       fake_clock):
+    """Found in issue 20 (item 8): --start-at 9999-12-31T23:59 waited although every row was
+    already sent (a duplicate from another folder). (Virtual time: a wait would not hang.)"""
+    source, config = write_csv(people(3)), write_config(sandbox.url)
+    assert invoke("run", source, "--config", config, "--out", "uno").exit_code == 0
+    result = invoke("run", source, "--config", config, "--out", "dos", "--start-at",
+                    "9999-12-31T23:59")
+    assert result.exit_code == 0, result.output
+    assert "Waiting until" not in result.stderr
+    assert len(sandbox.state.tickets) == 3
