@@ -99,6 +99,11 @@ def classify_status(status: int, text: str | bytes | None, headers: httpx.Header
     if 400 <= status < 500:
         return Answer(Outcome.REJECTED, status, error_code=ErrorCode.API_REJECTED,
                       error=f"API rejected the row (HTTP {status}): {reason}")
+    if 300 <= status < 400:  # httpx follows no redirect: a proxy or a wrong base_url
+        where = headers.get("location") or "nowhere said"
+        return Answer(Outcome.UNKNOWN, status, error_code=ErrorCode.OUTCOME_UNKNOWN,
+                      error=f"the API answered with a redirect (HTTP {status} to"
+                            f" {redact(where)[:200]}): check [api] base_url")
     return Answer(Outcome.UNKNOWN, status, error_code=ErrorCode.OUTCOME_UNKNOWN,
                   error=f"API error (HTTP {status}) after receiving the request: the ticket"
                         f" may exist: {reason}")

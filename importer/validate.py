@@ -30,7 +30,7 @@ from .config import Config, is_uuid
 from .country_names import NAMES
 from .index import PhoneIndex
 from .mapping import MappedRow
-from .read import fold
+from .read import UNCALCULATED, fold
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
 _FLOAT_ZERO = re.compile(r"^(\+?\d+)[.,]0+$")
@@ -447,6 +447,10 @@ class OptOuts:
         learned = 0
         unreadable = []
         for row, column, raw in cells:
+            if raw == UNCALCULATED:
+                unreadable.append((row, column, "a formula Excel never calculated (open the"
+                                                " file in Excel and save it again)"))
+                continue
             phone = self._lenient.normalize(raw, self._lenient.country)
             if isinstance(phone, RowProblem):
                 unreadable.append((row, column, phone.message))

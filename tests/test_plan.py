@@ -508,3 +508,20 @@ def test_start_at_far_ahead_does_not_wait_when_nothing_is_left_to_send(sandbox, 
     assert result.exit_code == 0, result.output
     assert "Waiting until" not in result.stderr
     assert len(sandbox.state.tickets) == 3
+
+
+def test_a_formula_in_an_opt_out_list_is_named_not_shown_as_a_marker(write_config, write_csv,
+                                                                      invoke, tmp_path):
+    """Found in issue 20 (item 8): a formula cell without a value showed an internal marker."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["Teléfono"])
+    workbook.active.append([PHONES[0]])
+    workbook.active.append(["=A2"])
+    workbook.save(tmp_path / "bajas.xlsx")
+    config = write_config(dedupe={"exclude": ["bajas.xlsx"]})
+    result = invoke("validate", write_csv(people(2)), "--config", config, api_key=None)
+    assert result.exit_code == 2
+    assert "row 3 'Teléfono': a formula Excel never calculated" in result.stderr
+    assert "\ue000" not in result.stderr

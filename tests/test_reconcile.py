@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 from importer.codes import RequestState
 from importer.reconcile import judge
@@ -176,3 +177,21 @@ def test_init_with_a_key_writes_the_real_phone_id_and_lists_stages(sandbox, writ
     text = (tmp_path / "two.toml").read_text(encoding="utf-8")
     assert "#   111: Sandbox WhatsApp 111" in text and "#   222: Sandbox WhatsApp 222" in text
     assert 'phone_id = "123456789"    # REPLACE' in text
+
+
+def test_a_request_past_its_deadline_is_unknown_and_reconcile_settles_it(make_sandbox,
+                                                                        write_config,
+                                                                        write_csv, invoke):
+    """Issue 20 (item 9): a run stopped (SIGSTOP) past its deadline left a row unknown whose
+    ticket exists; reconcile settles it as sent, with its contact. (Here the answer comes
+    after the deadline: the same unknown, without stopping a process.)"""
+    server = make_sandbox(latency=1.0)
+    config = write_config(server.url, api={"timeout_seconds": 0.3, "max_concurrency": 1})
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    server.state.wait_idle()
+    assert len(server.state.tickets) == 1
+    server.state.faults = Faults()
+    settled = invoke("reconcile", "--out", "clientes-import", "--config", config)
+    assert settled.exit_code == 0, settled.output
+    row = read_results(Path("clientes-import"))[0]
+    assert (row["status"], row["ai_contact_id"]) == ("sent", server.state.contacts[PHONES[0][1:]])

@@ -120,3 +120,13 @@ def test_a_429_pauses_for_its_http_date_and_slows_the_run(make_sandbox, write_co
     assert fake_clock.now - 1000.0 >= 30
     assert [r["attempts"] for r in read_results(tmp_path / "clientes-import")] == ["2", "1", "1"]
     assert len(server.state.tickets) == 3
+
+
+def test_a_redirect_is_named_for_what_it_is():
+    """Found in issue 20 (item 8): a 302 on the stage listing said "the ticket may exist"."""
+    import httpx2
+
+    answer = classify_status(302, b"", httpx2.Headers({"location": "https://api.vambe.me/"}))
+    assert answer.error == ("the API answered with a redirect (HTTP 302 to"
+                            " https://api.vambe.me/): check [api] base_url")
+    assert "ticket" not in answer.error
