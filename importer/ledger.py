@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import json
 import os
 import re
@@ -50,7 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
@@ -293,6 +294,23 @@ class _RunLock:
         return False
 
 
+_T = TypeVar("_T")
+
+
+def _reading(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A read of the ledger whose file turns out damaged (zeroed pages, a bad copy): one
+    line naming it, never "unexpected error"; a run stops there (exit 2 before sending,
+    4 after)."""
+    @functools.wraps(method)
+    def read(self: Ledger, *args: object, **kwargs: object) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            raise OutputFolderError(f"{self.path}: the send ledger cannot be read ({error}):"
+                                    " restore it from a backup; nothing more was sent") from None
+    return read
+
+
 class Ledger:
     """Open with :meth:`open`; one per run. ``target`` names the account (base URL, channel,
     phone ID) and ``folder`` the run's output folder, both recorded with every claim."""
@@ -368,6 +386,7 @@ class Ledger:
         return self._target_known
 
     @property
+    @_reading
     def id(self) -> str:
         return self._db.execute("SELECT value FROM meta WHERE name='id'").fetchone()[0]
 
@@ -395,6 +414,7 @@ class Ledger:
 
     # ------------------------------------------------------------ reading
 
+    @_reading
     def lookup(self, key: str) -> Prior | None:
         found = self._db.execute(
             "SELECT state, attempts, http_status, ai_contact_id, error_code, error, folder, run,"
@@ -446,6 +466,7 @@ class Ledger:
         deleted is still there)."""
         return prior.origin == self.origin or prior.folder == self.folder
 
+    @_reading
     def held_many(self, keys: list[str]) -> dict[str, Held]:
         """What the ledger holds back of ``keys`` now, read in one query a batch (the plan's
         summary and ``validate``); for an account this ledger had never sent to when the
@@ -466,6 +487,7 @@ class Ledger:
                     held[key] = verdict
         return held
 
+    @_reading
     def message_times(self, since: float) -> list[float]:
         """When messages went to this target since ``since``, oldest first: sent, or maybe
         delivered (unknown, in flight); requests the API did not process sent nothing."""
@@ -475,6 +497,7 @@ class Ledger:
             (self.target, since, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT))]
 
+    @_reading
     def folder_has_outcomes(self, target: str) -> bool:
         """Whether a request from this folder to ``target`` was (or may have been) processed."""
         return self._db.execute(
@@ -482,6 +505,7 @@ class Ledger:
             " AND state IN (?, ?, ?) LIMIT 1", (target, self.origin, self.folder, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT)).fetchone() is not None
 
+    @_reading
     def phones_reached(self) -> set[str]:
         """The phones this folder's run has sent to, or may have (``--replan``: a changed
         row has a new content key, but its customer must not be reached twice)."""
@@ -490,6 +514,7 @@ class Ledger:
             " AND state IN (?, ?, ?)", (self.target, self.origin, self.folder, RequestState.SENT,
                                         RequestState.UNKNOWN, RequestState.IN_FLIGHT))}
 
+    @_reading
     def unknown_requests(self) -> list[tuple[str, str, float, str | None]]:
         """(key, phone, sent_at, message) of this folder's requests whose outcome is unknown."""
         return self._db.execute(

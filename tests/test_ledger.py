@@ -340,3 +340,23 @@ def test_the_folder_lock_is_released_by_a_killed_run(make_sandbox, write_config,
     assert max(server.state.tickets_per_phone().values()) == 1
     with (out / "results.csv").open(encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle))) == 40
+
+
+def test_a_ledger_with_zeroed_pages_is_named_not_an_unexpected_error(sandbox, write_config,
+                                                                     invoke, tmp_path, ledger):
+    """Found in issue 20 (item 8): zeroed ledger pages gave "unexpected error:
+    DatabaseError"."""
+    source = tmp_path / "muchos.csv"
+    source.write_text("Nombre,Teléfono,Correo\n" + "".join(
+        f"C{n},+56988{n:06d},\n" for n in range(300)), encoding="utf-8")
+    config = write_config(sandbox.url, api={"rate_limit_per_second": 0})
+    assert invoke("run", source, "--config", config).exit_code == 0
+    with sqlite3.connect(ledger) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = ledger.stat().st_size
+    with ledger.open("r+b") as handle:
+        handle.seek(size // 2)
+        handle.write(bytes(size - size // 2))
+    result = invoke("validate", source, "--config", config, "--out", "otra")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {ledger}: the send ledger cannot be read (")
