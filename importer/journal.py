@@ -340,10 +340,6 @@ class Journal:
         path, kind, headers, encoding, delimiter, sheet, origin = json.loads(found)
         return Table(Path(path), kind, tuple(headers), encoding, delimiter, sheet, origin)
 
-    @property
-    def planned(self) -> bool:
-        return self.meta("schema") == SCHEMA_VERSION and self.meta("planned") == "1"
-
     def fingerprint(self) -> Fingerprint | None:
         found = self.meta("fingerprint")
         return None if found is None else Fingerprint(*json.loads(found))
