@@ -237,9 +237,7 @@ def _planned_results(table: Table, config: Config, validator: Validator,
     plan_file(table, config, validator, journal)
     for planned, held in held_in_ledger(journal, ledger):
         if held is not None:  # the status a run would give the row
-            journal.add_result(RowResult(planned.row, held.status, planned.phone,
-                                         held.ai_contact_id, held.http_status, held.attempts,
-                                         held.error_code, held.error))
+            journal.add_result(held.result(planned.row, planned.phone))
         elif len(preview) < PREVIEW_ROWS:
             path, body = journal.request_of(planned.row)
             preview.append((path, json.loads(body)))

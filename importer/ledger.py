@@ -57,6 +57,7 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
 from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
 from .files import create_private, open_private, private_fd, private_folder
+from .report import RowResult
 from .timing import Clock, clock
 
 LEDGER_ENV = "VAMBE_IMPORT_LEDGER"
@@ -224,6 +225,11 @@ class Held(NamedTuple):
     http_status: int | None = None
     error_code: ErrorCode | str = ""
     error: str = ""
+
+    def result(self, row: int, phone: str) -> RowResult:
+        """The row's line in results.csv."""
+        return RowResult(row, self.status, phone, self.ai_contact_id, self.http_status,
+                         self.attempts, self.error_code, self.error)
 
 
 @dataclass(frozen=True)

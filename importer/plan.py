@@ -76,9 +76,7 @@ def validation_results(table: Table, config: Config, validator: Validator,
             request = checked.request
             holding = held.get(request.key) if held and request is not None else None
             if holding is not None:
-                yield RowResult(checked.number, holding.status, checked.phone,
-                                holding.ai_contact_id, holding.http_status, holding.attempts,
-                                holding.error_code, holding.error), source
+                yield holding.result(checked.number, checked.phone), source
             else:
                 if request is not None and len(preview) < PREVIEW_ROWS:
                     preview.append((request.path, request.body))

@@ -24,7 +24,7 @@ from .codes import ErrorCode, Outcome, RequestState, RowStatus
 from .config import ApiSettings
 from .exceptions import FatalApiError, ImporterError
 from .journal import Journal, Planned
-from .ledger import Held, Ledger
+from .ledger import Ledger
 from .report import RowResult
 from .schedule import SendWindow
 from .timing import MAX_BACKOFF_SECONDS, Clock, backoff, clock
@@ -296,7 +296,7 @@ class Sender:
             verdicts = await self.ledger.claim([(p.key, p.row, p.phone) for p in batch])
             for planned, held in zip(batch, verdicts):
                 if held is not None:
-                    self._record(_held_result(planned, held))
+                    self._record(held.result(planned.row, planned.phone))
                 elif (earlier := self._reached_before(planned)) is not None:
                     self._not_sent(planned, earlier)
                 elif self._route(planned):
@@ -312,7 +312,7 @@ class Sender:
         held = self.ledger.held_many([planned.key for planned in batch])
         for planned in batch:
             holding = held.get(planned.key)
-            self._record(_held_result(planned, holding) if holding is not None
+            self._record(holding.result(planned.row, planned.phone) if holding is not None
                          else self._over_limit(planned))
 
     def _over_limit(self, planned: Planned) -> RowResult:
@@ -636,7 +636,3 @@ class Sender:
         self.ledger.hold_budget(self.clock.time() + (self._resume_at - now))
 
 
-
-def _held_result(planned: Planned, held: Held) -> RowResult:
-    return RowResult(planned.row, held.status, planned.phone, held.ai_contact_id,
-                     held.http_status, held.attempts, held.error_code, held.error)
