@@ -337,6 +337,10 @@ class LedgerSettings(_Section):
     # The send ledger (see README "Ledger"); relative to the config file's folder. Default:
     # $VAMBE_IMPORT_LEDGER, else ledger.sqlite in the user's data folder.
     path: str | None = None
+    # A team ledger on PostgreSQL, shared by everyone who sends to the account (README
+    # "Teams"): "postgresql://host/db", never with a password (libpq reads PGPASSWORD,
+    # ~/.pgpass or a service file). Also $VAMBE_IMPORT_LEDGER.
+    url: str | None = None
     # Another ledger on this machine has recorded this account: send anyway without asking
     # (README "Ledger": one ledger per account).
     others_ok: Annotated[bool, Field(strict=True)] = False

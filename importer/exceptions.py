@@ -10,7 +10,8 @@ file, row, column or setting at fault. The CLI prints ``str(error)`` and exits w
     ├── MissingApiKeyError       VAMBE_API_KEY is not set
     ├── InvalidApiKeyError       VAMBE_API_KEY holds characters a header cannot carry
     ├── OutputFolderError        the output folder holds another run, or cannot be written
-    │   └── LedgerMovedError     the send ledger was deleted or replaced mid-run
+    │   ├── LedgerMovedError     the send ledger was deleted or replaced mid-run
+    │   └── LedgerUnreachableError  the team ledger's database cannot be reached
     ├── ApiUnavailableError      the API could not be reached before anything was sent
     ├── FatalApiError            exit 3: the API refused the key or the phone ID
     └── LocalError               exit 4: a local failure (a full disk...) after sending began
@@ -47,6 +48,11 @@ class OutputFolderError(ImporterError):
 
 class LedgerMovedError(OutputFolderError):
     """The send ledger file was deleted, replaced or moved while a run used it."""
+
+
+class LedgerUnreachableError(OutputFolderError):
+    """The team ledger's database cannot be reached: before sending, nothing is sent (exit
+    2); mid-run, no request goes out without a committed claim and the run stops (exit 4)."""
 
 
 class ApiUnavailableError(ImporterError):

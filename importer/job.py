@@ -34,7 +34,7 @@ from .journal import (
     fingerprint,
     read_journal,
 )
-from .ledger import (Ledger, Policy, identity_of, ledger_path_for, other_ledgers,
+from .ledger import (Ledger, Policy, identity_of, ledger_location, other_ledgers,
                      remember_ledger, target_name)
 from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
                    summarize, validation_results)
@@ -157,7 +157,7 @@ def validate_file(input_path: str | Path, config: Config | str | Path, *,
                 f"{out} holds a run; validating into it would overwrite its reports;"
                 " choose another --out folder"
             )
-        path = ledger_path_for(config, ledger_path)
+        path = ledger_location(config, ledger_path)
         ledger = Ledger.peek(path, target=target_name(**identity_of(config)), folder=out,
                              policy=Policy(config.dedupe.across_runs_days))
         try:
@@ -223,8 +223,8 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     if held_back and ledger is not None:
         note = ledger_note(held_back[ErrorCode.SENT_BEFORE], held_back[RowStatus.UNKNOWN],
                            held_back[ErrorCode.IN_PROGRESS])
-        summary.notes.append(f"{note} (ledger: {ledger.path})")
-    summary.ledger_path = None if ledger is None else ledger.path
+        summary.notes.append(f"{note} (ledger: {ledger.name})")
+    summary.ledger_path = None if ledger is None else ledger.description
     return summary
 
 
@@ -325,13 +325,13 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
         if resume and not started:
             raise OutputFolderError(f"--resume: {out} holds no run to resume")
         identity = identity_of(config, account)
-        path = ledger_path_for(config, ledger_path)
+        path = ledger_location(config, ledger_path)
         # The folder's own id, kept in its journal (a moved folder is still itself); a new
         # run's is new; a folder 0.1.0 wrote is known by its path, as that release knew it.
         origin = (record.origin or str(out.resolve())) if started and record else uuid4().hex
         ledger = Ledger.open(path, target=target_name(**identity), folder=out,
                              policy=Policy(config.dedupe.across_runs_days, retry_unknown),
-                             origin=origin)
+                             origin=origin, timeout=config.api.timeout_seconds)
         try:
             if started:
                 assert record is not None
@@ -347,7 +347,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             reached = _reached(out) if started else Reached({}, set())
             if table is not None:
                 journal = Journal.create(out, identity=identity, ledger_id=ledger.id,
-                                         ledger_path=path, table=table,
+                                         ledger_path=ledger.name, table=table,
                                          config_digest=config_digest(config), started=started,
                                          origin=origin)
             else:
@@ -433,7 +433,7 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
     unless no request of it was processed (a wrong phone ID stopped it at once)."""
     if record.ledger_id is not None and record.ledger_id != ledger.id:
         raise OutputFolderError(
-            f"{out} was recorded in the ledger at {record.ledger_path}, not in {ledger.path}"
+            f"{out} was recorded in the ledger at {record.ledger_path}, not in {ledger.name}"
             " (moved, deleted or another one): set [ledger] path or VAMBE_IMPORT_LEDGER to it;"
             " nothing was sent"
         )
@@ -473,7 +473,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
     """Confirm the plan, send it from the journal, write the reports."""
     api = config.api
     summary = Summary("run", out_dir=journal.path.parent)
-    summary.ledger_path = ledger.path
+    summary.ledger_path = ledger.description
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=api.max_concurrency,
                            from_phone_number=api.from_phone_number) as client:

@@ -284,7 +284,7 @@ class Journal:
 
     @classmethod
     def create(cls, out_dir: Path, *, identity: dict[str, str], ledger_id: str | None,
-               ledger_path: Path | None, table: Table, config_digest: str,
+               ledger_path: str | Path | None, table: Table, config_digest: str,
                started: bool = False, origin: str | None = None) -> Journal:
         """Start a new plan in ``out_dir`` (the folder lock is already held), replacing the
         plan there (``started``: the folder holds a run, which this plan continues)."""

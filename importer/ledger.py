@@ -50,8 +50,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
@@ -90,22 +93,50 @@ _REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
 ) WITHOUT ROWID"""
 # The account's next request slot, shared by every run using this ledger (wall-clock time).
 _BUDGET_TABLE = ("CREATE TABLE IF NOT EXISTS budget (target TEXT PRIMARY KEY,"
-                 " next_at REAL NOT NULL) WITHOUT ROWID")
+                 " next_at REAL NOT NULL, recent TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID")
 _INDEXES = ("CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
 _SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
                       _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
 
 
-def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
-    """Where the ledger is: ``override``, ``[ledger] path``, ``$VAMBE_IMPORT_LEDGER``, or the
-    user's data folder. A URL in either place is refused, never taken as a file path in the
-    working directory (each laptop would keep a ledger of its own)."""
+class TeamURL(str):
+    """A team ledger's ``postgresql://`` URL, as written (never with a password: libpq's own
+    sources supply it). ``str()`` is the URL; :attr:`display` names it without credentials."""
+
+    @property
+    def display(self) -> str:
+        parts = urlsplit(self)
+        host = parts.hostname or "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        return f"postgresql://{host}{port}{parts.path or '/'}"
+
+
+Location = Path | TeamURL  # where a ledger is: a file, or a team ledger's database
+
+
+def ledger_location(config: Config, override: str | Path | None = None) -> Location:
+    """Where the ledger is: ``override``, ``[ledger] url`` or ``path``,
+    ``$VAMBE_IMPORT_LEDGER`` (a file path or a ``postgresql://`` URL), or the user's data
+    folder. Any other URL is refused, never taken as a file path in the working directory
+    (each laptop would keep a ledger of its own)."""
     if override is not None:
-        _refuse_url(str(override), "ledger_path")
-        return Path(override)
-    if config.ledger.path is not None:
-        _refuse_url(config.ledger.path, f"{config.source}: [ledger] path")
+        return _location(str(override), "ledger_path")
+    settings = config.ledger
+    if settings.url is not None and settings.path is not None:
+        raise ConfigError(f"{config.source}: [ledger] path and url: set one of them")
+    if settings.url is not None:
+        found = _location(settings.url, f"{config.source}: [ledger] url")
+        if not isinstance(found, TeamURL):
+            raise ConfigError(f"{config.source}: [ledger] url: must be a postgresql:// URL"
+                              " (a ledger file goes in [ledger] path)")
+        return found
+    if settings.path is not None:
+        if isinstance(_location(settings.path, f"{config.source}: [ledger] path"), TeamURL):
+            raise ConfigError(f"{config.source}: [ledger] path: a postgresql:// URL goes in"
+                              " [ledger] url")
         return config.ledger_path() or default_ledger_path()
     return default_ledger_path()
 
@@ -113,17 +144,24 @@ def ledger_path_for(config: Config, override: str | Path | None = None) -> Path:
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def _refuse_url(value: str, where: str) -> None:
+def _location(value: str, where: str) -> Location:
     found = _URL.match(value.strip())
     if found is None:
-        return
+        return Path(value).expanduser()
     scheme = found.group()[:-3].lower()
-    if scheme in ("postgres", "postgresql"):
-        raise ConfigError(f"{where}: {scheme}:// names a team ledger on PostgreSQL, which this"
-                          " release does not have yet; set a file path (one ledger file per"
-                          " account, shared by everyone who sends to it)")
-    raise ConfigError(f"{where}: {scheme}:// is not a ledger this release can use: set a file"
-                      " path")
+    if scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"{where}: {scheme}:// is not a ledger this release can use: set a"
+                          " file path, or a postgresql:// URL for a team ledger")
+    url = "postgresql://" + value.strip()[found.end():]  # libpq knows the scheme in lower case
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as error:
+        raise ConfigError(f"{where}: not a valid postgresql:// URL ({error})") from None
+    if parts.password is not None or "password" in parse_qs(parts.query):
+        raise ConfigError(f"{where}: a password never goes in the config or the URL: libpq"
+                          " reads it from PGPASSWORD, ~/.pgpass or a service file")
+    return TeamURL(url)
 
 
 def identity_of(config: Config, account: str | None = None) -> dict[str, str]:
@@ -134,11 +172,10 @@ def identity_of(config: Config, account: str | None = None) -> dict[str, str]:
             "phone_id": api.phone_id}
 
 
-def default_ledger_path() -> Path:
+def default_ledger_path() -> Location:
     """``$VAMBE_IMPORT_LEDGER``, else ``ledger.sqlite`` in the user's data folder."""
     if os.environ.get(LEDGER_ENV):
-        _refuse_url(os.environ[LEDGER_ENV], LEDGER_ENV)
-        return Path(os.environ[LEDGER_ENV]).expanduser()
+        return _location(os.environ[LEDGER_ENV], LEDGER_ENV)
     return data_folder() / LEDGER_FILE
 
 
@@ -151,21 +188,27 @@ def data_folder() -> Path:
     return Path(platformdirs.user_data_dir("vambe-import", appauthor=False))
 
 
-def other_ledgers(target: str, ledger: Path) -> list[Path]:
-    """The other ledgers on this machine (still there) that have sent to ``target``, from
-    the index of ledgers: two ledgers for one account do not know of each other, so a
-    customer sent from one is sent again from the other."""
-    me = str(ledger.resolve())
-    return [Path(path) for path in _ledger_index().get(target, [])
-            if path != me and Path(path).exists()]
+def location_name(location: Location) -> str:
+    """How the index of ledgers names a ledger: a file's full path, a team ledger's URL
+    without credentials."""
+    return location.display if isinstance(location, TeamURL) else str(location.resolve())
 
 
-def remember_ledger(target: str, ledger: Path) -> None:
+def other_ledgers(target: str, ledger: Location) -> list[str]:
+    """The other ledgers on this machine (files still there, team ledgers) that have sent
+    to ``target``, from the index of ledgers: two ledgers for one account do not know of
+    each other, so a customer sent from one is sent again from the other."""
+    me = location_name(ledger)
+    return [name for name in _ledger_index().get(target, [])
+            if name != me and (_URL.match(name) is not None or Path(name).exists())]
+
+
+def remember_ledger(target: str, ledger: Location) -> None:
     """Record in this machine's index that ``ledger`` sends to ``target`` (before the first
     request: a run killed mid-way has sent). Failing to record it stops the run."""
     index = data_folder() / INDEX_FILE
     private_folder(index.parent)
-    me = str(ledger.resolve())
+    me = location_name(ledger)
     fd = private_fd(index.with_name(f"{INDEX_FILE}.lock"))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # two runs ending at once both get in
@@ -304,29 +347,43 @@ _T = TypeVar("_T")
 
 
 def _reading(method: Callable[..., _T]) -> Callable[..., _T]:
-    """A read of the ledger whose file turns out damaged (zeroed pages, a bad copy): one
-    line naming it, never "unexpected error"; a run stops there (exit 2 before sending,
-    4 after)."""
+    """A read of the ledger that fails (a file with zeroed pages, a bad copy, a team
+    ledger's database gone): one line naming it, never "unexpected error"; a run stops
+    there (exit 2 before sending, 4 after)."""
     @functools.wraps(method)
     def read(self: Ledger, *args: object, **kwargs: object) -> _T:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as error:
-            raise OutputFolderError(f"{self.path}: the send ledger cannot be read ({error}):"
-                                    " restore it from a backup; nothing more was sent") from None
+        except self._errors as error:
+            raise self._failure(error, "read") from None
     return read
 
 
+# A claim, as both ledgers write it: the key reserved for this run, anything recorded of an
+# earlier attempt cleared (the attempt count goes on).
+_CLAIM = ("INSERT INTO requests (target, key, state, row, phone, attempts, folder, origin, run,"
+          " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, key) DO"
+          " UPDATE SET state=excluded.state, row=excluded.row, phone=excluded.phone,"
+          " attempts=excluded.attempts, http_status=NULL, ai_contact_id='', error_code='',"
+          " error='', has_message=0, message=NULL, sent_at=NULL, folder=excluded.folder,"
+          " origin=excluded.origin, run=excluded.run, updated_at=excluded.updated_at")
+_PRIOR = ("state, attempts, http_status, ai_contact_id, error_code, error, folder, run, sent_at,"
+          " origin")
+
+
 class Ledger:
-    """Open with :meth:`open`; one per run. ``target`` names the account (base URL, channel,
-    phone ID) and ``folder`` the run's output folder, both recorded with every claim."""
+    """The ledger's one interface, with its judgement (the module's table) and its group
+    commits; :class:`FileLedger` keeps it in a SQLite file on this machine,
+    :class:`importer.team.TeamLedger` in a PostgreSQL database shared by a team. Open with
+    :meth:`open`; one per run. ``target`` names the account (channel, phone ID) and
+    ``folder`` the run's output folder, both recorded with every claim."""
 
-    _CHECKPOINT_SECONDS = 1.0
+    kind = "file"
+    _errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, *, target: str,
-                 folder: Path, policy: Policy, origin: str | None = None) -> None:
-        self._db = connection
-        self.path = path
+    def __init__(self, *, location: Location, target: str, folder: Path, policy: Policy,
+                 origin: str | None = None) -> None:
+        self.path = location
         self.target = target
         self.folder = str(folder.resolve())
         # What makes a run's folder the same folder: the id its journal keeps (a folder moved
@@ -335,56 +392,97 @@ class Ledger:
         self.policy = policy
         self.run_id = uuid.uuid4().hex
         self._clock: Clock = clock()
-        self._runs = Path(f"{path}.runs")
-        self._lock: _RunLock | None = None  # taken by open(): a peek claims nothing
-        self._target_known = connection.execute(
-            "SELECT 1 FROM requests WHERE target=? LIMIT 1", (target,)).fetchone() is not None
-        self._identity = _file_identity(path)
         self._queued: list[tuple[Callable[[], object], asyncio.Future | None]] = []
         self.error: OutputFolderError | None = None  # a write failed: no more claims
         self._commit_scheduled = False
         self._finished = False  # finish() ran: what it could not do was said then
-        self._closing = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
-                                              name="ledger-checkpoints", daemon=True)
+        self._target_known = self._execute(
+            "SELECT 1 FROM requests WHERE target=? LIMIT 1", (target,)).fetchone() is not None
 
-    @classmethod
-    def open(cls, path: Path, *, target: str, folder: Path, policy: Policy = Policy(),
-             origin: str | None = None) -> Ledger:
-        """Open (creating it if needed) the ledger at ``path`` for one run."""
-        try:
-            private_folder(path.parent)
-            if not path.exists():
-                _create(path)
-            connection = open_database(path, "ledger")
-            connection.execute("PRAGMA busy_timeout=30000")
-            migrate(connection, path)
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA wal_autocheckpoint=0")
-            ledger = cls(connection, path, target=target, folder=folder, policy=policy,
-                         origin=origin)
-            ledger._lock = _RunLock(ledger._runs, ledger.run_id)
-        except (OSError, sqlite3.Error) as error:
-            raise OutputFolderError(f"{path}: cannot open the send ledger ({error});"
-                                    " nothing was sent") from None
-        ledger._settle_dead_runs()
-        ledger._checkpointer.start()
-        return ledger
+    @staticmethod
+    def open(location: Location, *, target: str, folder: Path, policy: Policy = Policy(),
+             origin: str | None = None, timeout: float = 30.0) -> Ledger:
+        """Open (creating it if needed) the ledger at ``location`` for one run; a team
+        ledger's statements fail within ``timeout`` seconds when its database is gone."""
+        if isinstance(location, TeamURL):
+            from .team import TeamLedger
 
-    @classmethod
-    def peek(cls, path: Path, *, target: str, folder: Path, policy: Policy,
+            return TeamLedger.open(location, target=target, folder=folder, policy=policy,
+                                   origin=origin, timeout=timeout)
+        return FileLedger.open(location, target=target, folder=folder, policy=policy,
+                               origin=origin)
+
+    @staticmethod
+    def peek(location: Location, *, target: str, folder: Path, policy: Policy,
              origin: str | None = None) -> Ledger | None:
         """The ledger for reading only (``validate``), or None if there is none yet."""
-        if not path.exists():
-            return None
-        try:
-            connection = open_database(path, "ledger")
-            connection.execute("PRAGMA busy_timeout=30000")
-            migrate(connection, path)
-            return cls(connection, path, target=target, folder=folder, policy=policy,
-                       origin=origin)
-        except (OSError, sqlite3.Error) as error:
-            raise OutputFolderError(f"{path}: cannot read the send ledger ({error})") from None
+        if isinstance(location, TeamURL):
+            from .team import TeamLedger
+
+            return TeamLedger.peek(location, target=target, folder=folder, policy=policy,
+                                   origin=origin)
+        return FileLedger.peek(location, target=target, folder=folder, policy=policy,
+                               origin=origin)
+
+    # ------------------------------------------------------------ what each kind provides
+
+    @property
+    def name(self) -> str:
+        """The ledger as messages, the journal and the index of ledgers name it: a file's
+        path, a team ledger's URL without credentials."""
+        return location_name(self.path)
+
+    @property
+    def description(self) -> str:
+        """The ledger as ``run`` names it: its name, and "(team)" for a team ledger."""
+        return self.name
+
+    def _execute(self, sql: str, params: tuple | list = ()) -> Any:
+        """One statement (``?`` placeholders); its cursor."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction, taken for writing: other runs' claims wait for it."""
+        raise NotImplementedError
+        yield
+
+    def _run_alive(self, run: str) -> bool:
+        """Whether run ``run`` is alive (its reservations and requests in flight are held)."""
+        raise NotImplementedError
+
+    def _serialize_claims(self) -> None:
+        """Inside a claim's transaction: no other run judges this account's keys until it
+        commits (a file ledger's write transaction already does that)."""
+
+    def _failure(self, error: Exception, doing: str) -> OutputFolderError:
+        """The one-line error for a failed read or write of this ledger."""
+        raise NotImplementedError
+
+    def check_identity(self) -> None:
+        """Stop if the ledger was replaced since it was opened."""
+
+    def other_live_runs(self) -> int:
+        """How many other runs use this ledger now (they share the account's rate)."""
+        raise NotImplementedError
+
+    def reserve(self, interval: float, count: int = 1, window: float = 0.0,
+                horizon: float = 3600.0) -> float:
+        """The account's next request slot (this machine's wall-clock time), reserved for
+        this run in one short statement: runs using this ledger take turns ``interval``
+        apart, and no ``count + 1`` slots fall within ``window`` seconds. A slot more than
+        ``horizon`` seconds ahead (longer than any pause this run allows: a clock set back,
+        a test's virtual time) is stale and starts afresh."""
+        raise NotImplementedError
+
+    def hold_budget(self, until: float) -> None:
+        """No run on this account takes a slot before ``until`` (a 429's pause)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ reading
 
     @property
     def knows_target(self) -> bool:
@@ -394,38 +492,47 @@ class Ledger:
     @property
     @_reading
     def id(self) -> str:
-        return self._db.execute("SELECT value FROM meta WHERE name='id'").fetchone()[0]
+        return self._execute("SELECT value FROM meta WHERE name='id'").fetchone()[0]
 
     def _settle_dead_runs(self) -> None:
         """Requests left in flight by runs that died (crash, kill -9) may have arrived:
-        they become ``unknown``, which never sends anyone twice."""
-        in_flight = self._db.execute(
+        they become ``unknown``, which never sends anyone twice; their reservations are
+        free (never sent)."""
+        in_flight = self._execute(
             "SELECT DISTINCT run FROM requests WHERE state IN (?, ?)",
             (RequestState.IN_FLIGHT, RequestState.CLAIMED)).fetchall()
-        dead = [run for (run,) in in_flight
-                if run != self.run_id and not _RunLock.alive(self._runs, run)]
-        if dead:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
+        dead = [run for (run,) in in_flight if run != self.run_id and not self._run_alive(run)]
+        if not dead:
+            return
+        now = self._clock.time()
+        with self._transaction():
+            for run in dead:
+                self._execute(
                     "UPDATE requests SET state=?, error_code=?, error=?, updated_at=?"
                     " WHERE run=? AND state=?",
-                    [(RequestState.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN,
-                      "the run stopped while this request was in flight: the ticket may exist",
-                      self._clock.time(), run, RequestState.IN_FLIGHT) for run in dead])
-                self._db.executemany(  # reserved, never sent: free to send again
-                    "UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
-                    [(RequestState.FAILED, self._clock.time(), run, RequestState.CLAIMED)
-                     for run in dead])
-
-    # ------------------------------------------------------------ reading
+                    (RequestState.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN,
+                     "the run stopped while this request was in flight: the ticket may exist",
+                     now, run, RequestState.IN_FLIGHT))
+                self._execute("UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
+                              (RequestState.FAILED, now, run, RequestState.CLAIMED))
 
     @_reading
     def lookup(self, key: str) -> Prior | None:
-        found = self._db.execute(
-            "SELECT state, attempts, http_status, ai_contact_id, error_code, error, folder, run,"
-            " sent_at, origin FROM requests WHERE target=? AND key=?", (self.target, key)).fetchone()
+        found = self._execute(f"SELECT {_PRIOR} FROM requests WHERE target=? AND key=?",
+                              (self.target, key)).fetchone()
         return None if found is None else Prior(RequestState(found[0]), *found[1:])
+
+    def _priors(self, keys: list[str]) -> dict[str, Prior]:
+        """What the ledger holds for ``keys``, one query per 500."""
+        priors: dict[str, Prior] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for key, *fields in self._execute(
+                    f"SELECT key, {_PRIOR} FROM requests WHERE target=? AND key IN ({marks})",
+                    (self.target, *part)):
+                priors[key] = Prior(RequestState(fields[0]), *fields[1:])
+        return priors
 
     def judge(self, prior: Prior | None) -> Held | None:
         """None when this run may send the key; else the row's result (see the module's table)."""
@@ -433,13 +540,13 @@ class Ledger:
             return None
         state = prior.state
         if state == RequestState.CLAIMED:
-            if prior.run == self.run_id or _RunLock.alive(self._runs, prior.run):
+            if prior.run == self.run_id or self._run_alive(prior.run):
                 return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
                             error=f"being sent right now by another run (into {prior.folder});"
                                   " --resume sends it if that run does not")
             return None  # a dead run's reservation: it never left that machine
         if state == RequestState.IN_FLIGHT:
-            if prior.run != self.run_id and _RunLock.alive(self._runs, prior.run):
+            if prior.run != self.run_id and self._run_alive(prior.run):
                 return Held(RowStatus.SKIPPED, prior.attempts, error_code=ErrorCode.IN_PROGRESS,
                             error=f"being sent right now by another run (into {prior.folder});"
                                   " --resume sends it if that run does not")
@@ -480,24 +587,17 @@ class Ledger:
         if not self._target_known or not keys:
             return {}
         held: dict[str, Held] = {}
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for key, *fields in self._db.execute(
-                    "SELECT key, state, attempts, http_status, ai_contact_id, error_code, error,"
-                    f" folder, run, sent_at, origin FROM requests WHERE target=? AND key IN"
-                    f" ({marks})",
-                    (self.target, *part)):
-                verdict = self.judge(Prior(RequestState(fields[0]), *fields[1:]))
-                if verdict is not None:
-                    held[key] = verdict
+        for key, prior in self._priors(keys).items():
+            verdict = self.judge(prior)
+            if verdict is not None:
+                held[key] = verdict
         return held
 
     @_reading
     def message_times(self, since: float) -> list[float]:
         """When messages went to this target since ``since``, oldest first: sent, or maybe
         delivered (unknown, in flight); requests the API did not process sent nothing."""
-        return [at for (at,) in self._db.execute(
+        return [at for (at,) in self._execute(
             "SELECT sent_at FROM requests WHERE target=? AND has_message=1 AND sent_at>=?"
             " AND state IN (?, ?, ?) ORDER BY sent_at",
             (self.target, since, RequestState.SENT, RequestState.UNKNOWN,
@@ -506,16 +606,17 @@ class Ledger:
     @_reading
     def folder_has_outcomes(self, target: str) -> bool:
         """Whether a request from this folder to ``target`` was (or may have been) processed."""
-        return self._db.execute(
+        return self._execute(
             "SELECT 1 FROM requests WHERE target=? AND (origin=? OR folder=?)"
-            " AND state IN (?, ?, ?) LIMIT 1", (target, self.origin, self.folder, RequestState.SENT, RequestState.UNKNOWN,
+            " AND state IN (?, ?, ?) LIMIT 1",
+            (target, self.origin, self.folder, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT)).fetchone() is not None
 
     @_reading
     def phones_reached(self) -> set[str]:
         """The phones this folder's run has sent to, or may have (``--replan``: a changed
         row has a new content key, but its customer must not be reached twice)."""
-        return {phone for (phone,) in self._db.execute(
+        return {phone for (phone,) in self._execute(
             "SELECT DISTINCT phone FROM requests WHERE target=? AND (origin=? OR folder=?)"
             " AND state IN (?, ?, ?)", (self.target, self.origin, self.folder, RequestState.SENT,
                                         RequestState.UNKNOWN, RequestState.IN_FLIGHT))}
@@ -523,22 +624,23 @@ class Ledger:
     @_reading
     def unknown_requests(self) -> list[tuple[str, str, float, str | None]]:
         """(key, phone, sent_at, message) of this folder's requests whose outcome is unknown."""
-        return self._db.execute(
+        return [tuple(found) for found in self._execute(  # type: ignore[misc]
             "SELECT key, phone, sent_at, message FROM requests WHERE target=?"
             " AND (origin=? OR folder=?) AND state=? ORDER BY row",
-            (self.target, self.origin, self.folder, RequestState.UNKNOWN)
-        ).fetchall()
+            (self.target, self.origin, self.folder, RequestState.UNKNOWN)).fetchall()]
 
     def settle_unknown(self, key: str, state: RequestState, *, ai_contact_id: str = "",
                        error_code: str = "", error: str = "") -> None:
         """Record what reconcile decided for an unknown request (outside any run's claims)."""
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "UPDATE requests SET state=?, ai_contact_id=?, error_code=?, error=?,"
-                " updated_at=? WHERE target=? AND key=? AND state=?",
-                (state, ai_contact_id, error_code, error, self._clock.time(), self.target, key,
-                 RequestState.UNKNOWN))
+        try:
+            with self._transaction():
+                self._execute(
+                    "UPDATE requests SET state=?, ai_contact_id=?, error_code=?, error=?,"
+                    " updated_at=? WHERE target=? AND key=? AND state=?",
+                    (state, ai_contact_id, error_code, error, self._clock.time(), self.target,
+                     key, RequestState.UNKNOWN))
+        except self._errors as error:
+            raise self._failure(error, "write") from None
 
     # ------------------------------------------------------------ writing
 
@@ -552,24 +654,28 @@ class Ledger:
 
         def work() -> list[Held | None]:
             self.check_identity()
-            verdicts: list[Held | None] = []
+            self._serialize_claims()
             now = self._clock.time()
+            priors = self._priors([key for key, _, _ in items])
+            verdicts: list[Held | None] = []
+            claims = []
             for key, row, phone in items:
-                prior = self.lookup(key)
+                prior = priors.get(key)
                 held = self.judge(prior)
                 verdicts.append(held)
                 if held is None:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO requests (target, key, state, row, phone,"
-                        " attempts, folder, origin, run, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (self.target, key, RequestState.CLAIMED, row, phone,
-                         prior.attempts if prior else 0, self.folder, self.origin, self.run_id,
-                         now))
+                    claims.append((self.target, key, RequestState.CLAIMED, row, phone,
+                                   prior.attempts if prior else 0, self.folder, self.origin,
+                                   self.run_id, now))
+            self._executemany(_CLAIM, claims)
             return verdicts
 
         self._queue(work, future)
         return await future
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        for row in rows:
+            self._execute(sql, row)
 
     async def begin(self, key: str, has_message: bool, message: str | None) -> int:
         """Mark a claimed key ``in_flight``, durably, before its request goes out; returns
@@ -581,15 +687,15 @@ class Ledger:
         def work() -> int:
             self.check_identity()
             now = self._clock.time()
-            found = self._db.execute(
+            found = self._execute(
                 "UPDATE requests SET state=?, attempts=attempts+1, has_message=?, message=?,"
                 " sent_at=?, updated_at=? WHERE target=? AND key=? AND run=? AND state=?"
                 " RETURNING attempts",
                 (RequestState.IN_FLIGHT, int(has_message), message, now, now, self.target,
                  key, self.run_id, RequestState.CLAIMED)).fetchone()
             if found is None:
-                raise OutputFolderError(f"{self.path}: request {key} is no longer reserved for"
-                                        " this run in the send ledger; stopping")
+                raise OutputFolderError(f"{self.description}: request {key} is no longer"
+                                        " reserved for this run in the send ledger; stopping")
             return found[0]
 
         self._queue(work, future)
@@ -599,61 +705,17 @@ class Ledger:
         """Give back a claimed key this run will not send now (``--limit``, a closed window,
         a stop): it was never sent, so any run may send it later."""
         now = self._clock.time()
-        self._queue(lambda: self._db.execute(
+        self._queue(lambda: self._execute(
             "UPDATE requests SET state=?, updated_at=? WHERE target=? AND key=? AND run=?"
             " AND state=?", (RequestState.FAILED, now, self.target, key, self.run_id,
                              RequestState.CLAIMED)), None)
-
-    def other_live_runs(self) -> int:
-        """How many other runs hold this ledger open now (they share the account's rate)."""
-        try:
-            names = [entry.stem for entry in self._runs.glob("*.lock")]
-        except OSError:
-            return 0
-        return sum(name != self.run_id and _RunLock.alive(self._runs, name) for name in names)
-
-    def reserve(self, interval: float, horizon: float = 3600.0) -> float:
-        """The account's next request slot (wall-clock time), reserved for this run in one
-        short transaction: runs using this ledger take turns, ``interval`` apart. A slot
-        more than ``horizon`` seconds ahead (longer than any pause this run allows: a clock
-        set back, a test's virtual time) is stale and starts afresh."""
-        now = self._clock.time()
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                found = self._db.execute("SELECT next_at FROM budget WHERE target=?",
-                                         (self.target,)).fetchone()
-                slot = now if found is None or found[0] > now + horizon else max(found[0], now)
-                self._db.execute("INSERT OR REPLACE INTO budget VALUES (?, ?)",
-                                 (self.target, slot + interval))
-        except sqlite3.Error as error:
-            self.error = self.error or OutputFolderError(
-                f"{self.path}: cannot write the send ledger ({error})")
-            raise self.error from None
-        return slot
-
-    def hold_budget(self, until: float) -> None:
-        """No run on this account takes a slot before ``until`` (a 429's pause)."""
-        self._queue(lambda: self._db.execute(
-            "UPDATE budget SET next_at = max(next_at, ?) WHERE target=?",
-            (until, self.target)), None)
-
-    def check_identity(self) -> None:
-        """Stop if the ledger file was deleted, replaced or moved since it was opened: this
-        run's claims would go to a file nobody reads, and the next run would send again."""
-        if _file_identity(self.path) != self._identity:
-            self.error = self.error or LedgerMovedError(
-                f"{self.path}: the send ledger was deleted, replaced or moved while the run"
-                " was using it; stopping so that no customer is messaged twice (restore it"
-                " and --resume)")
-            raise self.error
 
     def record(self, key: str, state: RequestState, *, http_status: int | None = None,
                ai_contact_id: str = "", error_code: str = "", error: str = "") -> None:
         """Record a claimed request's outcome with the next group commit, without waiting:
         if the process dies first, the key stays in flight and becomes ``unknown``."""
         now = self._clock.time()
-        self._queue(lambda: self._db.execute(
+        self._queue(lambda: self._execute(
             "UPDATE requests SET state=?, http_status=?, ai_contact_id=?, error_code=?, error=?,"
             " updated_at=? WHERE target=? AND key=? AND run=?",
             (state, http_status, ai_contact_id, error_code, error, now, self.target, key,
@@ -666,16 +728,16 @@ class Ledger:
             asyncio.get_running_loop().call_soon(self._commit_queued)
 
     def _commit_queued(self) -> None:
+        """Everything queued during one turn of the event loop, in one transaction."""
         queued, self._queued = self._queued, []
         self._commit_scheduled = False
         results = []
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
+            with self._transaction():
                 results = [work() for work, _ in queued]
-        except (sqlite3.Error, OSError, OutputFolderError) as error:
-            failure = error if isinstance(error, OutputFolderError) else OutputFolderError(
-                f"{self.path}: cannot write the send ledger ({error})")
+        except (*self._errors, OSError, OutputFolderError) as error:
+            failure = error if isinstance(error, OutputFolderError) else self._failure(
+                error, "write")
             self.error = self.error or failure
             for _, future in queued:
                 if future is not None and not future.done():
@@ -696,12 +758,150 @@ class Ledger:
         """The end of a run's sending: give back every key it reserved but did not send,
         commit, and check that all it recorded is where the next run will look."""
         now = self._clock.time()
-        self._queued.append((lambda: self._db.execute(
+        self._queued.append((lambda: self._execute(
             "UPDATE requests SET state=?, updated_at=? WHERE run=? AND state=?",
             (RequestState.FAILED, now, self.run_id, RequestState.CLAIMED)), None))
         self._finished = True
         self.flush()
         self.check_identity()
+
+
+def take_slot(next_at: float | None, recent: list[float], now: float, interval: float,
+              count: int, window: float, horizon: float) -> tuple[float, float, list[float]]:
+    """The account's next slot from its budget (the next free time and the last ``count``
+    slots): at or after ``next_at``, never before ``now``, and never a ``count + 1``-th slot
+    within ``window`` seconds (a late wake-up must not crowd the account). Returns the slot,
+    the next free time and the slots to keep. The team ledger does the same in SQL
+    (:mod:`importer.team`)."""
+    if next_at is None or next_at > now + horizon:
+        next_at, recent = now, []
+    slot = max(next_at, now)
+    if len(recent) >= count:
+        slot = max(slot, recent[-count] + window)
+    return slot, slot + interval, (recent + [slot])[-count:]
+
+
+class FileLedger(Ledger):
+    """The ledger in a SQLite file on this machine. A run is alive while it holds an OS lock
+    on its own file in ``<ledger>.runs/``; writes are group-committed (WAL, checkpoints in a
+    background thread)."""
+
+    _CHECKPOINT_SECONDS = 1.0
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, target: str,
+                 folder: Path, policy: Policy, origin: str | None = None) -> None:
+        self._db = connection
+        super().__init__(location=path, target=target, folder=folder, policy=policy,
+                         origin=origin)
+        self._runs = Path(f"{path}.runs")
+        self._lock: _RunLock | None = None  # taken by open(): a peek claims nothing
+        self._identity = _file_identity(path)
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                              name="ledger-checkpoints", daemon=True)
+
+    @classmethod
+    def open(cls, path: Path, *, target: str, folder: Path,  # type: ignore[override]
+             policy: Policy = Policy(), origin: str | None = None) -> FileLedger:
+        """Open (creating it if needed) the ledger file at ``path`` for one run."""
+        try:
+            private_folder(path.parent)
+            if not path.exists():
+                _create(path)
+            connection = open_database(path, "ledger")
+            connection.execute("PRAGMA busy_timeout=30000")
+            migrate(connection, path)
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA wal_autocheckpoint=0")
+            ledger = cls(connection, path, target=target, folder=folder, policy=policy,
+                         origin=origin)
+            ledger._lock = _RunLock(ledger._runs, ledger.run_id)
+        except (OSError, sqlite3.Error) as error:
+            raise OutputFolderError(f"{path}: cannot open the send ledger ({error});"
+                                    " nothing was sent") from None
+        try:
+            ledger._settle_dead_runs()
+        except sqlite3.Error as error:
+            ledger.close()
+            raise ledger._failure(error, "read") from None
+        ledger._checkpointer.start()
+        return ledger
+
+    @classmethod
+    def peek(cls, path: Path, *, target: str, folder: Path,  # type: ignore[override]
+             policy: Policy, origin: str | None = None) -> FileLedger | None:
+        """The ledger file for reading only (``validate``), or None if there is none yet."""
+        if not path.exists():
+            return None
+        try:
+            connection = open_database(path, "ledger")
+            connection.execute("PRAGMA busy_timeout=30000")
+            migrate(connection, path)
+            return cls(connection, path, target=target, folder=folder, policy=policy,
+                       origin=origin)
+        except (OSError, sqlite3.Error) as error:
+            raise OutputFolderError(f"{path}: cannot read the send ledger ({error})") from None
+
+    def _execute(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        self._db.executemany(sql, rows)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+
+    def _run_alive(self, run: str) -> bool:
+        return _RunLock.alive(self._runs, run)
+
+    def _failure(self, error: Exception, doing: str) -> OutputFolderError:
+        if doing == "read":
+            return OutputFolderError(f"{self.path}: the send ledger cannot be read ({error}):"
+                                     " restore it from a backup; nothing more was sent")
+        return OutputFolderError(f"{self.path}: cannot write the send ledger ({error})")
+
+    def other_live_runs(self) -> int:
+        try:
+            names = [entry.stem for entry in self._runs.glob("*.lock")]
+        except OSError:
+            return 0
+        return sum(name != self.run_id and _RunLock.alive(self._runs, name) for name in names)
+
+    def reserve(self, interval: float, count: int = 1, window: float = 0.0,
+                horizon: float = 3600.0) -> float:
+        now = self._clock.time()
+        try:
+            with self._transaction():
+                found = self._db.execute("SELECT next_at, recent FROM budget WHERE target=?",
+                                         (self.target,)).fetchone()
+                slot, next_at, recent = take_slot(
+                    None if found is None else found[0],
+                    [] if found is None else json.loads(found[1]), now, interval, count,
+                    window, horizon)
+                self._db.execute("INSERT OR REPLACE INTO budget VALUES (?, ?, ?)",
+                                 (self.target, next_at, json.dumps(recent)))
+        except sqlite3.Error as error:
+            self.error = self.error or self._failure(error, "write")
+            raise self.error from None
+        return slot
+
+    def hold_budget(self, until: float) -> None:
+        self._queue(lambda: self._db.execute(
+            "UPDATE budget SET next_at = max(next_at, ?) WHERE target=?",
+            (until, self.target)), None)
+
+    def check_identity(self) -> None:
+        """Stop if the ledger file was deleted, replaced or moved since it was opened: this
+        run's claims would go to a file nobody reads, and the next run would send again."""
+        if _file_identity(self.path) != self._identity:
+            self.error = self.error or LedgerMovedError(
+                f"{self.path}: the send ledger was deleted, replaced or moved while the run"
+                " was using it; stopping so that no customer is messaged twice (restore it"
+                " and --resume)")
+            raise self.error
 
     def _checkpoint_loop(self) -> None:
         """Fold the WAL into the database now and then, with its fsync, off the event loop."""
@@ -797,6 +997,9 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
         return found[0] if found else "1"
 
     connection.execute(_BUDGET_TABLE)  # the account's shared rate budget (new in schema 2)
+    if "recent" not in {column[1] for column in connection.execute("PRAGMA table_info(budget)")}:
+        connection.execute("DROP TABLE budget")  # its last slots, added later in schema 2
+        connection.execute(_BUDGET_TABLE)
     if version() == SCHEMA_VERSION:
         return
     with connection:

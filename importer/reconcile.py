@@ -28,7 +28,7 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
-from .ledger import Ledger, Policy, identity_of, ledger_path_for, target_name
+from .ledger import Ledger, Policy, identity_of, ledger_location, target_name
 from .report import Summary, write_reports
 from .send import Pacer
 from .timing import clock
@@ -140,11 +140,11 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
         record = read_journal(out)
         if record is None or not record.started:
             raise OutputFolderError(f"{out} holds no run to reconcile")
-        path = ledger_path_for(config, ledger_path)
+        path = ledger_location(config, ledger_path)
         identity = identity_of(config, account)
         ledger = Ledger.open(path, target=target_name(**record.identity), folder=out,
                              policy=Policy(config.dedupe.across_runs_days),
-                             origin=record.origin)
+                             origin=record.origin, timeout=config.api.timeout_seconds)
         try:
             if (record.ledger_id != ledger.id
                     or target_name(**record.identity) != target_name(**identity)):
@@ -160,7 +160,7 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
                         journal.amend(rows[key], _STATUS[verdict.state], verdict.ai_contact_id,
                                       verdict.error_code, verdict.error)
                 summary = Summary("run", out_dir=out)
-                summary.ledger_path = path
+                summary.ledger_path = ledger.description
                 write_reports(out, journal.table(), journal.results(NOT_REACHED), summary)
                 return summary
             finally:

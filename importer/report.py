@@ -58,7 +58,9 @@ class Summary:
     preview: list[dict] = field(default_factory=list)  # validate: first bodies to be sent
     preview_paths: list[str | None] = field(default_factory=list)  # ...and where (None: ticket)
     estimated_seconds: float | None = None  # validate: sending time at the configured rate
-    ledger_path: Path | None = None  # the send ledger the job read (and a run wrote)
+    # The send ledger the job read (and a run wrote): a file's path, or a team ledger's URL
+    # without credentials followed by "(team)".
+    ledger_path: str | None = None
     plan: object | None = None  # run: the Plan made before sending
     unknown_rows: list[int] = field(default_factory=list)  # run: rows left unknown
     wrote_xlsx: bool = False  # errors.xlsx is this run's (its input was a workbook)

@@ -47,11 +47,12 @@ class Pacer:
 
     def __init__(self, rate: float, clock: Clock,
                  sleep: Callable[[float], Awaitable[None]] | None = None,
-                 shared: Callable[[float], float] | None = None) -> None:
+                 shared: Callable[[float, int, float], float] | None = None) -> None:
         self._clock = clock
         self._sleep = sleep or clock.sleep
         # The account's budget, shared by every run using the same ledger: called with the
-        # interval, it reserves the account's next slot and returns it (wall-clock time).
+        # interval, the window's count and its length, it reserves the account's next slot
+        # and returns it (wall-clock time).
         self._shared = shared
         self._next = 0.0
         self._recent: deque[float] = deque()
@@ -71,7 +72,8 @@ class Pacer:
         clock = self._clock
         now = clock.monotonic()
         if self._shared is not None:
-            slot = max(now + self._shared(self._interval) - clock.time(), self._next)
+            slot = max(now + self._shared(self._interval, self._count, self._window)
+                       - clock.time(), self._next)
         else:
             slot = max(self._next, now)  # an idle pacer gives no credit: no burst after a pause
         self._next = slot + self._interval
@@ -204,8 +206,8 @@ class Sender:
         # Longer than any pause a 429 may ask of this run: a slot further ahead is stale.
         horizon = self.api.max_throttle_seconds + 3600
 
-        def reserve(interval: float) -> float:
-            slot = self.ledger.reserve(interval, horizon)
+        def reserve(interval: float, count: int, window: float) -> float:
+            slot = self.ledger.reserve(interval, count, window, horizon)
             own_pause = self._resume_at > self.clock.monotonic()  # said by _throttle
             if slot - self.clock.time() > 5 and not own_pause and not self._said_paused:
                 self._said_paused = True  # another run's 429 pauses the whole account

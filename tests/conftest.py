@@ -15,8 +15,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
+from importer.ledger import TeamURL
 from importer.sandbox import DEFAULT_API_KEY, Faults, SandboxServer, SandboxState
 from importer.timing import FakeClock, use_clock
+
+from .postgres import PostgresServer, PostgresUnavailable
 
 # Valid Chilean mobiles (libphonenumber's data); +56 9 1... is unallocated, so not valid.
 PHONES = [f"+5698765{n:04d}" for n in range(4321, 4421)]
@@ -25,14 +28,52 @@ STAGE_CONTACTED = "550e8400-e29b-41d4-a716-446655440001"
 SUPPORT_NEW = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 
+@pytest.fixture
+def ledger_kind() -> str:
+    """Which ledger a test's runs use: "file" (a test module may parametrize it with
+    "team": a fresh database on the session's PostgreSQL server)."""
+    return "file"
+
+
 @pytest.fixture(autouse=True)
-def ledger(tmp_path: Path, monkeypatch) -> Path:
-    """Every test's send ledger is its own temporary file, and its data folder (the index of
-    ledgers) a temporary folder, never the user's real ones (subprocesses inherit them)."""
+def ledger(tmp_path: Path, monkeypatch, request, ledger_kind: str) -> Path | str:
+    """Every test's send ledger is its own temporary file (or, for "team", its own fresh
+    database), and its data folder (the index of ledgers) a temporary folder, never the
+    user's real ones (subprocesses inherit them). Returns the ledger's name as messages
+    give it."""
+    monkeypatch.setenv("VAMBE_IMPORT_DATA", str(tmp_path / "data"))  # the index of ledgers
+    if ledger_kind == "team":
+        url = request.getfixturevalue("team_database")
+        monkeypatch.setenv("VAMBE_IMPORT_LEDGER", url)
+        return TeamURL(url).display
     path = tmp_path / "ledger" / "ledger.sqlite"
     monkeypatch.setenv("VAMBE_IMPORT_LEDGER", str(path))
-    monkeypatch.setenv("VAMBE_IMPORT_DATA", str(tmp_path / "data"))  # the index of ledgers
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the session (this xdist worker's), from the
+    machine's server binaries; skipped where there are none, unless
+    VAMBE_IMPORT_REQUIRE_POSTGRES=1 (CI) makes that a failure."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as reason:
+        if os.environ.get("VAMBE_IMPORT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"no PostgreSQL server could start ({reason}), and"
+                        " VAMBE_IMPORT_REQUIRE_POSTGRES=1 says it must")
+        pytest.skip(f"no PostgreSQL server binaries ({reason}): apt-get install postgresql"
+                    " to run the team ledger tests")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def team_database(postgres_server) -> str:
+    """The URL of a fresh, empty database for one test's team ledger."""
+    return postgres_server.new_database()
 
 
 @pytest.fixture(scope="session")

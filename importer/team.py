@@ -1,0 +1,392 @@
+"""The team ledger: the send ledger in a PostgreSQL database, shared by every operator and
+machine that sends to one account (README "Teams").
+
+Same states, same judgement and same group commits as the ledger file
+(:class:`importer.ledger.Ledger`); what differs is what a file on one machine cannot do:
+
+- **Liveness by lease.** OS locks do not cross machines: a run is alive while it renews its
+  row in ``runs`` (every :data:`HEARTBEAT_SECONDS`, by the database's clock, from a thread of
+  its own). A run whose lease is older than :data:`LEASE_SECONDS` is dead, and so is one on
+  this host whose process is gone: its requests in flight become ``unknown`` for everyone,
+  its reservations free, as for a killed run on one machine.
+- **Claims across machines.** A claim batch takes a transaction-scoped advisory lock on the
+  account, so two machines judging the same key take turns; it is committed (durably) before
+  any of its requests goes out.
+- **One rate budget, by the database's clock.** ``vambe_import_reserve`` takes the account's
+  next slot in one statement (its own connection, ``synchronous_commit = off``: a slot lost
+  in a crash costs nothing); machines' clocks never matter.
+- **The schema is made on first use**, under an advisory lock, so two machines starting at
+  once make it once; its version is in ``meta``.
+
+psycopg 3 is an optional extra: ``pip install 'vambe-import[team]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .exceptions import LedgerUnreachableError, OutputFolderError
+from .ledger import Ledger, Policy, TeamURL
+
+LEASE_SECONDS = 30.0  # a run whose lease is older than this is dead
+HEARTBEAT_SECONDS = 5.0  # how often a live run renews its lease
+SCHEMA_VERSION = "1"
+_SCHEMA_LOCK = 0x56424C47  # "VBLG": one advisory lock id for making the schema
+_INSTALL = "pip install 'vambe-import[team]'"
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta (name text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS requests (
+        target text NOT NULL,
+        key text NOT NULL,
+        state text NOT NULL,
+        row integer NOT NULL,
+        phone text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        http_status integer,
+        ai_contact_id text NOT NULL DEFAULT '',
+        error_code text NOT NULL DEFAULT '',
+        error text NOT NULL DEFAULT '',
+        has_message integer NOT NULL DEFAULT 0,
+        message text,
+        sent_at double precision,
+        folder text NOT NULL,
+        origin text NOT NULL,
+        run text NOT NULL,
+        updated_at double precision NOT NULL,
+        PRIMARY KEY (target, key))""",
+    "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
+    "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)",
+    "CREATE INDEX IF NOT EXISTS requests_by_run ON requests (run)",
+    # The account's next free slot and its last slots (seconds since the epoch, by the
+    # database's clock).
+    """CREATE TABLE IF NOT EXISTS budget (
+        target text PRIMARY KEY,
+        next_at double precision NOT NULL,
+        recent double precision[] NOT NULL DEFAULT '{}')""",
+    # Each run's lease: alive while heartbeat_at is recent.
+    """CREATE TABLE IF NOT EXISTS runs (
+        run text PRIMARY KEY,
+        target text NOT NULL,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        folder text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now())""",
+    # importer.ledger.take_slot, in one statement, by the database's clock. Returns the slot
+    # and how long from now it is.
+    """CREATE OR REPLACE FUNCTION vambe_import_reserve(
+        p_target text, p_interval double precision, p_count integer,
+        p_window double precision, p_horizon double precision,
+        OUT slot double precision, OUT wait double precision)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        now_at double precision;
+        last double precision[];
+        free_at double precision;
+    BEGIN
+        INSERT INTO budget (target, next_at) VALUES (p_target, 0)
+            ON CONFLICT (target) DO NOTHING;
+        SELECT next_at, recent INTO free_at, last FROM budget
+            WHERE target = p_target FOR UPDATE;
+        now_at := extract(epoch FROM clock_timestamp());
+        IF free_at > now_at + p_horizon THEN
+            free_at := now_at;
+            last := '{}';
+        END IF;
+        slot := greatest(free_at, now_at);
+        IF cardinality(last) >= p_count THEN
+            slot := greatest(slot, last[cardinality(last) - p_count + 1] + p_window);
+        END IF;
+        last := last || slot;
+        UPDATE budget SET next_at = slot + p_interval,
+            recent = last[greatest(1, cardinality(last) - p_count + 1):]
+            WHERE target = p_target;
+        wait := slot - now_at;
+    END $$""",
+]
+
+
+def _psycopg() -> Any:
+    """psycopg, or a one-line error saying how to install it."""
+    try:
+        import psycopg
+    except ImportError:
+        raise OutputFolderError(f"a team ledger (postgresql://) needs psycopg: {_INSTALL};"
+                                " nothing was sent") from None
+    return psycopg
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+class TeamLedger(Ledger):
+    """The send ledger in a PostgreSQL database (see the module)."""
+
+    kind = "team"
+
+    def __init__(self, connection: Any, url: TeamURL, *, target: str, folder: Path,
+                 policy: Policy, origin: str | None = None, timeout: float = 30.0) -> None:
+        psycopg = _psycopg()
+        self._db = connection
+        self._url = url
+        self._timeout = timeout
+        self._errors = (psycopg.Error,)
+        self._alive_cache: dict[str, bool] = {}
+        self._host = socket.gethostname()
+        self._budget_db: Any = None
+        self._leasing = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._registered = False
+        super().__init__(location=url, target=target, folder=folder, policy=policy,
+                         origin=origin)
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def _connect(cls, url: TeamURL, timeout: float) -> Any:
+        psycopg = _psycopg()
+        try:
+            return psycopg.connect(
+                url, autocommit=True, application_name="vambe-import",
+                connect_timeout=max(2, int(timeout)),
+                # A database that stops answering (a network gone) fails a statement
+                # within the timeout, never hangs the run.
+                tcp_user_timeout=int(timeout * 1000), keepalives=1, keepalives_idle=5,
+                keepalives_interval=2, keepalives_count=3)
+        except psycopg.Error as error:
+            raise LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
+                                         f" {_first_line(error)}; nothing was sent") from None
+
+    @classmethod
+    def open(cls, url: TeamURL, *, target: str, folder: Path,  # type: ignore[override]
+             policy: Policy = Policy(), origin: str | None = None,
+             timeout: float = 30.0) -> TeamLedger:
+        """Connect, make the schema if this is its first use, and register this run."""
+        psycopg = _psycopg()
+        connection = cls._connect(url, timeout)
+        try:
+            _make_schema(connection, url)
+            ledger = cls(connection, url, target=target, folder=folder, policy=policy,
+                         origin=origin, timeout=timeout)
+            ledger._register()
+            ledger._settle_dead_runs()
+        except psycopg.Error as error:
+            connection.close()
+            raise LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
+                                         f" {_first_line(error)}; nothing was sent") from None
+        ledger._heartbeat = threading.Thread(target=ledger._renew_lease, name="ledger-lease",
+                                             daemon=True)
+        ledger._heartbeat.start()
+        return ledger
+
+    @classmethod
+    def peek(cls, url: TeamURL, *, target: str, folder: Path,  # type: ignore[override]
+             policy: Policy, origin: str | None = None) -> TeamLedger | None:
+        """The team ledger for reading only (``validate``), or None if its schema is not
+        made yet."""
+        psycopg = _psycopg()
+        connection = cls._connect(url, 30.0)
+        try:
+            if connection.execute("SELECT to_regclass('requests')").fetchone()[0] is None:
+                connection.close()
+                return None
+            _check_schema(connection, url)
+            return cls(connection, url, target=target, folder=folder, policy=policy,
+                       origin=origin)
+        except psycopg.Error as error:
+            connection.close()
+            raise LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
+                                         f" {_first_line(error)}") from None
+
+    def _register(self) -> None:
+        self._db.execute("INSERT INTO runs (run, target, host, pid, folder) VALUES"
+                         " (%s, %s, %s, %s, %s)",
+                         (self.run_id, self.target, self._host, os.getpid(), self.folder))
+        self._registered = True
+
+    def _renew_lease(self) -> None:
+        """Renew this run's lease until it closes, on a connection of its own (a plan being
+        written or a long wait keeps the run alive). A failure is retried: the run's own
+        statements say when the database is gone."""
+        connection = None
+        while not self._leasing.wait(HEARTBEAT_SECONDS):
+            try:
+                connection = connection or self._connect(self._url, self._timeout)
+                connection.execute("UPDATE runs SET heartbeat_at = now() WHERE run = %s",
+                                   (self.run_id,))
+            except Exception:  # noqa: BLE001 (unreachable now; the run's statements say so)
+                if connection is not None:
+                    connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+    # ------------------------------------------------------------ the interface
+
+    @property
+    def description(self) -> str:
+        return f"{self.name} (team)"
+
+    def _execute(self, sql: str, params: tuple | list = ()) -> Any:
+        return self._db.execute(sql.replace("?", "%s"), params)
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        if rows:
+            with self._db.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), rows)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._alive_cache = {}  # liveness is read afresh in each transaction
+        with self._db.transaction():
+            yield
+
+    def _serialize_claims(self) -> None:
+        # Claims of one account take turns across machines (a claim judges, then writes:
+        # two machines must not both judge a key free); held until the commit.
+        self._db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                         (self.target,))
+
+    def _run_alive(self, run: str) -> bool:
+        if run not in self._alive_cache:
+            found = self._db.execute(
+                "SELECT host, pid, heartbeat_at > now() - make_interval(secs => %s)"
+                " FROM runs WHERE run = %s", (LEASE_SECONDS, run)).fetchone()
+            alive = found is not None and bool(found[2])
+            if alive and found[0] == self._host and not _process_exists(found[1]):
+                alive = False  # on this machine, a process that is gone is dead at once
+            self._alive_cache[run] = alive
+        return self._alive_cache[run]
+
+    def held_many(self, keys: list[str]) -> dict:
+        self._alive_cache = {}
+        return super().held_many(keys)
+
+    def _failure(self, error: Exception, doing: str) -> OutputFolderError:
+        psycopg = _psycopg()
+        if isinstance(error, psycopg.OperationalError):
+            return LedgerUnreachableError(f"team ledger unreachable: {self.name}:"
+                                          f" {_first_line(error)}")
+        return OutputFolderError(f"{self.name}: cannot {doing} the team ledger"
+                                 f" ({_first_line(error)})")
+
+    def check_identity(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def other_live_runs(self) -> int:
+        try:
+            found = self._db.execute(
+                "SELECT host, pid FROM runs WHERE target = %s AND run <> %s"
+                " AND heartbeat_at > now() - make_interval(secs => %s)",
+                (self.target, self.run_id, LEASE_SECONDS)).fetchall()
+        except self._errors:
+            return 0
+        return sum(host != self._host or _process_exists(pid) for host, pid in found)
+
+    def reserve(self, interval: float, count: int = 1, window: float = 0.0,
+                horizon: float = 3600.0) -> float:
+        _, wait = self.reserve_slot(interval, count, window, horizon)
+        return self._clock.time() + wait
+
+    def reserve_slot(self, interval: float, count: int = 1, window: float = 0.0,
+                     horizon: float = 3600.0) -> tuple[float, float]:
+        """The slot by the database's clock, and how far ahead of now it is."""
+        try:
+            if self._budget_db is None:
+                self._budget_db = self._connect(self._url, self._timeout)
+                self._budget_db.execute("SET synchronous_commit = off")
+            found = self._budget_db.execute(
+                "SELECT slot, wait FROM vambe_import_reserve(%s, %s, %s, %s, %s)",
+                (self.target, interval, count, window, horizon)).fetchone()
+        except (*self._errors, OutputFolderError) as error:
+            self.error = self.error or (error if isinstance(error, OutputFolderError)
+                                        else self._failure(error, "write"))
+            raise self.error from None
+        return found[0], found[1]
+
+    def hold_budget(self, until: float) -> None:
+        ahead = until - self._clock.time()
+        self._queue(lambda: self._db.execute(
+            "UPDATE budget SET next_at = greatest(next_at,"
+            " extract(epoch FROM clock_timestamp()) + %s) WHERE target = %s",
+            (ahead, self.target)), None)
+
+    def finish(self) -> None:
+        super().finish()
+        try:
+            if self._execute("SELECT value FROM meta WHERE name='id'").fetchone() is None:
+                raise OutputFolderError(f"{self.name}: the team ledger was emptied while the"
+                                        " run was using it; stopping (restore it and --resume)")
+        except self._errors as error:
+            self.error = self.error or self._failure(error, "read")
+            raise self.error from None
+
+    def close(self) -> None:
+        try:
+            if self._registered and self.error is None and not self._finished:
+                self.flush()
+        finally:
+            self._leasing.set()
+            if self._heartbeat is not None:
+                self._heartbeat.join()
+            try:
+                if self._registered:  # what it left in flight is unknown for everyone now
+                    self._db.execute("DELETE FROM runs WHERE run = %s", (self.run_id,))
+            except self._errors:
+                pass  # a lease not renewed expires by itself
+            for connection in (self._db, self._budget_db):
+                if connection is not None:
+                    connection.close()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_schema(connection: Any, url: TeamURL) -> None:
+    found = dict(connection.execute("SELECT name, value FROM meta").fetchall())
+    if found.get("application") != "vambe-import":
+        raise OutputFolderError(f"{url.display}: this database holds tables that are not a"
+                                " vambe-import ledger; give the team ledger a database of its"
+                                " own; nothing was sent")
+    if found.get("schema") != SCHEMA_VERSION:
+        raise OutputFolderError(f"{url.display}: a team ledger of schema {found.get('schema')},"
+                                " written by a newer release of vambe-import: upgrade to use"
+                                " it; nothing was sent")
+
+
+def _make_schema(connection: Any, url: TeamURL) -> None:
+    """Make the schema on first use: under an advisory lock, so that two machines starting
+    at once make it once."""
+    if connection.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+        _check_schema(connection, url)
+        return
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        if connection.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            if connection.execute("SELECT to_regclass('requests')").fetchone()[0] is not None:
+                raise OutputFolderError(f"{url.display}: this database holds a requests table"
+                                        " that is not a vambe-import ledger; give the team"
+                                        " ledger a database of its own; nothing was sent")
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            connection.execute("INSERT INTO meta VALUES ('application', 'vambe-import'),"
+                               " ('schema', %s), ('id', %s)", (SCHEMA_VERSION, uuid.uuid4().hex))
+    _check_schema(connection, url)
