@@ -42,7 +42,7 @@ from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import Verdict, settle
 from .report import RowResult, Summary, write_reports
 from .schedule import SendWindow
-from .send import Sender, format_time
+from .send import Sender, account_pacer, format_time
 from .timing import clock
 from .validate import OptOuts, StageResolver, Validator
 
@@ -456,6 +456,9 @@ async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool
     api = config.api
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=1) as client:
+        pacer = account_pacer(api.rate_limit_per_second, ledger, clock())
+        if pacer is not None:  # a look-up counts against the account's limit too
+            await pacer.wait()
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
         settled = await settle(client, ledger, config, on_note) if reconcile else {}

@@ -30,7 +30,7 @@ from .exceptions import OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
 from .ledger import Ledger, Policy, identity_of, ledger_location, target_name
 from .report import Summary, write_reports
-from .send import Pacer
+from .send import account_pacer
 from .timing import clock
 
 
@@ -96,7 +96,7 @@ async def settle(client: VambeClient, ledger: Ledger, config: Config,
     """Decide every unknown request of the ledger's folder, paced at the configured rate;
     records each verdict in the ledger. Returns key -> verdict."""
     api = config.api
-    pacer = Pacer(api.rate_limit_per_second, clock()) if api.rate_limit_per_second else None
+    pacer = account_pacer(api.rate_limit_per_second, ledger, clock())
     verdicts: dict[str, Verdict] = {}
     for key, phone, sent_at, message in ledger.unknown_requests():
         if pacer is not None:

@@ -93,6 +93,17 @@ class Pacer:
         self._next = max(self._next, moment)
 
 
+def account_pacer(rate: float, ledger: Ledger, clock: Clock,
+                  horizon: float = 3600.0) -> Pacer | None:
+    """A pacer for the account's other requests (stage and contact look-ups): they count
+    against the same limit as the tickets, so they take their slots from the same budget in
+    the ledger. None without a rate."""
+    if not rate:
+        return None
+    return Pacer(rate, clock, shared=lambda interval, count, window: ledger.reserve(
+        interval, count, window, horizon))
+
+
 DAY = 86400.0
 
 

@@ -129,6 +129,17 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def _database_error(url: TeamURL, error: Exception, doing: str = "use",
+                    tail: str = "") -> OutputFolderError:
+    """One line for a failure of the team ledger's database: unreachable (the connection
+    failed or broke), or refused what was asked (permissions, a damaged schema)."""
+    if isinstance(error, _psycopg().OperationalError):
+        return LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
+                                      f" {_first_line(error)}{tail}")
+    return OutputFolderError(f"{url.display}: cannot {doing} the team ledger"
+                             f" ({_first_line(error)}){tail}")
+
+
 class TeamLedger(Ledger):
     """The send ledger in a PostgreSQL database (see the module)."""
 
@@ -182,8 +193,10 @@ class TeamLedger(Ledger):
             ledger._settle_dead_runs()
         except psycopg.Error as error:
             connection.close()
-            raise LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
-                                         f" {_first_line(error)}; nothing was sent") from None
+            raise _database_error(url, error, tail="; nothing was sent") from None
+        except OutputFolderError:
+            connection.close()
+            raise
         ledger._heartbeat = threading.Thread(target=ledger._renew_lease, name="ledger-lease",
                                              daemon=True)
         ledger._heartbeat.start()
@@ -197,16 +210,18 @@ class TeamLedger(Ledger):
         psycopg = _psycopg()
         connection = cls._connect(url, 30.0)
         try:
-            if connection.execute("SELECT to_regclass('requests')").fetchone()[0] is None:
-                connection.close()
-                return None
-            _check_schema(connection, url)
-            return cls(connection, url, target=target, folder=folder, policy=policy,
-                       origin=origin)
+            if _has(connection, "meta") or _has(connection, "requests"):
+                _check_schema(connection, url)
+                return cls(connection, url, target=target, folder=folder, policy=policy,
+                           origin=origin)
+            connection.close()
+            return None
         except psycopg.Error as error:
             connection.close()
-            raise LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
-                                         f" {_first_line(error)}") from None
+            raise _database_error(url, error, "read") from None
+        except OutputFolderError:
+            connection.close()
+            raise
 
     def _register(self) -> None:
         self._db.execute("INSERT INTO runs (run, target, host, pid, folder) VALUES"
@@ -273,12 +288,7 @@ class TeamLedger(Ledger):
         return super().held_many(keys)
 
     def _failure(self, error: Exception, doing: str) -> OutputFolderError:
-        psycopg = _psycopg()
-        if isinstance(error, psycopg.OperationalError):
-            return LedgerUnreachableError(f"team ledger unreachable: {self.name}:"
-                                          f" {_first_line(error)}")
-        return OutputFolderError(f"{self.name}: cannot {doing} the team ledger"
-                                 f" ({_first_line(error)})")
+        return _database_error(self._url, error, doing)
 
     def check_identity(self) -> None:
         if self.error is not None:
@@ -360,7 +370,20 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def _has(connection: Any, table: str) -> bool:
+    """Whether the schema in use holds ``table`` (read from the catalog as of this statement:
+    ``to_regclass`` may answer from a cache made before another machine created it)."""
+    return connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema()"
+        " AND tablename = %s)", (table,)).fetchone()[0]
+
+
 def _check_schema(connection: Any, url: TeamURL) -> None:
+    """Refuse a database that holds tables of something else, or a newer release's ledger."""
+    if not _has(connection, "meta"):
+        raise OutputFolderError(f"{url.display}: this database holds a requests table that is"
+                                " not a vambe-import ledger; give the team ledger a database"
+                                " of its own; nothing was sent")
     found = dict(connection.execute("SELECT name, value FROM meta").fetchall())
     if found.get("application") != "vambe-import":
         raise OutputFolderError(f"{url.display}: this database holds tables that are not a"
@@ -375,18 +398,17 @@ def _check_schema(connection: Any, url: TeamURL) -> None:
 def _make_schema(connection: Any, url: TeamURL) -> None:
     """Make the schema on first use: under an advisory lock, so that two machines starting
     at once make it once."""
-    if connection.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
+    if _has(connection, "meta"):
         _check_schema(connection, url)
         return
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        if connection.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
-            if connection.execute("SELECT to_regclass('requests')").fetchone()[0] is not None:
-                raise OutputFolderError(f"{url.display}: this database holds a requests table"
-                                        " that is not a vambe-import ledger; give the team"
-                                        " ledger a database of its own; nothing was sent")
+        if not _has(connection, "meta"):
+            if _has(connection, "requests"):
+                _check_schema(connection, url)  # refuses it
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute("INSERT INTO meta VALUES ('application', 'vambe-import'),"
-                               " ('schema', %s), ('id', %s)", (SCHEMA_VERSION, uuid.uuid4().hex))
+                               " ('schema', %s), ('id', %s) ON CONFLICT DO NOTHING",
+                               (SCHEMA_VERSION, uuid.uuid4().hex))
     _check_schema(connection, url)
