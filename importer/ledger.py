@@ -872,9 +872,9 @@ class FileLedger(Ledger):
 
     def reserve(self, interval: float, count: int = 1, window: float = 0.0,
                 horizon: float = 3600.0) -> float:
-        now = self._clock.time()
         try:
             with self._transaction():
+                now = self._clock.time()  # once the write lock is ours: another run's wait
                 found = self._db.execute("SELECT next_at, recent FROM budget WHERE target=?",
                                          (self.target,)).fetchone()
                 slot, next_at, recent = take_slot(
