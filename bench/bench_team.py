@@ -10,7 +10,7 @@ data folder) sharing a team ledger on a throwaway PostgreSQL server started here
 machine's own binaries, loopback). Printed: the combined rate of the ticket requests as the
 sandbox saw them, as a fraction of R; the busiest one-second window; the 429s; whether every
 customer got exactly one ticket; and, for the team ledger, the latency of a claim (200 keys)
-and of a slot reservation, p50 and p99, measured in this process while four threads reserve.
+and of a slot reservation, p50 and p99, while four other processes reserve slots.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -102,23 +101,31 @@ def _campaign(folder: Path, url: str, ledger: str, phones: list[str], count: int
     return received(url)["received"]
 
 
-def _latencies(url: str, folder: Path) -> None:
-    """Claim and reservation latency on the team ledger, while four threads reserve too."""
+def _reserve_until(url: str, folder: str, stop) -> None:
     from importer.ledger import Ledger, TeamURL, target_name
 
-    account = target_name(channel="whatsapp", phone_id="987654321")
-    ledgers = [Ledger.open(TeamURL(url), target=account, folder=folder / f"t{n}")
-               for n in range(5)]
-    stop = threading.Event()
+    ledger = Ledger.open(TeamURL(url), target=target_name(channel="whatsapp",
+                                                          phone_id="987654321"),
+                         folder=Path(folder))
+    while not stop.is_set():
+        ledger.reserve_slot(1 / 2000, 2000, 1.02)
+    ledger.close()
 
-    def busy(ledger) -> None:
-        while not stop.is_set():
-            ledger.reserve_slot(1 / 2000, 2000, 1.02)
 
-    threads = [threading.Thread(target=busy, args=(ledger,)) for ledger in ledgers[1:]]
-    for thread in threads:
-        thread.start()
-    me = ledgers[0]
+def _latencies(url: str, folder: Path) -> None:
+    """Claim and reservation latency on the team ledger, while four other processes reserve
+    slots of the same account as fast as they can."""
+    import multiprocessing
+
+    from importer.ledger import Ledger, TeamURL, target_name
+
+    stop = multiprocessing.Event()
+    others = [multiprocessing.Process(target=_reserve_until, args=(url, str(folder / f"t{n}"),
+                                                                   stop)) for n in range(4)]
+    for process in others:
+        process.start()
+    me = Ledger.open(TeamURL(url), target=target_name(channel="whatsapp", phone_id="987654321"),
+                     folder=folder / "me")
     reservations, claims = [], []
     for _ in range(2000):
         began = time.perf_counter()
@@ -134,16 +141,16 @@ def _latencies(url: str, folder: Path) -> None:
 
     asyncio.run(claim_batches())
     stop.set()
-    for thread in threads:
-        thread.join()
-    for ledger in ledgers:
-        ledger.close()
+    for process in others:
+        process.join()
+    me.close()
 
     def p(values: list[float], q: int) -> str:
         return f"{statistics.quantiles(values, n=100)[q - 1] * 1000:.2f} ms"
 
     print(f"reservation p50 {p(reservations, 50)}, p99 {p(reservations, 99)};"
-          f" claim of 200 keys p50 {p(claims, 50)}, p99 {p(claims, 99)}")
+          f" claim of 200 keys p50 {p(claims, 50)}, p99 {p(claims, 99)}"
+          " (four other processes reserving meanwhile)")
 
 
 if __name__ == "__main__":

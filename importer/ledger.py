@@ -664,14 +664,18 @@ class Ledger:
                 held = self.judge(prior)
                 verdicts.append(held)
                 if held is None:
-                    claims.append((self.target, key, RequestState.CLAIMED, row, phone,
-                                   prior.attempts if prior else 0, self.folder, self.origin,
-                                   self.run_id, now))
-            self._executemany(_CLAIM, claims)
+                    claims.append((key, row, phone, prior.attempts if prior else 0))
+            self._write_claims(claims, now)
             return verdicts
 
         self._queue(work, future)
         return await future
+
+    def _write_claims(self, claims: list[tuple[str, int, str, int]], now: float) -> None:
+        """Reserve (key, row, phone, attempts so far) for this run."""
+        self._executemany(_CLAIM, [
+            (self.target, key, RequestState.CLAIMED, row, phone, attempts, self.folder,
+             self.origin, self.run_id, now) for key, row, phone, attempts in claims])
 
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
         for row in rows:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import LedgerUnreachableError, OutputFolderError
-from .ledger import Ledger, Policy, TeamURL
+from .codes import RequestState
+from .ledger import _CLAIM, _PRIOR, Ledger, Policy, Prior, TeamURL
 
 LEASE_SECONDS = 30.0  # a run whose lease is older than this is dead
 HEARTBEAT_SECONDS = 5.0  # how often a live run renews its lease
@@ -112,6 +113,14 @@ _SCHEMA = [
         wait := slot - now_at;
     END $$""",
 ]
+
+
+# importer.ledger's claim, for a whole batch: the same columns, cleared the same way.
+_CLAIM_BATCH = (
+    "INSERT INTO requests (target, state, folder, origin, run, updated_at, key, row, phone,"
+    " attempts) SELECT %s, %s, %s, %s, %s, %s, batch.key, batch.row, batch.phone,"
+    " batch.attempts FROM unnest(%s::text[], %s::integer[], %s::text[], %s::integer[])"
+    " AS batch (key, row, phone, attempts)" + _CLAIM[_CLAIM.index(" ON CONFLICT"):])
 
 
 def _psycopg() -> Any:
@@ -259,6 +268,23 @@ class TeamLedger(Ledger):
         if rows:
             with self._db.cursor() as cursor:
                 cursor.executemany(sql.replace("?", "%s"), rows)
+
+    def _priors(self, keys: list[str]) -> dict[str, Prior]:
+        """One statement with one array, looked up by the primary key (with ``key = ANY``
+        the planner scanned the account's whole index by send time)."""
+        found = self._db.execute(
+            f"SELECT key, {_PRIOR} FROM requests WHERE (target, key) IN"
+            " (SELECT %s, wanted FROM unnest(%s::text[]) AS wanted)", (self.target, keys))
+        return {key: Prior(RequestState(fields[0]), *fields[1:]) for key, *fields in found}
+
+    def _write_claims(self, claims: list[tuple[str, int, str, int]], now: float) -> None:
+        """The whole batch in one statement (one round trip, not one per key)."""
+        if not claims:
+            return
+        keys, rows, phones, attempts = (list(column) for column in zip(*claims))
+        self._db.execute(_CLAIM_BATCH, (self.target, RequestState.CLAIMED.value, self.folder,
+                                        self.origin, self.run_id, now, keys, rows, phones,
+                                        attempts))
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
