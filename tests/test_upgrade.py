@@ -279,3 +279,26 @@ def test_a_pause_longer_than_an_hour_holds_every_run(tmp_path, fake_clock):
     finally:
         first.close()
         second.close()
+
+
+def test_a_budget_without_its_last_slots_gains_them(tmp_path, fake_clock):
+    """A ledger file written before the budget kept its last slots (one second's window) is
+    brought up to date when opened, and reserves as a new one does."""
+    import sqlite3
+
+    from importer.ledger import Ledger
+
+    account = target_name(channel="whatsapp", phone_id="123456789")
+    path = tmp_path / "l.sqlite"
+    Ledger.open(path, target=account, folder=tmp_path / "a").close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE budget")
+        db.execute("CREATE TABLE budget (target TEXT PRIMARY KEY, next_at REAL NOT NULL)"
+                   " WITHOUT ROWID")
+    ledger = Ledger.open(path, target=account, folder=tmp_path / "a")
+    try:
+        start = fake_clock.time()
+        slots = [round(ledger.reserve(0.1, 2, 0.5) - start, 6) for _ in range(4)]
+        assert slots == [0.0, 0.1, 0.5, 0.6]  # never a third slot within 0.5 s
+    finally:
+        ledger.close()
