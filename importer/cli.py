@@ -580,13 +580,17 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
               help="Echo the key received in 401 answers, and answer tickets 400 echoing it.")
 @click.option("--error-message", default=None,
               help="The message of every error answer, sent as given.")
+@click.option("--clock-offset", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="The account's clock, this far off this machine's (its timestamps and"
+                   " Date headers).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for the fault draws, so a run can be reproduced.")
 def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None, latency: float,
             throttle: float, fail_503: float, fail_500: float, drop: float,
             fail_500_unprocessed: float, open_tickets: tuple[str, ...], throttle_first: int,
             retry_after: str | None, trickle: float, huge_body: int, gzip_bomb: int,
-            broken_gzip: bool, echo_key: bool, error_message: str | None, seed: int) -> None:
+            broken_gzip: bool, echo_key: bool, error_message: str | None, clock_offset: float,
+            seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
     from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, PIPELINES,
                           Faults, SandboxServer, SandboxState)
@@ -596,7 +600,7 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
                     throttle_first=throttle_first,
                     retry_after=retry_after, trickle=trickle, huge_body=huge_body,
                     gzip_bomb=gzip_bomb, broken_gzip=broken_gzip, echo_key=echo_key,
-                    error_message=error_message, seed=seed)
+                    error_message=error_message, clock_offset=clock_offset, seed=seed)
     state = SandboxState(api_key=api_key or DEFAULT_API_KEY, faults=faults)
     for phone in open_tickets:
         state.seed_contact(phone, open_ticket_stage=PIPELINES[0]["stages"][0]["id"])

@@ -34,7 +34,7 @@ import httpx2 as httpx
 
 from .codes import ErrorCode, Outcome
 from .exceptions import ApiUnavailableError, FatalApiError, InvalidApiKeyError
-from .timing import MAX_BACKOFF_SECONDS, clock, parse_retry_after
+from .timing import MAX_BACKOFF_SECONDS, ClockSkew, clock, parse_retry_after
 from .timing import backoff as backoff_delay
 from .version import __version__
 
@@ -206,8 +206,11 @@ class VambeClient:
 
     def __init__(self, base_url: str, api_key: str, *, phone_id: str, channel: str = "whatsapp",
                  timeout: float = 30, max_connections: int = 8,
-                 from_phone_number: str | None = None) -> None:
+                 from_phone_number: str | None = None, skew: ClockSkew | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # The account's clock against ours, from every answer's Date header: reconcile
+        # compares the account's timestamps with our send times through it, never directly.
+        self.skew = skew if skew is not None else ClockSkew()
         self.timeout = timeout
         self._secret = checked_api_key(api_key)
         # The key's first 8 characters and as much of the rest as follows: the longest echo.
@@ -255,7 +258,9 @@ class VambeClient:
             # timeout_seconds bounds the whole request, first byte out to last byte in: a
             # server that trickles one byte a second never resets it.
             async with asyncio.timeout(self.timeout):
+                sent = clock().time()
                 response = await self._transport.handle_async_request(request)
+                self.skew.observe(sent, clock().time(), response.headers.get("date"))
                 try:
                     content = await read_bounded(response)
                 finally:
@@ -325,7 +330,9 @@ class VambeClient:
         for attempt in range(retries + 1):
             try:
                 async with asyncio.timeout(self.timeout):
+                    sent = clock().time()
                     async with self._http.stream("GET", url, params=params) as response:
+                        self.skew.observe(sent, clock().time(), response.headers.get("date"))
                         content = await read_bounded(response)
             except TimeoutError:
                 answer = Answer(Outcome.UNKNOWN, error=f"no complete answer within"

@@ -43,7 +43,7 @@ from .reconcile import Verdict, settle
 from .report import RowResult, Summary, write_reports
 from .schedule import SendWindow
 from .send import Sender, account_pacer, format_time
-from .timing import clock
+from .timing import ClockSkew, clock
 from .validate import OptOuts, StageResolver, Validator
 
 __all__ = ["Plan", "duration_text", "ledger_note", "list_stages", "run_import", "validate_file"]
@@ -358,8 +358,9 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                 for note in opt_outs.notes:
                     if on_note is not None:
                         on_note(f"Note: {note}")
+                skew = ClockSkew()  # the account's clock against ours, over the whole run
                 stages, settled = asyncio.run(_prepare(config, api_key, ledger, reconcile,
-                                                       on_note))
+                                                       on_note, skew))
                 for key, verdict in settled.items():  # the account's word beats the journal's
                     if verdict.state == RequestState.FAILED:
                         reached.keys.pop(key, None)
@@ -369,7 +370,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                     _check_default_stage(config, stages)
                     plan_file(table, config, Validator(config, stages, opt_outs), journal)
                 summary = asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
-                                           index=account is None, reached=reached,
+                                           skew=skew, index=account is None, reached=reached,
                                            wait=wait, start_at=start_at, limit=limit,
                                            other_ledgers=others,
                                            replanned=table is not None and started,
@@ -448,14 +449,14 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
 
 
 async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool,
-                   on_note: Callable[[str], None] | None
+                   on_note: Callable[[str], None] | None, skew: ClockSkew
                    ) -> tuple[StageResolver, dict[str, Verdict]]:
     """Before the plan: the account's stages (which also proves the key and the phone ID
     before anything is sent), the folder's unknown rows settled with ``--reconcile``, and
     what the operator should know before a campaign."""
     api = config.api
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
-                           timeout=api.timeout_seconds, max_connections=1) as client:
+                           timeout=api.timeout_seconds, max_connections=1, skew=skew) as client:
         pacer = account_pacer(api.rate_limit_per_second, ledger, clock())
         if pacer is not None:  # a look-up counts against the account's limit too
             await pacer.wait()
@@ -467,7 +468,7 @@ async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool
 
 
 async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
-               opt_outs: OptOuts, stages: StageResolver, *, wait: bool,
+               opt_outs: OptOuts, stages: StageResolver, *, skew: ClockSkew, wait: bool,
                start_at: float | None, limit: int | None, replanned: bool,
                other_ledgers: list[Path], index: bool, reached: Reached,
                confirm: Callable[[Plan], bool] | None,
@@ -479,7 +480,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
     summary.ledger_path = ledger.description
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=api.max_concurrency,
-                           from_phone_number=api.from_phone_number) as client:
+                           from_phone_number=api.from_phone_number, skew=skew) as client:
         open_tickets = stages.names() if config.dedupe.skip_open_tickets else None
         window = SendWindow(config.schedule) if config.schedule is not None else None
         sender = Sender(client, journal, ledger, api, limit=limit, on_result=on_result,

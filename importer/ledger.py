@@ -85,6 +85,8 @@ _REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
     has_message INTEGER NOT NULL DEFAULT 0,
     message TEXT,
     sent_at REAL,
+    skew_low REAL,
+    skew_high REAL,
     folder TEXT NOT NULL,
     origin TEXT NOT NULL,
     run TEXT NOT NULL,
@@ -93,7 +95,8 @@ _REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
 ) WITHOUT ROWID"""
 # The account's next request slot, shared by every run using this ledger (wall-clock time).
 _BUDGET_TABLE = ("CREATE TABLE IF NOT EXISTS budget (target TEXT PRIMARY KEY,"
-                 " next_at REAL NOT NULL, recent TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID")
+                 " next_at REAL NOT NULL, recent TEXT NOT NULL DEFAULT '[]',"
+                 " held_until REAL NOT NULL DEFAULT 0) WITHOUT ROWID")
 _INDEXES = ("CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
 _SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -259,6 +262,17 @@ class Prior(NamedTuple):
     origin: str
 
 
+class Unknown(NamedTuple):
+    """A request whose outcome is unknown, as reconcile needs it."""
+
+    key: str
+    phone: str
+    sent_at: float | None
+    message: str | None
+    skew_low: float | None  # the account's clock minus ours when it was sent, at least...
+    skew_high: float | None  # ... and at most (None: not measured, an earlier release)
+
+
 class Held(NamedTuple):
     """Why a key is not sent by this run: the row's result, ready for the reports."""
 
@@ -365,7 +379,8 @@ _CLAIM = ("INSERT INTO requests (target, key, state, row, phone, attempts, folde
           " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, key) DO"
           " UPDATE SET state=excluded.state, row=excluded.row, phone=excluded.phone,"
           " attempts=excluded.attempts, http_status=NULL, ai_contact_id='', error_code='',"
-          " error='', has_message=0, message=NULL, sent_at=NULL, folder=excluded.folder,"
+          " error='', has_message=0, message=NULL, sent_at=NULL, skew_low=NULL,"
+          " skew_high=NULL, folder=excluded.folder,"
           " origin=excluded.origin, run=excluded.run, updated_at=excluded.updated_at")
 _PRIOR = ("state, attempts, http_status, ai_contact_id, error_code, error, folder, run, sent_at,"
           " origin")
@@ -622,10 +637,11 @@ class Ledger:
                                         RequestState.UNKNOWN, RequestState.IN_FLIGHT))}
 
     @_reading
-    def unknown_requests(self) -> list[tuple[str, str, float, str | None]]:
-        """(key, phone, sent_at, message) of this folder's requests whose outcome is unknown."""
-        return [tuple(found) for found in self._execute(  # type: ignore[misc]
-            "SELECT key, phone, sent_at, message FROM requests WHERE target=?"
+    def unknown_requests(self) -> list[Unknown]:
+        """This folder's requests whose outcome is unknown."""
+        return [Unknown(*found) for found in self._execute(
+            "SELECT key, phone, sent_at, message, skew_low, skew_high FROM requests"
+            " WHERE target=?"
             " AND (origin=? OR folder=?) AND state=? ORDER BY row",
             (self.target, self.origin, self.folder, RequestState.UNKNOWN)).fetchall()]
 
@@ -681,9 +697,11 @@ class Ledger:
         for row in rows:
             self._execute(sql, row)
 
-    async def begin(self, key: str, has_message: bool, message: str | None) -> int:
-        """Mark a claimed key ``in_flight``, durably, before its request goes out; returns
-        its attempt number. If the process dies now, the key becomes ``unknown``."""
+    async def begin(self, key: str, has_message: bool, message: str | None,
+                    skew: tuple[float, float] | None = None) -> int:
+        """Mark a claimed key ``in_flight``, durably, before its request goes out, with the
+        account's clock skew as known then (reconcile needs it); returns its attempt number.
+        If the process dies now, the key becomes ``unknown``."""
         if self.error is not None:
             raise self.error
         future = asyncio.get_running_loop().create_future()
@@ -693,10 +711,11 @@ class Ledger:
             now = self._clock.time()
             found = self._execute(
                 "UPDATE requests SET state=?, attempts=attempts+1, has_message=?, message=?,"
-                " sent_at=?, updated_at=? WHERE target=? AND key=? AND run=? AND state=?"
-                " RETURNING attempts",
-                (RequestState.IN_FLIGHT, int(has_message), message, now, now, self.target,
-                 key, self.run_id, RequestState.CLAIMED)).fetchone()
+                " sent_at=?, skew_low=?, skew_high=?, updated_at=? WHERE target=? AND key=?"
+                " AND run=? AND state=? RETURNING attempts",
+                (RequestState.IN_FLIGHT, int(has_message), message, now,
+                 *(skew or (None, None)), now, self.target, key, self.run_id,
+                 RequestState.CLAIMED)).fetchone()
             if found is None:
                 raise OutputFolderError(f"{self.description}: request {key} is no longer"
                                         " reserved for this run in the send ledger; stopping")
@@ -715,15 +734,19 @@ class Ledger:
                              RequestState.CLAIMED)), None)
 
     def record(self, key: str, state: RequestState, *, http_status: int | None = None,
-               ai_contact_id: str = "", error_code: str = "", error: str = "") -> None:
+               ai_contact_id: str = "", error_code: str = "", error: str = "",
+               skew: tuple[float, float] | None = None) -> None:
         """Record a claimed request's outcome with the next group commit, without waiting:
-        if the process dies first, the key stays in flight and becomes ``unknown``."""
+        if the process dies first, the key stays in flight and becomes ``unknown``. ``skew``:
+        the clock skew narrowed since the request went out (else the one known then stays)."""
         now = self._clock.time()
+        low, high = skew or (None, None)
         self._queue(lambda: self._execute(
             "UPDATE requests SET state=?, http_status=?, ai_contact_id=?, error_code=?, error=?,"
-            " updated_at=? WHERE target=? AND key=? AND run=?",
-            (state, http_status, ai_contact_id, error_code, error, now, self.target, key,
-             self.run_id)), None)
+            " skew_low=coalesce(?, skew_low), skew_high=coalesce(?, skew_high), updated_at=?"
+            " WHERE target=? AND key=? AND run=?",
+            (state, http_status, ai_contact_id, error_code, error, low, high, now, self.target,
+             key, self.run_id)), None)
 
     def _queue(self, work: Callable[[], object], future: asyncio.Future | None) -> None:
         self._queued.append((work, future))
@@ -770,19 +793,26 @@ class Ledger:
         self.check_identity()
 
 
-def take_slot(next_at: float | None, recent: list[float], now: float, interval: float,
-              count: int, window: float, horizon: float) -> tuple[float, float, list[float]]:
-    """The account's next slot from its budget (the next free time and the last ``count``
-    slots): at or after ``next_at``, never before ``now``, and never a ``count + 1``-th slot
-    within ``window`` seconds (a late wake-up must not crowd the account). Returns the slot,
-    the next free time and the slots to keep. The team ledger does the same in SQL
-    (:mod:`importer.team`)."""
-    if next_at is None or next_at > now + horizon:
+def take_slot(next_at: float | None, recent: list[float], held_until: float, now: float,
+              interval: float, count: int, window: float,
+              horizon: float) -> tuple[float, float, list[float], float]:
+    """The account's next slot from its budget (the next free time, the last ``count``
+    slots, a 429's pause): at or after ``next_at`` and the pause, never before ``now``, and
+    never a ``count + 1``-th slot within ``window`` seconds (a late wake-up must not crowd
+    the account). Returns the slot, the next free time, the slots to keep and the pause.
+
+    Times further ahead than they can be are stale (a clock set back, a test's virtual
+    time) and start afresh: a next free time more than a minute (or ten intervals) ahead, a
+    pause more than ``horizon`` (the longest this run allows). The team ledger does the same
+    in SQL, by the database's clock (:mod:`importer.team`)."""
+    if next_at is None or next_at > now + max(60.0, 10 * interval):
         next_at, recent = now, []
-    slot = max(next_at, now)
+    if held_until > now + horizon:
+        held_until = 0.0
+    slot = max(next_at, now, held_until)
     if len(recent) >= count:
         slot = max(slot, recent[-count] + window)
-    return slot, slot + interval, (recent + [slot])[-count:]
+    return slot, slot + interval, (recent + [slot])[-count:], held_until
 
 
 class FileLedger(Ledger):
@@ -879,14 +909,15 @@ class FileLedger(Ledger):
         try:
             with self._transaction():
                 now = self._clock.time()  # once the write lock is ours: another run's wait
-                found = self._db.execute("SELECT next_at, recent FROM budget WHERE target=?",
-                                         (self.target,)).fetchone()
-                slot, next_at, recent = take_slot(
+                found = self._db.execute(
+                    "SELECT next_at, recent, held_until FROM budget WHERE target=?",
+                    (self.target,)).fetchone()
+                slot, next_at, recent, held_until = take_slot(
                     None if found is None else found[0],
-                    [] if found is None else json.loads(found[1]), now, interval, count,
-                    window, horizon)
-                self._db.execute("INSERT OR REPLACE INTO budget VALUES (?, ?, ?)",
-                                 (self.target, next_at, json.dumps(recent)))
+                    [] if found is None else json.loads(found[1]),
+                    0.0 if found is None else found[2], now, interval, count, window, horizon)
+                self._db.execute("INSERT OR REPLACE INTO budget VALUES (?, ?, ?, ?)",
+                                 (self.target, next_at, json.dumps(recent), held_until))
         except sqlite3.Error as error:
             self.error = self.error or self._failure(error, "write")
             raise self.error from None
@@ -894,8 +925,9 @@ class FileLedger(Ledger):
 
     def hold_budget(self, until: float) -> None:
         self._queue(lambda: self._db.execute(
-            "UPDATE budget SET next_at = max(next_at, ?) WHERE target=?",
-            (until, self.target)), None)
+            "INSERT INTO budget (target, next_at, held_until) VALUES (?, 0, ?) ON CONFLICT"
+            " (target) DO UPDATE SET held_until = max(held_until, excluded.held_until)",
+            (self.target, until)), None)
 
     def check_identity(self) -> None:
         """Stop if the ledger file was deleted, replaced or moved since it was opened: this
@@ -1001,8 +1033,13 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
         return found[0] if found else "1"
 
     connection.execute(_BUDGET_TABLE)  # the account's shared rate budget (new in schema 2)
-    if "recent" not in {column[1] for column in connection.execute("PRAGMA table_info(budget)")}:
-        connection.execute("DROP TABLE budget")  # its last slots, added later in schema 2
+    columns = {column[1] for column in connection.execute("PRAGMA table_info(requests)")}
+    for name in ("skew_low", "skew_high"):  # the clock skew at sending, added in schema 2
+        if columns and name not in columns:
+            connection.execute(f"ALTER TABLE requests ADD COLUMN {name} REAL")
+    if "held_until" not in {column[1] for column in connection.execute(
+            "PRAGMA table_info(budget)")}:
+        connection.execute("DROP TABLE budget")  # its last slots and pause, added in schema 2
         connection.execute(_BUDGET_TABLE)
     if version() == SCHEMA_VERSION:
         return

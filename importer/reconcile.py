@@ -11,6 +11,13 @@ account can tell (``../shared/API.md``, "Evidence"):
 - anything else stays ``unknown``, and the error states the evidence.
 
 The search is fuzzy, so digits are compared exactly before a contact is trusted.
+
+"At or after" is in the account's clock, never this machine's: the skew between them is
+bounded from the ``Date`` header of every answer (:class:`importer.timing.ClockSkew`),
+recorded with each request when it was sent, and pinned again now by look-ups timed across
+the account's second ticks. A request counts as sent at the latest moment its bounds allow;
+evidence inside the bounds' uncertainty decides nothing, and a skew that changed since the
+request was sent (a clock was set) or that cannot be measured leaves the row ``unknown``.
 """
 
 from __future__ import annotations
@@ -28,10 +35,22 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
-from .ledger import Ledger, Policy, identity_of, ledger_location, target_name
+from .ledger import Ledger, Policy, Unknown, identity_of, ledger_location, target_name
 from .report import Summary, write_reports
-from .send import account_pacer
+from .send import Pacer, account_pacer
 from .timing import clock
+
+
+_NO_DATE = ("the account's clock cannot be compared with this machine's (its answers carry no"
+            " Date header)")
+# Look-ups timed across the account's second ticks narrow the skew to this (seconds), in at
+# most this many look-ups (each may wait up to a second for its moment).
+PIN_WIDTH = 0.01
+PIN_PROBES = 8
+# How far two clocks may drift apart between sending and reconciling: 5 ms, plus 50 parts
+# per million of the time between (a quartz clock without time sync drifts less).
+DRIFT = 0.005
+DRIFT_RATE = 50e-6
 
 
 class Verdict(NamedTuple):
@@ -58,8 +77,11 @@ def _day(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d")
 
 
-def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict]) -> Verdict:
-    """The evidence rule, on the contacts the search returned (with their details)."""
+def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict],
+          skew: tuple[float, float] | str | None = (0.0, 0.0)) -> Verdict:
+    """The evidence rule, on the contacts the search returned (with their details).
+    ``skew``: the account's clock minus ours when the request was sent, (lowest, highest);
+    a string says why it is not known."""
     digits = re.sub(r"\D", "", phone)
     mine = [contact for contact in contacts
             if re.sub(r"\D", "", str(contact.get("phone") or "")) == digits]
@@ -68,18 +90,30 @@ def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict])
                        "no such contact in the account: the request was not processed;"
                        " --resume sends it")
     contact = mine[0]
-    # The account writes times to the millisecond (truncated): a contact our request created
-    # within the millisecond of the claim reads as a moment before it.
-    sent_at = math.floor(sent_at * 1000) / 1000
     contact_id = str(contact.get("id") or contact.get("ai_customer_id") or "")
+    if not isinstance(skew, tuple):
+        return Verdict(RequestState.UNKNOWN, contact_id, ErrorCode.OUTCOME_UNKNOWN,
+                       f"still unknown after reconcile: the contact exists, and {skew or _NO_DATE}")
+    # When the request reached the account, in its clock: at the latest (so that evidence
+    # after it is after the request whatever the skew was), and at the earliest. The account
+    # writes times to the millisecond (truncated): a contact our request created within the
+    # millisecond reads as a moment before it.
+    latest = math.floor((sent_at + skew[1]) * 1000) / 1000
+    earliest = math.floor((sent_at + skew[0]) * 1000) / 1000
     created = _moment(contact.get("created_at"))
-    if created is not None and created >= sent_at:
+    if created is not None and created >= latest:
         return Verdict(RequestState.SENT, contact_id, "", "")
     last_at = _moment(contact.get("last_message_at"))
     last = contact.get("last_message_content")
-    if (message is not None and last_at is not None and last_at >= sent_at
-            and isinstance(last, str) and last.strip() == message.strip()):
+    ours = message is not None and isinstance(last, str) and last.strip() == message.strip()
+    if ours and last_at is not None and last_at >= latest:
         return Verdict(RequestState.SENT, contact_id, "", "")
+    if ((created is not None and created >= earliest)
+            or (ours and last_at is not None and last_at >= earliest)):
+        return Verdict(RequestState.UNKNOWN, contact_id, ErrorCode.OUTCOME_UNKNOWN,
+                       f"still unknown after reconcile: the contact's time is within the"
+                       f" uncertainty of the two clocks ({(skew[1] - skew[0]) * 1000:.0f} ms)"
+                       " around the request: it cannot tell whether it came before or after")
     since = f"since {_day(created)}" if created is not None else "(since an unknown date)"
     if last_at is None:
         tail = "it has no last message we can see"
@@ -91,6 +125,51 @@ def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict])
                    f"still unknown after reconcile: contact exists {since}; {tail}")
 
 
+def skew_at_sending(request: Unknown, now: tuple[float, float] | None,
+                    moment: float) -> tuple[float, float] | str:
+    """The skew to judge ``request`` by: as recorded when it was sent, narrowed by the skew
+    measured now (allowing for drift since); the skew now alone for a request an earlier
+    release recorded without one. A string says why there is none."""
+    sent = request.skew_low is not None and request.skew_high is not None
+    if now is None:
+        return (request.skew_low, request.skew_high) if sent else _NO_DATE  # type: ignore[return-value]
+    drift = DRIFT + DRIFT_RATE * max(0.0, moment - (request.sent_at or moment))
+    low, high = now[0] - drift, now[1] + drift
+    if not sent:
+        return low, high
+    assert request.skew_low is not None and request.skew_high is not None
+    if low > request.skew_high or high < request.skew_low:
+        return (f"a clock was set since the request was sent: the account's clock was"
+                f" {_offset(request.skew_low, request.skew_high)} this machine's then, and is"
+                f" {_offset(*now)} it now; compare by hand")
+    return max(low, request.skew_low), min(high, request.skew_high)
+
+
+def _offset(low: float, high: float) -> str:
+    middle = (low + high) / 2
+    return f"{abs(middle):.3f} s {'ahead of' if middle >= 0 else 'behind'}"
+
+
+async def pin_skew(client: VambeClient, pacer: Pacer | None, config: Config) -> None:
+    """Narrow the client's clock skew to :data:`PIN_WIDTH` by look-ups (the stage listing)
+    each timed to reach the account as its clock turns a second, if the skew is the middle
+    of what is known: whether its Date shows the new second halves the uncertainty."""
+    skew, now = client.skew, clock()
+    api = config.api
+    for _ in range(PIN_PROBES):
+        bounds = skew.bounds()
+        if bounds is not None and bounds[1] - bounds[0] <= PIN_WIDTH:
+            return
+        if pacer is not None:
+            await pacer.wait()
+        if bounds is not None:
+            middle = (bounds[0] + bounds[1]) / 2
+            at = now.time()
+            tick = math.floor(at + middle) + 1 - middle  # our time of the account's next second
+            await now.sleep(tick - at)
+        await client.list_pipelines(retries=api.max_retries, backoff=api.retry_backoff_seconds)
+
+
 async def settle(client: VambeClient, ledger: Ledger, config: Config,
                  on_note: Callable[[str], None] | None = None) -> dict[str, Verdict]:
     """Decide every unknown request of the ledger's folder, paced at the configured rate;
@@ -98,7 +177,11 @@ async def settle(client: VambeClient, ledger: Ledger, config: Config,
     api = config.api
     pacer = account_pacer(api.rate_limit_per_second, ledger, clock())
     verdicts: dict[str, Verdict] = {}
-    for key, phone, sent_at, message in ledger.unknown_requests():
+    unknown = ledger.unknown_requests()
+    if unknown:
+        await pin_skew(client, pacer, config)
+    for request in unknown:
+        key, phone, sent_at, message = request[:4]
         if pacer is not None:
             await pacer.wait()
         contacts = await client.search_contacts(phone, retries=api.max_retries,
@@ -112,7 +195,8 @@ async def settle(client: VambeClient, ledger: Ledger, config: Config,
                                                 retries=api.max_retries,
                                                 backoff=api.retry_backoff_seconds)
             contacts = [{**mine[0], **details}]
-        verdict = judge(phone, sent_at or 0.0, message, contacts)
+        verdict = judge(phone, sent_at or 0.0, message, contacts,
+                        skew_at_sending(request, client.skew.bounds(), clock().time()))
         verdicts[key] = verdict
         if verdict.state != RequestState.UNKNOWN:
             ledger.settle_unknown(key, verdict.state, ai_contact_id=verdict.ai_contact_id,

@@ -218,6 +218,7 @@ class Sender:
         self._said_paused = False
         self._pacer: Pacer | None = None
         self._sharing = False  # other runs use the account's budget now
+        self._skew_epoch: dict[str, int] = {}  # key -> the clock skew's epoch at its send
         self._sharing_checked = -math.inf
 
     def _new_pacer(self) -> Pacer:
@@ -491,7 +492,10 @@ class Sender:
         while True:
             if await self._stopped_waiting(planned, attempts):
                 return
-            attempts = await self.ledger.begin(planned.key, planned.has_message, message)
+            skew = self.client.skew
+            self._skew_epoch[planned.key] = skew.epoch
+            attempts = await self.ledger.begin(planned.key, planned.has_message, message,
+                                               skew.bounds())
             self.requests += 1
             sent_at = self.clock.monotonic()
             try:
@@ -598,6 +602,12 @@ class Sender:
                 return True
         return False
 
+    def _skew_since(self, key: str) -> tuple[float, float] | None:
+        """The clock skew as now known, if no clock was set since ``key``'s request went
+        out (every answer since narrowed it); else None, keeping what was known then."""
+        skew = self.client.skew
+        return skew.bounds() if self._skew_epoch.pop(key, None) == skew.epoch else None
+
     def _finish(self, planned: Planned, attempts: int, status: RowStatus,
                 answer: Answer | None, *, error_code: ErrorCode | None = None,
                 error: str | None = None) -> None:
@@ -609,7 +619,8 @@ class Sender:
             error if error is not None else (answer.error if answer else ""))
         self.ledger.record(planned.key, RequestState(status),
                            http_status=result.http_status, ai_contact_id=result.ai_contact_id,
-                           error_code=result.error_code, error=result.error)
+                           error_code=result.error_code, error=result.error,
+                           skew=self._skew_since(planned.key))
         self._record(result)
 
     def _observe(self, latency: float) -> None:

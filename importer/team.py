@@ -58,6 +58,8 @@ _SCHEMA = [
         has_message integer NOT NULL DEFAULT 0,
         message text,
         sent_at double precision,
+        skew_low double precision,
+        skew_high double precision,
         folder text NOT NULL,
         origin text NOT NULL,
         run text NOT NULL,
@@ -71,7 +73,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS budget (
         target text PRIMARY KEY,
         next_at double precision NOT NULL,
-        recent double precision[] NOT NULL DEFAULT '{}')""",
+        recent double precision[] NOT NULL DEFAULT '{}',
+        held_until double precision NOT NULL DEFAULT 0)""",
     # Each run's lease: alive while heartbeat_at is recent.
     """CREATE TABLE IF NOT EXISTS runs (
         run text PRIMARY KEY,
@@ -92,22 +95,26 @@ _SCHEMA = [
         now_at double precision;
         last double precision[];
         free_at double precision;
+        held double precision;
     BEGIN
         INSERT INTO budget (target, next_at) VALUES (p_target, 0)
             ON CONFLICT (target) DO NOTHING;
-        SELECT next_at, recent INTO free_at, last FROM budget
+        SELECT next_at, recent, held_until INTO free_at, last, held FROM budget
             WHERE target = p_target FOR UPDATE;
         now_at := extract(epoch FROM clock_timestamp());
-        IF free_at > now_at + p_horizon THEN
+        IF free_at > now_at + greatest(60, 10 * p_interval) THEN
             free_at := now_at;
             last := '{}';
         END IF;
-        slot := greatest(free_at, now_at);
+        IF held > now_at + p_horizon THEN
+            held := 0;
+        END IF;
+        slot := greatest(free_at, now_at, held);
         IF cardinality(last) >= p_count THEN
             slot := greatest(slot, last[cardinality(last) - p_count + 1] + p_window);
         END IF;
         last := last || slot;
-        UPDATE budget SET next_at = slot + p_interval,
+        UPDATE budget SET next_at = slot + p_interval, held_until = held,
             recent = last[greatest(1, cardinality(last) - p_count + 1):]
             WHERE target = p_target;
         wait := slot - now_at;
@@ -354,9 +361,10 @@ class TeamLedger(Ledger):
     def hold_budget(self, until: float) -> None:
         ahead = until - self._clock.time()
         self._queue(lambda: self._db.execute(
-            "UPDATE budget SET next_at = greatest(next_at,"
-            " extract(epoch FROM clock_timestamp()) + %s) WHERE target = %s",
-            (ahead, self.target)), None)
+            "INSERT INTO budget (target, next_at, held_until) VALUES"
+            " (%s, 0, extract(epoch FROM clock_timestamp()) + %s) ON CONFLICT (target) DO"
+            " UPDATE SET held_until = greatest(budget.held_until, excluded.held_until)",
+            (self.target, ahead)), None)
 
     def finish(self) -> None:
         super().finish()

@@ -99,6 +99,51 @@ def clock() -> Clock:
     return _clock
 
 
+class ShiftedClock(Clock):
+    """Real time, this many seconds off (tests: a machine whose clock is an hour behind)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+class ClockSkew:
+    """How far the account's clock is from this machine's (account minus ours), bounded by
+    the ``Date`` header of every answer: one sent at ``sent`` and answered at ``received``
+    (our clock) carrying ``date`` (whole seconds, truncated) says the skew lies within
+    ``[date - received, date + 1 - sent]``; answers are intersected. Answers that cannot
+    all be true (a clock was set while the run went on) start a new :attr:`epoch`.
+    """
+
+    def __init__(self) -> None:
+        self.low = -math.inf
+        self.high = math.inf
+        self.epoch = 0
+        self.samples = 0
+
+    def observe(self, sent: float, received: float, date_header: str | None) -> None:
+        """Take one answer's ``Date`` header into the bounds (an unreadable one is ignored)."""
+        if not date_header:
+            return
+        try:
+            date = email.utils.parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        low, high = date - received, date + 1 - sent
+        if low > self.high or high < self.low:  # a clock was set: what we knew is stale
+            self.low, self.high = low, high
+            self.epoch += 1
+        else:
+            self.low, self.high = max(self.low, low), min(self.high, high)
+        self.samples += 1
+
+    def bounds(self) -> tuple[float, float] | None:
+        """(lowest, highest) skew in seconds, or None before any answer had a Date."""
+        return None if self.samples == 0 else (self.low, self.high)
+
+
 @contextmanager
 def use_clock(replacement: Clock) -> Iterator[Clock]:
     """Wait through ``replacement`` inside the block (tests), then through real time again."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from importer.codes import RequestState
 from importer.reconcile import judge
 from importer.sandbox import Faults
+from importer.timing import ClockSkew, ShiftedClock, use_clock
 
 from .conftest import PHONES, STAGE_NEW, people, read_results
 
@@ -18,7 +22,10 @@ def test_both_kinds_of_500_are_told_apart_and_resume_sends_only_the_unprocessed(
     """500s that processed the ticket and 500s that did not both end unknown; reconcile
     makes the first sent (with the right contact) and the second failed; --resume then sends
     exactly those, and every customer has one ticket."""
-    sandbox.state.faults = Faults(fail_500=0.25, fail_500_unprocessed=0.25, seed=11)
+    # latency: the account creates a contact 50 ms after the request reaches it, as over a
+    # network; reconcile must tell that from the request's moment through the clocks' skew
+    sandbox.state.faults = Faults(fail_500=0.25, fail_500_unprocessed=0.25, seed=11,
+                                  latency=0.05)
     config = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
     source = write_csv(people(40))
     first = invoke("run", source, "--config", config)
@@ -110,7 +117,7 @@ def test_reconcile_needs_a_run(write_config, invoke, sandbox):
 def test_statuses_of_a_reconciled_run_are_complete(sandbox, write_config, write_csv, invoke,
                                                    tmp_path):
     """Every row of the rewritten reports keeps one status (no row lost by reconcile)."""
-    sandbox.state.faults = Faults(fail_500=0.5, seed=2)
+    sandbox.state.faults = Faults(fail_500=0.5, seed=2, latency=0.05)  # as over a network
     config = write_config(sandbox.url, defaults={"stage_id": STAGE_NEW, "country": "CL"})
     source = write_csv(people(10) + [["Sin", "123", ""]])
     invoke("run", source, "--config", config)
@@ -195,3 +202,83 @@ def test_a_request_past_its_deadline_is_unknown_and_reconcile_settles_it(make_sa
     assert settled.exit_code == 0, settled.output
     row = read_results(Path("clientes-import"))[0]
     assert (row["status"], row["ai_contact_id"]) == ("sent", server.state.contacts[PHONES[0][1:]])
+
+
+# ---------------------------------------------------------------- clocks (issue 20, item 2)
+
+
+@pytest.mark.parametrize("ours, accounts", [(-3600, 0), (3600, 0), (0, 3600), (0, -3600)],
+                         ids=["machine-behind", "machine-ahead", "account-ahead",
+                              "account-behind"])
+def test_reconcile_judges_in_the_accounts_clock_whatever_the_skew(
+        sandbox, write_config, write_csv, invoke, tmp_path, ours, accounts):
+    """A clock an hour off on either side: processed requests are still settled sent, and an
+    unprocessed one whose customer was already a contact (10 minutes before, in the account's
+    time) stays unknown: compared directly, a machine an hour behind took it for sent."""
+    sandbox.state.faults = Faults(clock_offset=accounts)
+    config = write_config(sandbox.url)
+    with use_clock(ShiftedClock(ours)):
+        sandbox.state.faults = Faults(fail_500=1.0, latency=0.05, clock_offset=accounts)
+        assert invoke("run", write_csv(people(2)), "--config", config,
+                      "--out", "procesados").exit_code == 1
+        sandbox.state.seed_contact(PHONES[2], created_at=sandbox.state.now() - 600)
+        sandbox.state.faults = Faults(fail_500_unprocessed=1.0, clock_offset=accounts)
+        assert invoke("run", write_csv(people(1, start=2), name="viejo.csv"), "--config",
+                      config, "--out", "viejo").exit_code == 1
+        sandbox.state.faults = Faults(clock_offset=accounts)
+        for folder in ("procesados", "viejo"):
+            invoke("reconcile", "--out", folder, "--config", config)
+    processed = read_results(tmp_path / "procesados")
+    assert [(r["status"], r["ai_contact_id"]) for r in processed] == [
+        ("sent", sandbox.state.contacts[phone[1:]]) for phone in PHONES[:2]]
+    [old] = read_results(tmp_path / "viejo")
+    assert old["status"] == "unknown"
+    assert old["error"].startswith("still unknown after reconcile: contact exists since")
+    assert len(sandbox.state.tickets) == 2
+
+
+def test_a_clock_set_between_sending_and_reconcile_leaves_the_row_unknown(
+        sandbox, write_config, write_csv, invoke, tmp_path):
+    """The skew recorded with the request and the skew now disagree by an hour: this
+    machine's clock was set in between; the row stays unknown and says so."""
+    sandbox.state.faults = Faults(fail_500=1.0, latency=0.05)
+    config = write_config(sandbox.url)
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    sandbox.state.faults = Faults()
+    with use_clock(ShiftedClock(-3600)):
+        result = invoke("reconcile", "--out", "clientes-import", "--config", config)
+    assert result.exit_code == 1
+    [row] = read_results(tmp_path / "clientes-import")
+    assert row["status"] == "unknown"
+    assert re.fullmatch(
+        r"still unknown after reconcile: the contact exists, and a clock was set since the"
+        r" request was sent: the account's clock was 0\.\d{3} s (ahead of|behind) this"
+        r" machine's then, and is 3600\.\d{3} s ahead of it now; compare by hand",
+        row["error"]), row["error"]
+
+
+def test_the_skew_is_bounded_by_date_headers_and_a_clock_set_starts_again():
+    skew = ClockSkew()
+    assert skew.bounds() is None
+    skew.observe(100.2, 100.3, "Thu, 01 Jan 1970 00:01:40 GMT")  # 100 s: no skew seen yet
+    assert skew.bounds() == pytest.approx((-0.3, 0.8))
+    skew.observe(100.9, 101.0, "Thu, 01 Jan 1970 00:01:41 GMT")  # the second turned
+    assert skew.bounds() == pytest.approx((0.0, 0.8)) and skew.epoch == 0
+    skew.observe(5000.0, 5000.1, "Thu, 01 Jan 1970 00:01:42 GMT")  # our clock was set
+    assert skew.epoch == 1 and skew.bounds() == pytest.approx((-4898.1, -4897.0))
+    skew.observe(1.0, 2.0, "not a date")
+    assert skew.samples == 3
+
+
+def test_without_a_date_header_the_evidence_decides_nothing_but_absence():
+    from importer.ledger import Unknown
+    from importer.reconcile import skew_at_sending
+
+    never = Unknown("k", "+56987654321", 1000.0, None, None, None)
+    reason = skew_at_sending(never, None, 2000.0)
+    contact = {"phone": "+56987654321", "id": "c1", "created_at": "2030-01-01T00:00:00Z"}
+    verdict = judge("+56987654321", 1000.0, None, [contact], reason)
+    assert (verdict.state, verdict.error) == ("unknown", (
+        "still unknown after reconcile: the contact exists, and the account's clock cannot be"
+        " compared with this machine's (its answers carry no Date header)"))
+    assert judge("+56987654321", 1000.0, None, [], reason).state == "failed"

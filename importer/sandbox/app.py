@@ -9,6 +9,7 @@ misbehave on purpose, reproducibly from a seed.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
 import json
 import math
@@ -19,6 +20,7 @@ import time
 import uuid
 import zlib
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
@@ -81,6 +83,10 @@ class Faults:
     broken_gzip: bool = False  # a 200 that says gzip and is not
     echo_key: bool = False  # 401s echo the key received; tickets are answered 400 echoing it
     error_message: str | None = None  # the message of every error answer, as given
+    # The account's clock, this many seconds off this machine's: its timestamps (contacts,
+    # messages) and every answer's Date header (exact, truncated to the second, as HTTP
+    # servers send it).
+    clock_offset: float = 0.0
     seed: int = 0
 
 
@@ -159,13 +165,13 @@ class SandboxState:
         digits = re.sub(r"\D", "", phone)
         with self._lock:
             contact = self.contacts.setdefault(digits, str(uuid.uuid4()))
-            profile = self._profile(contact, digits, name, created_at or time.time())
+            profile = self._profile(contact, digits, name, created_at or self.now())
             if open_ticket_stage is not None:
                 profile["active_ticket_v2"] = {"id": str(uuid.uuid4()),
                                                "current_stage_id": open_ticket_stage}
             if last_message is not None:
                 profile["last_message_content"] = last_message
-                profile["last_message_at"] = _iso(last_message_at or time.time())
+                profile["last_message_at"] = _iso(last_message_at or self.now())
         return contact
 
     def _profile(self, contact: str, digits: str, name: str, created: float) -> dict:
@@ -185,6 +191,10 @@ class SandboxState:
         with self._lock:
             self.received.append(Received(request.method, request.url.path, status, body,
                                           request.headers.get("idempotency-key"), arrived))
+
+    def now(self) -> float:
+        """The account's clock (``clock_offset`` seconds off this machine's)."""
+        return time.time() + self.faults.clock_offset
 
     def _admit(self) -> float | None:
         """Under the rate limit: None. Over it: seconds until a request would be admitted."""
@@ -342,7 +352,7 @@ def _check_body(body: object, state: SandboxState) -> str | None:
     return None
 
 
-def create_app(state: SandboxState) -> Starlette:
+def create_app(state: SandboxState) -> _Dated:
     """The ASGI app serving ``state``."""
 
     async def guarded(request: Request) -> Response | None:
@@ -406,7 +416,7 @@ def create_app(state: SandboxState) -> Starlette:
         if problem is not None:
             return _error(400, problem, "Bad Request")
         digits = re.sub(r"\D", "", str(body["to_phone_number"]))
-        now = time.time()
+        now = state.now()
         with state._lock:
             contact = state.contacts.setdefault(digits, str(uuid.uuid4()))
             ticket = str(uuid.uuid4())
@@ -464,7 +474,7 @@ def create_app(state: SandboxState) -> Starlette:
             valid = False
         if not valid:
             return _error(400, "Invalid phone number", "Bad Request")
-        now = time.time()
+        now = state.now()
         template = request.path_params["template_id"]
         with state._lock:
             contact = state.contacts.setdefault(digits, str(uuid.uuid4()))
@@ -535,7 +545,7 @@ def create_app(state: SandboxState) -> Starlette:
         return JSONResponse({"received": seen, "tickets": len(state.tickets),
                              "contacts": len(state.contacts)})
 
-    return Starlette(routes=[
+    return _Dated(state, Starlette(routes=[
         Route("/_sandbox/received", received, methods=["GET"]),
         Route("/api/public/ticket/open/{channel:str}/{phone_id}", open_ticket, methods=["POST"]),
         Route("/api/public/whatsapp/message/send/{phone}/template/{template_id}",
@@ -545,4 +555,26 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/api/public/contact/{contact_id}/info", contact_info, methods=["GET"]),
         Route("/api/public/channels/whatsapp", list_channels, methods=["GET"]),
         Route("/api/public/channels/web-whatsapp", list_channels, methods=["GET"]),
-    ])
+    ]))
+
+
+class _Dated:
+    """Every answer carries the account's ``Date`` (the sandbox's own clock, exact to the
+    second: uvicorn's is refreshed once a second, so up to a second stale)."""
+
+    def __init__(self, state: SandboxState, app: Starlette) -> None:
+        self._state, self._app = state, app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def dated(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                date = email.utils.formatdate(self._state.now(), usegmt=True)
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"date", date.encode())]}
+            await send(message)
+
+        await self._app(scope, receive, dated)
