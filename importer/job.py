@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import math
 import signal
 import sqlite3
 from collections import Counter
@@ -210,10 +211,15 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     if window is not None and valid:
         text = f"{valid - len(openings)} of the {valid} valid rows are inside their"
         text += " send window now ([schedule])"
-        if openings:
-            first = min(openings, key=lambda item: item[0])
-            text += (f"; the other {len(openings)} open from"
+        later = [item for item in openings if item[0] != math.inf]
+        if later:
+            first = min(later, key=lambda item: item[0])
+            other = "the other " if len(later) == len(openings) else ""
+            text += (f"; {other}{len(later)} open from"
                      f" {window.describe_opening(first[1], first[0])}")
+        if len(later) < len(openings):
+            text += (f"; {len(openings) - len(later)} never have it open in all of their time"
+                     " zones at once within a week (widen [schedule] hours or days)")
         summary.notes.append(text)
     if stages.unchecked:
         summary.notes.append(

@@ -67,11 +67,15 @@ class SendWindow:
                 return opens.timestamp()
         return float("inf")
 
+    def never_opens(self, phone: str) -> str:
+        """Why a row whose window is never open within a week is not sent, and what to do."""
+        return (f"not sent: its send window ([schedule]) is never open in all of its time"
+                f" zones at once ({', '.join(self.zones(phone))}) within a week; widen"
+                " [schedule] hours or days, or send it without [schedule]")
+
     def describe_opening(self, phone: str, moment: float) -> str:
-        """When the window opens, in the customer's time and in UTC."""
-        if moment == float("inf"):
-            return ("no time in the next week has the window open in all of its time zones"
-                    f" ({', '.join(self.zones(phone))})")
+        """When the window opens (``moment``, never ``inf``), in the customer's time and in
+        UTC."""
         zone = self.zones(phone)[0]
         when = datetime.fromtimestamp(moment, timezone.utc)
         local = when.astimezone(ZoneInfo(zone))

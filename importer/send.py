@@ -391,9 +391,10 @@ class Sender:
                     self._not_sent(planned, RowResult(
                         planned.row, RowStatus.SKIPPED, planned.phone,
                         error_code=ErrorCode.OUTSIDE_WINDOW,
-                        error=f"not sent: outside the send window ([schedule]); it opens"
-                              f" {self.window.describe_opening(planned.phone, opens)};"
-                              " --resume (or --wait) sends it then"))
+                        error=self.window.never_opens(planned.phone) if opens == math.inf
+                        else f"not sent: outside the send window ([schedule]); it opens"
+                             f" {self.window.describe_opening(planned.phone, opens)};"
+                             " --resume (or --wait) sends it then"))
                 return False
         return self._admit(planned)
 

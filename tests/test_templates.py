@@ -193,6 +193,29 @@ def test_days_and_several_zones_must_all_be_open(sandbox, write_config, write_cs
     assert read_results(tmp_path / "es-import")[0]["error_code"] == "outside_window"
 
 
+def test_a_window_two_zones_never_share_says_so_and_what_to_do(sandbox, write_config,
+                                                              write_csv, invoke, tmp_path):
+    """Issue 20, item 8: 09:00-09:30 in Madrid and in the Canary Islands never overlap: the
+    row is skipped saying the window never opens in both zones and what to change, not "it
+    opens no time ... --resume sends it then"; validate counts it apart; --wait does not wait."""
+    config = write_config(sandbox.url, schedule={"hours": "09:00-09:30",
+                                                 "timezone": "America/Santiago"})
+    source = write_csv(WORLD[:1] + WORLD[3:], name="es.csv")
+    with use_clock(_at(FRIDAY_NOON)):
+        checked = invoke("validate", source, "--config", config, "--out", "revisado")
+        sent = invoke("run", source, "--config", config, "--wait")
+    assert ("0 of the 1 valid rows are inside their send window now ([schedule]); 1 never"
+            " have it open in all of their time zones at once within a week (widen [schedule]"
+            " hours or days)") in checked.stdout
+    [row] = read_results(tmp_path / "es-import")
+    assert (row["status"], row["error_code"]) == ("skipped", "outside_window")
+    assert row["error"] == (
+        "not sent: its send window ([schedule]) is never open in all of its time zones at"
+        " once (Atlantic/Canary, Europe/Madrid) within a week; widen [schedule] hours or days,"
+        " or send it without [schedule]")
+    assert sent.exit_code == 1 and sandbox.state.tickets == []
+
+
 def test_start_at_waits_before_the_first_request(sandbox, write_config, write_csv, invoke,
                                                  tmp_path):
     """--start-at holds every request until then (in virtual time) and says so."""
