@@ -342,11 +342,13 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
             if started:
                 assert record is not None
                 _check_resumable(out, record, identity, ledger)
-            others = [] if account is not None else other_ledgers(ledger.target, path)
+            others = [] if account is not None else other_ledgers(ledger.target,
+                                                                    ledger.index_name)
             if others and not config.ledger.others_ok and not interactive:
                 raise OutputFolderError(
                     f"another send ledger on this machine, {others[0]}, has recorded this"
-                    f" account (phone ID {config.api.phone_id}), and {path} does not know its"
+                    f" account (phone ID {config.api.phone_id}), and {ledger.name} does not"
+                    " know its"
                     " customers: a second ledger would send them again. Use that ledger"
                     " ([ledger] path or VAMBE_IMPORT_LEDGER), or set [ledger] others_ok ="
                     " true; nothing was sent")
@@ -476,7 +478,7 @@ async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool
 async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                opt_outs: OptOuts, stages: StageResolver, *, skew: ClockSkew, wait: bool,
                start_at: float | None, limit: int | None, replanned: bool,
-               other_ledgers: list[Path], index: bool, reached: Reached,
+               other_ledgers: list[str], index: bool, reached: Reached,
                confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
                on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
@@ -517,7 +519,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
             return summary
         if index:  # before the first request: a run killed mid-way has sent
             try:
-                remember_ledger(ledger.target, ledger.path)
+                remember_ledger(ledger.target, ledger.index_name)
             except OSError as error:
                 raise OutputFolderError(f"{error.filename}: cannot record this ledger in the"
                                         f" index of send ledgers ({error.strerror});"

@@ -147,9 +147,16 @@ def ledger_location(config: Config, override: str | Path | None = None) -> Locat
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+_CONNINFO = re.compile(r"^\s*[A-Za-z_]+\s*=")  # libpq's "host=... dbname=..." form
+
+
 def _location(value: str, where: str) -> Location:
     found = _URL.match(value.strip())
     if found is None:
+        if _CONNINFO.match(value):  # never echoed: it may hold a password
+            raise ConfigError(f"{where}: looks like a PostgreSQL connection string"
+                              " (keyword=value): write the team ledger as a postgresql:// URL,"
+                              " never with a password; a ledger file needs a path")
         return Path(value).expanduser()
     scheme = found.group()[:-3].lower()
     if scheme not in ("postgres", "postgresql"):
@@ -161,7 +168,8 @@ def _location(value: str, where: str) -> Location:
         parts.port  # noqa: B018 (a port that is not a number raises here)
     except ValueError as error:
         raise ConfigError(f"{where}: not a valid postgresql:// URL ({error})") from None
-    if parts.password is not None or "password" in parse_qs(parts.query):
+    if parts.password is not None or any("password" in name.lower()
+                                         for name in parse_qs(parts.query)):
         raise ConfigError(f"{where}: a password never goes in the config or the URL: libpq"
                           " reads it from PGPASSWORD, ~/.pgpass or a service file")
     return TeamURL(url)
@@ -197,21 +205,29 @@ def location_name(location: Location) -> str:
     return location.display if isinstance(location, TeamURL) else str(location.resolve())
 
 
-def other_ledgers(target: str, ledger: Location) -> list[str]:
+def other_ledgers(target: str, me: str) -> list[str]:
     """The other ledgers on this machine (files still there, team ledgers) that have sent
-    to ``target``, from the index of ledgers: two ledgers for one account do not know of
-    each other, so a customer sent from one is sent again from the other."""
-    me = location_name(ledger)
-    return [name for name in _ledger_index().get(target, [])
-            if name != me and (_URL.match(name) is not None or Path(name).exists())]
+    to ``target``, from the index of ledgers (``me``: this ledger's :attr:`Ledger.index_name`):
+    two ledgers for one account do not know of each other, so a customer sent from one is
+    sent again from the other. A team ledger is known by its id (one database reached by
+    two URLs is one ledger), and named by its URL."""
+    mine = me.rpartition("#")[2] if _URL.match(me) else me
+    others = []
+    for name in _ledger_index().get(target, []):
+        if _URL.match(name):
+            if name.rpartition("#")[2] != mine:
+                others.append(name.rpartition("#")[0] or name)
+        elif name != me and Path(name).exists():
+            others.append(name)
+    return others
 
 
-def remember_ledger(target: str, ledger: Location) -> None:
+def remember_ledger(target: str, ledger: str) -> None:
     """Record in this machine's index that ``ledger`` sends to ``target`` (before the first
     request: a run killed mid-way has sent). Failing to record it stops the run."""
     index = data_folder() / INDEX_FILE
     private_folder(index.parent)
-    me = location_name(ledger)
+    me = ledger
     fd = private_fd(index.with_name(f"{INDEX_FILE}.lock"))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # two runs ending at once both get in
@@ -452,6 +468,12 @@ class Ledger:
         """The ledger as ``run`` names it: its name, and "(team)" for a team ledger."""
         return self.name
 
+    @property
+    def index_name(self) -> str:
+        """How the index of ledgers knows this ledger: a file's path; a team ledger's URL
+        and id."""
+        return self.name
+
     def _execute(self, sql: str, params: tuple | list = ()) -> Any:
         """One statement (``?`` placeholders); its cursor."""
         raise NotImplementedError
@@ -666,10 +688,10 @@ class Ledger:
         held. Nothing is sent yet; :meth:`begin` marks each request just before it goes."""
         if self.error is not None:
             raise self.error  # something could not be recorded: claim nothing more
+        self.check_identity()
         future = asyncio.get_running_loop().create_future()
 
         def work() -> list[Held | None]:
-            self.check_identity()
             self._serialize_claims()
             now = self._clock.time()
             priors = self._priors([key for key, _, _ in items])
@@ -704,10 +726,12 @@ class Ledger:
         If the process dies now, the key becomes ``unknown``."""
         if self.error is not None:
             raise self.error
+        self.check_identity()
         future = asyncio.get_running_loop().create_future()
 
-        def work() -> int:
-            self.check_identity()
+        # A failure inside the group commit would roll back every outcome queued with it
+        # (found by review): a key no longer ours is said after the commit.
+        def work() -> int | None:
             now = self._clock.time()
             found = self._execute(
                 "UPDATE requests SET state=?, attempts=attempts+1, has_message=?, message=?,"
@@ -716,13 +740,16 @@ class Ledger:
                 (RequestState.IN_FLIGHT, int(has_message), message, now,
                  *(skew or (None, None)), now, self.target, key, self.run_id,
                  RequestState.CLAIMED)).fetchone()
-            if found is None:
-                raise OutputFolderError(f"{self.description}: request {key} is no longer"
-                                        " reserved for this run in the send ledger; stopping")
-            return found[0]
+            return None if found is None else found[0]
 
         self._queue(work, future)
-        return await future
+        attempts = await future
+        if attempts is None:
+            self.error = self.error or OutputFolderError(
+                f"{self.description}: request {key} is no longer reserved for this run in the"
+                " send ledger (another run took this one for dead); stopping")
+            raise self.error
+        return attempts
 
     def release(self, key: str) -> None:
         """Give back a claimed key this run will not send now (``--limit``, a closed window,

@@ -324,7 +324,14 @@ class Sender:
                 continue
             verdicts = await self.ledger.claim([(p.key, p.row, p.phone) for p in batch])
             for planned, held in zip(batch, verdicts):
-                if held is not None:
+                if (held is not None and held.status == RowStatus.UNKNOWN
+                        and self.reached_keys.get(planned.key) == RowStatus.SENT):
+                    # The journal saw the API's answer, which the ledger could not record
+                    # (its database was down): the ledger learns it, the row stays sent.
+                    self.ledger.settle_unknown(planned.key, RequestState.SENT)
+                    self._record(self._reached_before(planned) or held.result(
+                        planned.row, planned.phone))
+                elif held is not None:
                     self._record(held.result(planned.row, planned.phone))
                 elif (earlier := self._reached_before(planned)) is not None:
                     self._not_sent(planned, earlier)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,14 @@ from .ledger import _CLAIM, _PRIOR, Ledger, Policy, Prior, TeamURL
 LEASE_SECONDS = 30.0  # a run whose lease is older than this is dead
 HEARTBEAT_SECONDS = 5.0  # how often a live run renews its lease
 SCHEMA_VERSION = "1"
+# The ledger's own schema in the database: every connection works in it, whatever the
+# user's search_path (a schema named after the user comes first by default: two operators
+# would each get a ledger of their own in one database).
+SCHEMA = "vambe_import"
+# A transaction left open by a run that froze (a laptop asleep mid-commit) is ended by the
+# server after this long, so it cannot hold the account's claims for hours; our own
+# transactions last milliseconds.
+IDLE_IN_TRANSACTION_SECONDS = 60
 _SCHEMA_LOCK = 0x56424C47  # "VBLG": one advisory lock id for making the schema
 _INSTALL = "pip install 'vambe-import[team]'"
 
@@ -90,7 +99,7 @@ _SCHEMA = [
         p_target text, p_interval double precision, p_count integer,
         p_window double precision, p_horizon double precision,
         OUT slot double precision, OUT wait double precision)
-    LANGUAGE plpgsql AS $$
+    LANGUAGE plpgsql SET search_path = vambe_import AS $$
     DECLARE
         now_at double precision;
         last double precision[];
@@ -148,7 +157,14 @@ def _first_line(error: BaseException) -> str:
 def _database_error(url: TeamURL, error: Exception, doing: str = "use",
                     tail: str = "") -> OutputFolderError:
     """One line for a failure of the team ledger's database: unreachable (the connection
-    failed or broke), or refused what was asked (permissions, a damaged schema)."""
+    failed or broke), locked too long by another run, or refused what was asked
+    (permissions, a damaged schema)."""
+    if getattr(error, "sqlstate", None) == "55P03":  # lock_not_available: lock_timeout
+        return OutputFolderError(
+            f"{url.display}: the team ledger stayed locked by another run longer than"
+            f" timeout_seconds ({_first_line(error)}): a run that froze (a laptop asleep) holds"
+            f" it until the server ends its transaction, within"
+            f" {IDLE_IN_TRANSACTION_SECONDS} s; try again{tail}")
     if isinstance(error, _psycopg().OperationalError):
         return LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
                                       f" {_first_line(error)}{tail}")
@@ -169,11 +185,12 @@ class TeamLedger(Ledger):
         self._timeout = timeout
         self._errors = (psycopg.Error,)
         self._alive_cache: dict[str, bool] = {}
-        self._host = socket.gethostname()
+        self._host = _this_machine()
         self._budget_db: Any = None
         self._leasing = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._registered = False
+        self._renewed = time.monotonic()  # the lease's last renewal
         super().__init__(location=url, target=target, folder=folder, policy=policy,
                          origin=origin)
 
@@ -183,7 +200,7 @@ class TeamLedger(Ledger):
     def _connect(cls, url: TeamURL, timeout: float) -> Any:
         psycopg = _psycopg()
         try:
-            return psycopg.connect(
+            connection = psycopg.connect(
                 url, autocommit=True, application_name="vambe-import",
                 connect_timeout=max(2, int(timeout)),
                 # A database that stops answering (a network gone) fails a statement
@@ -191,8 +208,17 @@ class TeamLedger(Ledger):
                 tcp_user_timeout=int(timeout * 1000), keepalives=1, keepalives_idle=5,
                 keepalives_interval=2, keepalives_count=3)
         except psycopg.Error as error:
-            raise LedgerUnreachableError(f"team ledger unreachable: {url.display}:"
-                                         f" {_first_line(error)}; nothing was sent") from None
+            raise _database_error(url, error, tail="; nothing was sent") from None
+        try:
+            # A lock another run holds longer than the timeout (a frozen laptop): an error
+            # naming it, never a silent wait.
+            connection.execute(
+                f"SET search_path TO {SCHEMA}; SET lock_timeout = '{int(timeout * 1000)}ms';"
+                f" SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_SECONDS}s'")
+        except psycopg.Error as error:
+            connection.close()
+            raise _database_error(url, error, tail="; nothing was sent") from None
+        return connection
 
     @classmethod
     def open(cls, url: TeamURL, *, target: str, folder: Path,  # type: ignore[override]
@@ -205,14 +231,17 @@ class TeamLedger(Ledger):
             _make_schema(connection, url)
             ledger = cls(connection, url, target=target, folder=folder, policy=policy,
                          origin=origin, timeout=timeout)
+            # Its own session for the budget and the lease (synchronous_commit off: a slot
+            # or a heartbeat lost in a server crash costs nothing).
+            ledger._budget_db = cls._connect(url, timeout)
+            ledger._budget_db.execute("SET synchronous_commit = off")
             ledger._register()
             ledger._settle_dead_runs()
-        except psycopg.Error as error:
+        except (psycopg.Error, OutputFolderError) as error:
             connection.close()
+            if isinstance(error, OutputFolderError):
+                raise
             raise _database_error(url, error, tail="; nothing was sent") from None
-        except OutputFolderError:
-            connection.close()
-            raise
         ledger._heartbeat = threading.Thread(target=ledger._renew_lease, name="ledger-lease",
                                              daemon=True)
         ledger._heartbeat.start()
@@ -226,7 +255,8 @@ class TeamLedger(Ledger):
         psycopg = _psycopg()
         connection = cls._connect(url, 30.0)
         try:
-            if _has(connection, "meta") or _has(connection, "requests"):
+            if connection.execute("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname"
+                                  " = %s)", (SCHEMA,)).fetchone()[0]:
                 _check_schema(connection, url)
                 return cls(connection, url, target=target, folder=folder, policy=policy,
                            origin=origin)
@@ -244,29 +274,30 @@ class TeamLedger(Ledger):
                          " (%s, %s, %s, %s, %s)",
                          (self.run_id, self.target, self._host, os.getpid(), self.folder))
         self._registered = True
+        self._renewed = time.monotonic()
 
     def _renew_lease(self) -> None:
-        """Renew this run's lease until it closes, on a connection of its own (a plan being
-        written or a long wait keeps the run alive). A failure is retried: the run's own
-        statements say when the database is gone."""
-        connection = None
+        """Renew this run's lease until it closes, from a thread (a plan being written or a
+        long wait keeps the run alive), on the budget's session (psycopg serializes the
+        two). A renewal that fails is tried again; :meth:`check_identity` stops the run
+        before its lease could expire."""
         while not self._leasing.wait(HEARTBEAT_SECONDS):
             try:
-                connection = connection or self._connect(self._url, self._timeout)
-                connection.execute("UPDATE runs SET heartbeat_at = now() WHERE run = %s",
-                                   (self.run_id,))
-            except Exception:  # noqa: BLE001 (unreachable now; the run's statements say so)
-                if connection is not None:
-                    connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
+                self._budget_db.execute("UPDATE runs SET heartbeat_at = now() WHERE run = %s",
+                                        (self.run_id,))
+                self._renewed = time.monotonic()
+            except Exception:  # noqa: BLE001 (said by check_identity, in the run's thread)
+                pass
 
     # ------------------------------------------------------------ the interface
 
     @property
     def description(self) -> str:
         return f"{self.name} (team)"
+
+    @property
+    def index_name(self) -> str:
+        return f"{self.name}#{self.id}"
 
     def _execute(self, sql: str, params: tuple | list = ()) -> Any:
         return self._db.execute(sql.replace("?", "%s"), params)
@@ -324,6 +355,13 @@ class TeamLedger(Ledger):
         return _database_error(self._url, error, doing)
 
     def check_identity(self) -> None:
+        """Stop before this run's lease could expire unrenewed: other runs would take it for
+        dead and settle what it has in flight."""
+        unrenewed = time.monotonic() - self._renewed
+        if self.error is None and self._registered and unrenewed > LEASE_SECONDS / 2:
+            self.error = LedgerUnreachableError(
+                f"team ledger unreachable: {self.name}: this run could not renew its lease for"
+                f" {unrenewed:.0f} s; stopping before other runs take it for dead")
         if self.error is not None:
             raise self.error
 
@@ -346,9 +384,6 @@ class TeamLedger(Ledger):
                      horizon: float = 3600.0) -> tuple[float, float]:
         """The slot by the database's clock, and how far ahead of now it is."""
         try:
-            if self._budget_db is None:
-                self._budget_db = self._connect(self._url, self._timeout)
-                self._budget_db.execute("SET synchronous_commit = off")
             found = self._budget_db.execute(
                 "SELECT slot, wait FROM vambe_import_reserve(%s, %s, %s, %s, %s)",
                 (self.target, interval, count, window, horizon)).fetchone()
@@ -394,6 +429,19 @@ class TeamLedger(Ledger):
                     connection.close()
 
 
+def _this_machine() -> str:
+    """This machine, as the lease names it: its host name and machine id (two laptops may
+    share a host name; the process check is only for runs on this very machine)."""
+    for source in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            found = Path(source).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if found:
+            return f"{socket.gethostname()}/{found}"
+    return f"{socket.gethostname()}/{uuid.getnode():012x}"
+
+
 def _process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -405,24 +453,20 @@ def _process_exists(pid: int) -> bool:
 
 
 def _has(connection: Any, table: str) -> bool:
-    """Whether the schema in use holds ``table`` (read from the catalog as of this statement:
-    ``to_regclass`` may answer from a cache made before another machine created it)."""
+    """Whether the ledger's schema holds ``table`` (read from the catalog as of this
+    statement: ``to_regclass`` may answer from a cache made before another machine made it)."""
     return connection.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema()"
-        " AND tablename = %s)", (table,)).fetchone()[0]
+        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s)",
+        (SCHEMA, table)).fetchone()[0]
 
 
 def _check_schema(connection: Any, url: TeamURL) -> None:
     """Refuse a database that holds tables of something else, or a newer release's ledger."""
-    if not _has(connection, "meta"):
-        raise OutputFolderError(f"{url.display}: this database holds a requests table that is"
-                                " not a vambe-import ledger; give the team ledger a database"
-                                " of its own; nothing was sent")
-    found = dict(connection.execute("SELECT name, value FROM meta").fetchall())
+    found = dict(connection.execute("SELECT name, value FROM meta").fetchall()
+                 ) if _has(connection, "meta") else {}
     if found.get("application") != "vambe-import":
-        raise OutputFolderError(f"{url.display}: this database holds tables that are not a"
-                                " vambe-import ledger; give the team ledger a database of its"
-                                " own; nothing was sent")
+        raise OutputFolderError(f"{url.display}: its schema {SCHEMA} holds tables that are not"
+                                " a vambe-import ledger; nothing was sent")
     if found.get("schema") != SCHEMA_VERSION:
         raise OutputFolderError(f"{url.display}: a team ledger of schema {found.get('schema')},"
                                 " written by a newer release of vambe-import: upgrade to use"
@@ -438,8 +482,14 @@ def _make_schema(connection: Any, url: TeamURL) -> None:
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         if not _has(connection, "meta"):
-            if _has(connection, "requests"):
-                _check_schema(connection, url)  # refuses it
+            if connection.execute("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname"
+                                  " = %s)", (SCHEMA,)).fetchone()[0]:
+                raise OutputFolderError(f"{url.display}: its schema {SCHEMA} holds tables"
+                                        " that are not a vambe-import ledger; nothing was"
+                                        " sent")
+            if not connection.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE"
+                                      " nspname = %s)", (SCHEMA,)).fetchone()[0]:
+                connection.execute(f"CREATE SCHEMA {SCHEMA}")
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute("INSERT INTO meta VALUES ('application', 'vambe-import'),"

@@ -60,6 +60,7 @@ def _write(tmp_path: Path, name: str, rows: list[list[str]]) -> Path:
     ("config", "postgresql://ops:secreto@127.0.0.1:1/vambe"),
     ("config", "postgresql://127.0.0.1:1/vambe?password=secreto"),
     ("env", "postgresql://ops:secreto@127.0.0.1:1/vambe"),
+    ("env", "postgresql://127.0.0.1:1/vambe?sslpassword=secreto"),
 ])
 def test_a_password_in_the_url_is_refused_and_never_echoed(write_config, write_csv, invoke,
                                                            monkeypatch, where, value):
@@ -74,6 +75,20 @@ def test_a_password_in_the_url_is_refused_and_never_echoed(write_config, write_c
     assert result.exit_code == 2
     assert "a password never goes in the config or the URL" in result.stderr
     assert "PGPASSWORD" in result.stderr and "secreto" not in result.output + result.stderr
+
+
+def test_a_libpq_keyword_string_is_refused_never_taken_as_a_file(write_config, write_csv,
+                                                                 invoke, monkeypatch, tmp_path):
+    """Found by review: "host=... password=..." became a ledger file named after it in
+    the working directory, its password printed on the Ledger line."""
+    monkeypatch.setenv("VAMBE_IMPORT_LEDGER", "host=127.0.0.1 port=1 dbname=v password=secreto")
+    result = invoke("validate", write_csv(people(1)), "--config", write_config())
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: VAMBE_IMPORT_LEDGER: looks like a PostgreSQL connection string (keyword=value):"
+        " write the team ledger as a postgresql:// URL, never with a password; a ledger file"
+        " needs a path\n")
+    assert "secreto" not in result.output and not list(tmp_path.glob("host=*"))
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -126,15 +141,48 @@ def test_an_unreachable_team_ledger_stops_before_any_request(sandbox, write_conf
     assert not (tmp_path / "clientes-import" / "results.csv").exists()
 
 
-def test_a_database_holding_other_tables_is_refused(write_config, write_csv, invoke,
-                                                   team_database):
+def test_the_ledger_keeps_to_its_own_schema_whatever_else_the_database_holds(
+        sandbox, write_config, write_csv, invoke, team_database, monkeypatch):
+    """Another application's requests, runs and budget tables, and a schema named after
+    each operator (first in PostgreSQL's default search path), are left alone: two operators
+    with schemas of their own still share one ledger (found by review: each got its own)."""
+    import psycopg
+
+    database = team_database.rsplit("/", 1)[1]
+    with psycopg.connect(team_database, autocommit=True) as db:
+        for table in ("requests", "runs", "budget"):
+            db.execute(f"CREATE TABLE public.{table} (id integer)")
+        for role in ("ana", "beto"):
+            db.execute(f"CREATE ROLE {role} LOGIN")
+            db.execute(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+        db.execute(f"GRANT CREATE ON DATABASE {database} TO ana")  # she makes the ledger
+    config = write_config(sandbox.url)
+    for role in ("ana", "beto"):
+        if role == "beto":  # as the README says a DBA does for the rest of the team
+            with psycopg.connect(team_database, autocommit=True) as db:
+                db.execute("GRANT USAGE ON SCHEMA vambe_import TO beto")
+                db.execute("GRANT ALL ON ALL TABLES IN SCHEMA vambe_import TO beto")
+        monkeypatch.setenv("VAMBE_IMPORT_LEDGER", team_database.replace("postgres@", f"{role}@"))
+        result = invoke("run", write_csv(people(3)), "--config", config, "--out", role)
+        assert result.exit_code == 0, result.output
+    assert len(sandbox.state.tickets) == 3  # beto's run found ana's three customers sent
+    assert [r["status"] for r in read_results(Path("beto"))] == ["duplicate"] * 3
+    with psycopg.connect(team_database, autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM public.requests").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM vambe_import.requests").fetchone()[0] == 3
+
+
+def test_a_vambe_import_schema_holding_something_else_is_refused(write_config, write_csv,
+                                                                 invoke, team_database):
     import psycopg
 
     with psycopg.connect(team_database, autocommit=True) as db:
-        db.execute("CREATE TABLE requests (id integer)")
+        db.execute("CREATE SCHEMA vambe_import; CREATE TABLE vambe_import.otra (id integer)")
     result = invoke("validate", write_csv(people(1)), "--config", write_config())
     assert result.exit_code == 2
-    assert "holds a requests table that is not a vambe-import ledger" in result.stderr
+    assert result.stderr == (f"Error: {TeamURL(team_database).display}: its schema"
+                             " vambe_import holds tables that are not a vambe-import ledger;"
+                             " nothing was sent\n")
 
 
 # ---------------------------------------------------------------- the schema, leases, budget
@@ -189,6 +237,7 @@ def test_a_run_on_another_machine_is_alive_while_its_lease_is_renewed(team_datab
     other._leasing.set()  # "the other machine" renews its lease no more (it is ours to age)
     other._heartbeat.join()
     with psycopg.connect(team_database, autocommit=True) as db:
+        db.execute("SET search_path TO vambe_import")
         db.execute("UPDATE runs SET host = 'laptop-2' WHERE run = %s", (other.run_id,))
         here = Ledger.open(url, target=ACCOUNT, folder=tmp_path / "laptop-1")
         try:
@@ -207,6 +256,7 @@ def test_a_run_on_another_machine_is_alive_while_its_lease_is_renewed(team_datab
         finally:
             later.close()
     other._db.close()  # the "other machine", gone
+    other._budget_db.close()
 
 
 def test_slots_are_one_interval_apart_and_never_crowd_a_window(team_database, tmp_path):
@@ -232,6 +282,38 @@ def test_slots_are_one_interval_apart_and_never_crowd_a_window(team_database, tm
     finally:
         first.close()
         second.close()
+
+
+def test_a_run_that_cannot_renew_its_lease_stops_before_others_take_it_for_dead(
+        team_database, tmp_path):
+    ledger = Ledger.open(TeamURL(team_database), target=ACCOUNT, folder=tmp_path / "a")
+    try:
+        ledger._renewed -= 16  # the heartbeat failed for half a lease
+        with pytest.raises(Exception) as stopped:
+            _claim_and_begin(ledger, ["k1"], begun=0)
+        assert str(stopped.value).startswith(
+            f"team ledger unreachable: {TeamURL(team_database).display}: this run could not"
+            " renew its lease for 16 s; stopping before other runs take it for dead")
+    finally:
+        ledger.close()
+
+
+def test_a_lock_held_by_a_frozen_run_stops_the_next_with_one_line(
+        sandbox, write_config, write_csv, invoke, team_database):
+    """Found by review: a laptop frozen inside a transaction made every other laptop wait
+    silently (until the server dropped it, hours later)."""
+    import psycopg
+
+    Ledger.open(TeamURL(team_database), target=ACCOUNT, folder=Path("x")).close()
+    config = write_config(sandbox.url, api={"timeout_seconds": 1})
+    with psycopg.connect(team_database) as frozen:  # a transaction left open
+        frozen.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (ACCOUNT,))
+        result = invoke("run", write_csv(people(3)), "--config", config)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"Error: {TeamURL(team_database).display}: the team ledger stayed locked by another"
+        " run longer than timeout_seconds (")
+    assert result.stderr.count("\n") == 1 and sandbox.state.tickets == []
 
 
 # ---------------------------------------------------------------- laptops
@@ -310,6 +392,7 @@ def test_the_database_stopped_mid_run_stops_sending_and_resume_completes(
         assert f"team ledger unreachable: {TeamURL(url).display}" in stderr
         out = tmp_path / "laptop" / "out"
         assert len(read_results(out)) == 100
+        answered = {r["phone"] for r in read_results(out) if r["status"] == "sent"}
         sent_before = len(server.state.tickets)
         assert sent_before < 100
         database.restart()
@@ -320,6 +403,9 @@ def test_the_database_stopped_mid_run_stops_sending_and_resume_completes(
         assert len(per_phone) == 100 and set(per_phone.values()) == {1}
         statuses = Counter(row["status"] for row in read_results(out))
         assert statuses["sent"] + statuses["unknown"] == 100
+        # what the API answered before the database went is still sent (found by review: the
+        # ledger, which could not record it, made it unknown, and --retry-unknown resent it)
+        assert {r["phone"] for r in read_results(out) if r["status"] == "sent"} >= answered
         if statuses["unknown"]:  # settled against the account, never sent again
             settle = subprocess.run(
                 [sys.executable, "-m", "importer", "reconcile", str(out), "--config",
