@@ -97,7 +97,9 @@ _REQUESTS_TABLE = """CREATE TABLE IF NOT EXISTS requests (
 _BUDGET_TABLE = ("CREATE TABLE IF NOT EXISTS budget (target TEXT PRIMARY KEY,"
                  " next_at REAL NOT NULL, recent TEXT NOT NULL DEFAULT '[]',"
                  " held_until REAL NOT NULL DEFAULT 0) WITHOUT ROWID")
-_INDEXES = ("CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
+_MESSAGES_INDEX = ("CREATE INDEX IF NOT EXISTS requests_with_messages ON requests"
+                   " (target, sent_at) WHERE has_message = 1")  # the daily limit's count
+_INDEXES = (_MESSAGES_INDEX, "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
 _SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
                       _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
@@ -720,10 +722,13 @@ class Ledger:
             self._execute(sql, row)
 
     async def begin(self, key: str, has_message: bool, message: str | None,
-                    skew: tuple[float, float] | None = None) -> int:
+                    skew: tuple[float, float] | None = None,
+                    daily_limit: int | None = None) -> int:
         """Mark a claimed key ``in_flight``, durably, before its request goes out, with the
         account's clock skew as known then (reconcile needs it); returns its attempt number.
-        If the process dies now, the key becomes ``unknown``."""
+        If the process dies now, the key becomes ``unknown``. With ``daily_limit``, a
+        message is counted against every run's messages to the account in the last 24 hours
+        in the same transaction (runs take turns): 0, and nothing marked, when none is left."""
         if self.error is not None:
             raise self.error
         self.check_identity()
@@ -733,6 +738,15 @@ class Ledger:
         # (found by review): a key no longer ours is said after the commit.
         def work() -> int | None:
             now = self._clock.time()
+            if has_message and daily_limit is not None:
+                self._serialize_claims()
+                sent = self._execute(
+                    "SELECT count(*) FROM requests WHERE target=? AND has_message=1"
+                    " AND sent_at>=? AND state IN (?, ?, ?) AND key<>?",
+                    (self.target, now - DAY, RequestState.SENT, RequestState.UNKNOWN,
+                     RequestState.IN_FLIGHT, key)).fetchone()[0]
+                if sent >= daily_limit:
+                    return 0
             found = self._execute(
                 "UPDATE requests SET state=?, attempts=attempts+1, has_message=?, message=?,"
                 " sent_at=?, skew_low=?, skew_high=?, updated_at=? WHERE target=? AND key=?"
@@ -1064,6 +1078,8 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
     for name in ("skew_low", "skew_high"):  # the clock skew at sending, added in schema 2
         if columns and name not in columns:
             connection.execute(f"ALTER TABLE requests ADD COLUMN {name} REAL")
+    if columns:
+        connection.execute(_MESSAGES_INDEX)
     if "held_until" not in {column[1] for column in connection.execute(
             "PRAGMA table_info(budget)")}:
         connection.execute("DROP TABLE budget")  # its last slots and pause, added in schema 2

@@ -115,9 +115,10 @@ DAY = 86400.0
 
 
 class DailyMessages:
-    """WhatsApp's messaging limit: at most ``limit`` messages in any 24 hours, counting
-    earlier runs to the same account from this machine (from the ledger). Past it messages are silently
-    not delivered, so rows beyond it are not sent at all."""
+    """WhatsApp's messaging limit: at most ``limit`` messages in any 24 hours, counting every
+    run to the same account in the ledger. Past it messages are silently not delivered, so
+    rows beyond it are not sent at all. This counts down from the ledger's count at the
+    start; :meth:`Ledger.begin` checks each message against every run's in the ledger."""
 
     def __init__(self, ledger: Ledger, limit: int | None, clock: Clock) -> None:
         self._clock = clock
@@ -140,6 +141,11 @@ class DailyMessages:
         self.left -= 1
         self._first_taken = self._first_taken or self._clock.time()
         return True
+
+    def exhausted(self) -> None:
+        """The ledger says every run together has used the day's messages: take no more."""
+        self.left = 0
+        self.refused += 1
 
     def resume_from(self) -> float:
         """When the oldest message in the window leaves it, so one more may go."""
@@ -503,7 +509,13 @@ class Sender:
             skew = self.client.skew
             self._skew_epoch[planned.key] = skew.epoch
             attempts = await self.ledger.begin(planned.key, planned.has_message, message,
-                                               skew.bounds())
+                                               skew.bounds(), self.daily.limit)
+            if attempts == 0:  # other runs used up the day's messages meanwhile
+                self.daily.exhausted()
+                self._not_sent(planned, RowResult(planned.row, RowStatus.SKIPPED, planned.phone,
+                                                  error_code=ErrorCode.DAILY_LIMIT,
+                                                  error=self.daily.refusal()))
+                return
             self.requests += 1
             sent_at = self.clock.monotonic()
             try:

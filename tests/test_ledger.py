@@ -374,3 +374,22 @@ def test_a_ledger_with_zeroed_pages_is_named_not_an_unexpected_error(sandbox, wr
     result = invoke("validate", source, "--config", config, "--out", "otra")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {ledger}: the send ledger cannot be read (")
+
+
+def test_the_daily_message_limit_counts_every_run_at_once(make_sandbox, write_config,
+                                                          write_csv, tmp_path):
+    """Found by review: two laptops started together each counted the day's messages down on
+    their own (292 of 250). Each message is counted against every run's in the ledger, in
+    the transaction that marks it: two runs of 8 under a limit of 10 send 10."""
+    server, config = _slow(make_sandbox, write_config, daily_message_limit=10)
+    config.write_text(config.read_text(encoding="utf-8") + '[message]\ncontent = "Hola"\n',
+                      encoding="utf-8")
+    runs = [start_run(config, write_csv(people(8, start=8 * n), name=f"l{n}.csv"),
+                      "--out", tmp_path / f"run{n}") for n in range(2)]
+    for process in runs:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode in (0, 1), stderr
+    assert len(server.state.tickets) == 10
+    rows = [row for n in range(2) for row in read_results(tmp_path / f"run{n}")]
+    assert Counter(row["status"] for row in rows) == Counter({"sent": 10, "skipped": 6})
+    assert {row["error_code"] for row in rows if row["status"] == "skipped"} == {"daily_limit"}

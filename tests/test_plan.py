@@ -251,13 +251,13 @@ def test_a_full_disk_under_the_ledger_stops_with_exit_4_and_reports_then_resume(
     real_begin = Ledger.begin
     begun = []
 
-    async def begin(ledger, key, has_message, message, skew=None):
+    async def begin(ledger, key, has_message, message, skew=None, daily_limit=None):
         begun.append(key)
         if len(begun) > 5:
             ledger.error = ledger.error or OutputFolderError(
                 f"{ledger.path}: cannot write the send ledger (database or disk is full)")
             raise ledger.error
-        return await real_begin(ledger, key, has_message, message, skew)
+        return await real_begin(ledger, key, has_message, message, skew, daily_limit)
 
     monkeypatch.setattr(Ledger, "begin", begin)
     summary = run_import(source, config, api_key=DEFAULT_API_KEY, out_dir=out,
