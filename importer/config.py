@@ -391,14 +391,15 @@ class Config(_Section):
     def mapped_columns(self) -> list[tuple[str, str]]:
         """Every (setting, column header) pair the config reads from the file."""
         pairs = [
-            (f"[columns] {name}", header)
+            (f"[columns] {name}", column)
             for name, header in self.columns.model_dump().items()
             if header is not None
+            for column in (columns_of(header) if name == "contact_name" else [header])
         ]
         for section in ("contact_metadata", "ticket_metadata", "integration_data"):
             for key, source in getattr(self, section).items():
                 if isinstance(source, str):
-                    pairs.append((f"[{section}] {key}", source))
+                    pairs.extend((f"[{section}] {key}", column) for column in columns_of(source))
         message = self.message
         if message is not None and message.content is not None:
             for header in parse_template(message.content).columns:
@@ -481,6 +482,17 @@ class Template:
 
 def parse_template(text: str) -> Template:
     return Template(text)
+
+
+def is_cell_template(text: str) -> bool:
+    """Whether a column setting is a template of columns (``"{First Name} {Last Name}"``)
+    rather than one column's header."""
+    return "{" in text and "}" in text
+
+
+def columns_of(text: str) -> list[str]:
+    """The headers a column setting reads: one, or each of a template's."""
+    return parse_template(text).columns if is_cell_template(text) else [text]
 
 
 def load_config(path: str | Path) -> Config:

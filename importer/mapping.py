@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .codes import ErrorCode
-from .config import Config, Constant, MetadataMap, header_key, parse_template
+from .config import Config, Constant, MetadataMap, header_key, is_cell_template, parse_template
 from .read import EXCEL_ERRORS, MAX_CELL, UNCALCULATED, SourceRow
 
 _SUSPECT_START = frozenset("#\ue000")
@@ -58,7 +58,7 @@ class RowMapper:
         self._used = sorted({position[header] for _, header in config.mapped_columns()})
         self._country = column(columns.country)
         self._phone = position[columns.phone]
-        self._name = column(columns.contact_name)
+        self._name = None if columns.contact_name is None else self._source(columns.contact_name)
         self._email = column(columns.email)
         self._stage = column(columns.stage)
         self._contact = self._metadata(config.contact_metadata)
@@ -82,17 +82,38 @@ class RowMapper:
             self._message_headers = {position[value]: value for is_column, value in parts
                                      if is_column}
 
-    def _metadata(self, mapping: MetadataMap) -> list[tuple[str, int | str]]:
+    def _source(self, setting: str) -> int | list[tuple[int | str, bool]]:
+        """Where a setting's value comes from: one column's position, or a template of
+        columns as (position or literal text, is a column) parts."""
+        if not is_cell_template(setting):
+            return self._position[setting]
+        return [(self._position[value] if is_column else value, is_column)
+                for is_column, value in parse_template(setting).parts]
+
+    @staticmethod
+    def _value(cells: tuple[str, ...], source: int | list[tuple[int | str, bool]]) -> str:
+        """A column's cell, or a template filled in with spaces collapsed and trimmed
+        (``"{First Name} {Last Name}"`` with no last name is the first name alone; with no
+        part at all, empty)."""
+        if isinstance(source, int):
+            return cells[source]
+        if not any(cells[part].strip() for part, is_column in source  # type: ignore[index]
+                   if is_column):
+            return ""  # every part empty: no value, not the template's punctuation
+        return " ".join("".join(cells[part] if is_column else part  # type: ignore[index]
+                                for part, is_column in source).split())
+
+    def _metadata(self, mapping: MetadataMap) -> list[tuple[str, object]]:
         return [
-            (key, source.value if isinstance(source, Constant) else self._position[source])
+            (key, source if isinstance(source, Constant) else self._source(source))
             for key, source in mapping.items()
         ]
 
-    @staticmethod
-    def _fill(cells: tuple[str, ...], fields: list[tuple[str, int | str]]) -> dict[str, str]:
+    def _fill(self, cells: tuple[str, ...], fields: list[tuple[str, object]]) -> dict[str, str]:
         values = {}
         for key, source in fields:
-            value = source if isinstance(source, str) else cells[source]
+            value = source.value if isinstance(source, Constant) else self._value(
+                cells, source)  # type: ignore[arg-type]
             if value:
                 values[key] = value
         return values
@@ -138,7 +159,7 @@ class RowMapper:
         return MappedRow(
             number=row.number,
             phone=cells[self._phone],
-            contact_name="" if self._name is None else cells[self._name],
+            contact_name="" if self._name is None else self._value(cells, self._name),
             email="" if self._email is None else cells[self._email],
             stage="" if self._stage is None else cells[self._stage],
             contact_metadata=self._fill(cells, self._contact),

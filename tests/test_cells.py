@@ -321,3 +321,30 @@ def test_stage_note_only_when_a_row_names_a_stage(write_config, write_csv, invok
     """Without a key, "stages were not checked" is said only if some row names a stage."""
     result = invoke("validate", write_csv(people(2)), "--config", write_config(), api_key=None)
     assert result.exit_code == 0 and "stages were not checked" not in result.stdout
+
+
+def test_a_name_in_parts_is_one_contact_name(sandbox, write_config, write_csv, invoke):
+    """Issue 21, item 2: CRM exports keep names in parts. contact_name (and any metadata
+    field) may be a template of columns; spaces are collapsed and trimmed, and a row whose
+    parts are all empty sends no name."""
+    config = write_config(sandbox.url, columns={"phone": "Phone", "contact_name":
+                                                "{First Name} {Last Name}", "email": None},
+                          contact_metadata={"cliente": "{Last Name}, {First Name}"})
+    rows = [["First Name", "Last Name", "Phone"], ["Ana", "Pérez", PHONES[0]],
+            ["  Luis ", "", PHONES[1]], ["", "", PHONES[2]]]
+    result = invoke("run", write_csv(rows), "--config", config)
+    assert result.exit_code == 0, result.output
+    bodies = sandbox.state.ticket_bodies()
+    assert [body.get("contact_name") for body in bodies] == ["Ana Pérez", "Luis", None]
+    assert [body.get("contact_metadata") for body in bodies] == [
+        {"cliente": "Pérez, Ana"}, {"cliente": ", Luis"}, None]
+
+
+def test_a_name_template_naming_a_missing_column_stops_before_sending(write_config, write_csv,
+                                                                      invoke):
+    config = write_config(columns={"phone": "Phone", "contact_name": "{First} {Apellido}",
+                                   "email": None})
+    result = invoke("validate", write_csv([["First", "Phone"], ["Ana", PHONES[0]]]),
+                    "--config", config)
+    assert result.exit_code == 2
+    assert "Apellido" in result.stderr and "[columns] contact_name" in result.stderr
