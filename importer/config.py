@@ -188,12 +188,25 @@ class InputSettings(_Section):
 
 
 class ColumnSettings(_Section):
-    phone: str
+    # A header, or several in order of preference (CRM exports keep a mobile and a phone):
+    # a row uses the first non-empty cell that is a usable number (an email: a valid one).
+    phone: str | list[str]
     contact_name: str | None = None
-    email: str | None = None
+    email: str | list[str] | None = None
     stage: str | None = None
     # Each row's country (ISO code, dialing code or name), instead of [defaults] country.
     country: str | None = None
+
+    @field_validator("phone", "email")
+    @classmethod
+    def _headers(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            if not value or not all(isinstance(header, str) and header for header in value):
+                raise ValueError("must be a header, or a list of headers in order of"
+                                 " preference")
+            if len(set(value)) < len(value):
+                raise ValueError("names a column twice")
+        return value
 
 
 class DefaultSettings(_Section):
@@ -394,7 +407,8 @@ class Config(_Section):
             (f"[columns] {name}", column)
             for name, header in self.columns.model_dump().items()
             if header is not None
-            for column in (columns_of(header) if name == "contact_name" else [header])
+            for column in (columns_of(header) if name == "contact_name"
+                           else header if isinstance(header, list) else [header])
         ]
         for section in ("contact_metadata", "ticket_metadata", "integration_data"):
             for key, source in getattr(self, section).items():

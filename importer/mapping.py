@@ -33,6 +33,10 @@ class MappedRow(NamedTuple):
     country: str = ""  # the row's country cell ([columns] country), as written
     variables: tuple[tuple[str, str], ...] | None = None  # (name, value) in template order
     cell_problem: tuple[ErrorCode, str] | None = None  # a used cell is not data
+    # With several phone (email) columns: each (header, cell), in order of preference;
+    # ``phone`` (``email``) is then the first one's cell.
+    phones: tuple[tuple[str, str], ...] = ()
+    emails: tuple[tuple[str, str], ...] = ()
 
 
 class RowMapper:
@@ -57,9 +61,16 @@ class RowMapper:
         self._headers = headers
         self._used = sorted({position[header] for _, header in config.mapped_columns()})
         self._country = column(columns.country)
-        self._phone = position[columns.phone]
+        phones = columns.phone if isinstance(columns.phone, list) else [columns.phone]
+        self._phone = position[phones[0]]
+        self._phones = [(header, position[header]) for header in phones] if len(phones) > 1 \
+            else []
+        emails = columns.email if isinstance(columns.email, list) else []
+        self._emails = [(header, position[header]) for header in emails] if len(emails) > 1 \
+            else []
         self._name = None if columns.contact_name is None else self._source(columns.contact_name)
-        self._email = column(columns.email)
+        self._email = column(columns.email[0] if isinstance(columns.email, list)
+                             else columns.email)
         self._stage = column(columns.stage)
         self._contact = self._metadata(config.contact_metadata)
         self._ticket = self._metadata(config.ticket_metadata)
@@ -173,4 +184,6 @@ class RowMapper:
                 (name, source if isinstance(source, str) else cells[source])
                 for name, source in self._variables),
             cell_problem=self._cell_problem(cells),
+            phones=tuple((header, cells[index]) for header, index in self._phones),
+            emails=tuple((header, cells[index]) for header, index in self._emails),
         )

@@ -96,6 +96,21 @@ class RowProblem(Exception):
         self.international = international
 
 
+def _first_email(emails: tuple[tuple[str, str], ...]) -> str:
+    """With several email columns: the first non-empty cell that is a valid address; empty
+    when every cell is; a problem naming each column when none is valid."""
+    problems = []
+    for header, cell in emails:
+        if cell.strip():
+            problem = email_problem(cell)
+            if problem is None:
+                return cell
+            problems.append(f"{header!r}: {cell!r} is not valid: {problem}")
+    if problems:
+        raise RowProblem(ErrorCode.EMAIL_INVALID, "no valid email: " + "; ".join(problems))
+    return ""
+
+
 # ---------------------------------------------------------------- phones
 
 _LETTERS = re.compile(r"[^\W\d_]")  # any letter, in any script
@@ -509,7 +524,7 @@ class Validator:
                 return CheckedRow(row.number, RowStatus.INVALID, "", ErrorCode.COUNTRY_UNKNOWN,
                                   f"country {row.country!r} is not one I can read: write an ISO"
                                   " code (MX), a dialing code (+52) or a name (México)")
-        phone = self.phones.normalize(row.phone, region)
+        phone = self._phone(row, region)
         if isinstance(phone, RowProblem):
             if phone.international:
                 self.tallies["international"] += 1
@@ -531,6 +546,25 @@ class Validator:
         except RowProblem as problem:
             return CheckedRow(row.number, RowStatus.INVALID, phone, problem.code, problem.message)
         return CheckedRow(row.number, RowStatus.VALID, phone, request=request)
+
+    def _phone(self, row: MappedRow, region: str | None) -> str | RowProblem:
+        """The row's phone in E.164; with several phone columns, the first non-empty cell
+        that is a usable number, else a problem naming each column tried and why."""
+        if not row.phones:
+            return self.phones.normalize(row.phone, region)
+        problems: list[tuple[str, RowProblem]] = []
+        for header, cell in row.phones:
+            if cell.strip():
+                found = self.phones.normalize(cell, region)
+                if not isinstance(found, RowProblem):
+                    return found
+                problems.append((header, found))
+        if not problems:
+            return RowProblem(ErrorCode.PHONE_MISSING, "phone is empty in " + " and ".join(
+                repr(header) for header, _ in row.phones))
+        return RowProblem(problems[0][1].code, "no usable phone: " + "; ".join(
+            f"{header!r}: {problem.message}" for header, problem in problems),
+            international=any(problem.international for _, problem in problems))
 
     def _template_request(self, row: MappedRow, phone: str, stage_id: str) -> TicketRequest:
         """A template with several variables, through Vambe's template endpoint: the values
@@ -587,7 +621,9 @@ class Validator:
             stage_id = config.defaults.stage_id
             if stage_id is None:
                 raise RowProblem(ErrorCode.STAGE_MISSING, "stage is empty and [defaults] stage_id is not set")
-        if row.email:
+        if row.emails:
+            row = row._replace(email=_first_email(row.emails))
+        elif row.email:
             problem = email_problem(row.email)
             if problem is not None:
                 raise RowProblem(ErrorCode.EMAIL_INVALID, f"email {row.email!r} is not valid: {problem}")

@@ -348,3 +348,43 @@ def test_a_name_template_naming_a_missing_column_stops_before_sending(write_conf
                     "--config", config)
     assert result.exit_code == 2
     assert "Apellido" in result.stderr and "[columns] contact_name" in result.stderr
+
+
+def test_several_phone_columns_use_the_first_usable_number(sandbox, write_config, write_csv,
+                                                           invoke, tmp_path):
+    """Issue 21, item 1: Shopify keeps `Phone` and `Default Address Phone`, HubSpot a mobile
+    and a phone. phone = [...] in order of preference: the first non-empty cell that is a
+    usable number; none usable: invalid, naming each column tried and why. The same for
+    email (the first valid address)."""
+    config = write_config(sandbox.url, columns={
+        "phone": ["Mobile Phone Number", "Phone Number"], "email": ["Email", "Work Email"],
+        "contact_name": None})
+    rows = [["Mobile Phone Number", "Phone Number", "Email", "Work Email"],
+            ["", PHONES[0], "", "ana@example.com"],          # mobile empty: the phone
+            [PHONES[1], PHONES[2], "luis@example.com", ""],  # both: the mobile
+            ["1.5E+10", PHONES[3], "malo", "eva@example.com"],  # an unusable first cell
+            ["", "", "nadie@example.com", ""],
+            ["abc", "12", "", ""],
+            [PHONES[4], "", "malo", "tampoco"]]
+    result = invoke("run", write_csv(rows), "--config", config)
+    assert result.exit_code == 1
+    bodies = {body["to_phone_number"]: body.get("email") for body in sandbox.state.ticket_bodies()}
+    assert bodies == {PHONES[0]: "ana@example.com", PHONES[1]: "luis@example.com",
+                      PHONES[3]: "eva@example.com"}
+    results = read_results(tmp_path / "clientes-import")
+    assert [r["status"] for r in results] == ["sent", "sent", "sent", "invalid", "invalid",
+                                              "invalid"]
+    assert results[3]["error"] == "phone is empty in 'Mobile Phone Number' and 'Phone Number'"
+    assert results[4]["error"].startswith("no usable phone: 'Mobile Phone Number': ")
+    assert "; 'Phone Number': " in results[4]["error"]
+    assert results[5]["error_code"] == "email_invalid"
+    assert results[5]["error"].startswith("no valid email: 'Email': 'malo' is not valid: ")
+
+
+def test_a_phone_list_naming_a_column_twice_or_none_is_refused(write_config, write_csv,
+                                                               invoke):
+    for phone, problem in ((["Tel", "Tel"], "names a column twice"),
+                           ([], "must be a header, or a list of headers")):
+        config = write_config(columns={"phone": phone, "email": None, "contact_name": None})
+        result = invoke("validate", write_csv([["Tel"], [PHONES[0]]]), "--config", config)
+        assert result.exit_code == 2 and problem in result.stderr, result.stderr
