@@ -29,7 +29,7 @@ from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
 from .job import default_out_dir, list_stages, run_import, validate_file
 from .plan import Plan, duration_text
-from .report import RowResult, Summary
+from .report import RowResult, Summary, plural
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -292,14 +292,18 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
             _say(f"Note: {note}")
     if server is not None:
         state = server.state
-        _say(f"Sandbox received {len(state.received)} requests and opened"
-                   f" {len(state.tickets)} tickets for {len(state.contacts)} contacts.")
+        tickets = len(state.tickets)
+        others = len(state.received) - sum(1 for request in state.received
+                                            if request.method == "POST")
+        looked = f" ({plural(others, 'look-up')}: stages, contacts)" if others else ""
+        _say(f"Sandbox received {plural(len(state.received), 'request')}{looked} and opened"
+             f" {plural(tickets, 'ticket')} for {plural(len(state.contacts), 'contact')}.")
     if summary.finished_at is not None and not summary.all_done:
-        _print_what_next(summary)
+        _print_what_next(summary, config_path)
     sys.exit(exit_code(summary))
 
 
-def _print_what_next(summary: Summary) -> None:
+def _print_what_next(summary: Summary, config_path: Path) -> None:
     """What to do about the rows not sent. Unknown rows are never offered for a blind
     re-import: they may have reached the customer."""
     counts = summary.counts
@@ -313,10 +317,12 @@ def _print_what_next(summary: Summary) -> None:
     if unknown:
         shown = ", ".join(str(row) for row in unknown[:10]) + (", ..." if len(unknown) > 10
                                                                 else "")
-        _say(f"{len(unknown)} rows have an unknown outcome (rows {shown}): the customer may"
-             f" have got the ticket. vambe-import reconcile --out {summary.out_dir} --config"
-             " CONFIG checks them in the account; re-importing does not send them again;"
-             " --resume --retry-unknown does.")
+        have = "has" if len(unknown) == 1 else "have"
+        _say(f"{plural(len(unknown), 'row')} {have} an unknown outcome"
+             f" ({'row' if len(unknown) == 1 else 'rows'} {shown}): the customer may have got"
+             f" the ticket. vambe-import reconcile --out {summary.out_dir} --config"
+             f" {config_path} checks them in the account; re-importing does not send them"
+             " again; --resume --retry-unknown does.")
 
 
 def _start_sandbox(config: Config) -> tuple[SandboxServer, Config]:

@@ -36,7 +36,7 @@ from .config import Config, load_config
 from .exceptions import OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
 from .ledger import Ledger, Policy, Unknown, identity_of, ledger_location, target_name
-from .report import Summary, write_reports
+from .report import Summary, plural, write_reports
 from .send import Pacer, account_pacer
 from .timing import clock
 
@@ -203,8 +203,8 @@ async def settle(client: VambeClient, ledger: Ledger, config: Config,
                                   error_code=verdict.error_code, error=verdict.error)
     if on_note is not None and verdicts:
         decided = sum(v.state != RequestState.UNKNOWN for v in verdicts.values())
-        on_note(f"Reconciled {len(verdicts)} unknown rows: {decided} decided, "
-                f"{len(verdicts) - decided} still unknown")
+        on_note(f"Reconciled {plural(len(verdicts), 'unknown row')}: {decided} decided,"
+                f" {len(verdicts) - decided} still unknown")
     return verdicts
 
 

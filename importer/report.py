@@ -24,6 +24,11 @@ from .exceptions import OutputFolderError
 from .files import open_private, private_folder
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
 
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``: a count with its noun (``many`` when not just ``one + "s"``)."""
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
 RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
                    "error_code", "error")
 

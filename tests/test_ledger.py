@@ -162,9 +162,9 @@ def test_reimported_errors_file_never_resends_unknown_rows(make_sandbox, write_c
     assert unknown, "the seed gives some 500s"
     assert (f"{len(unknown)} rows have an unknown outcome (rows {', '.join(unknown[:10])}"
             f"{', ...' if len(unknown) > 10 else ''}): the customer may have got the ticket."
-            " vambe-import reconcile --out clientes-import --config CONFIG checks them in the"
-            " account; re-importing does not send them again; --resume --retry-unknown does."
-            ) in first.stdout
+            f" vambe-import reconcile --out clientes-import --config {config} checks them in"
+            " the account; re-importing does not send them again; --resume --retry-unknown"
+            " does.") in first.stdout
     tickets = len(server.state.tickets)
     server.state.faults.fail_500 = 0.0
     errors = out / "errors.csv"

@@ -30,7 +30,7 @@ def test_both_kinds_of_500_are_told_apart_and_resume_sends_only_the_unprocessed(
     source = write_csv(people(40))
     first = invoke("run", source, "--config", config)
     assert first.exit_code == 1
-    assert "vambe-import reconcile --out clientes-import --config CONFIG" in first.stdout
+    assert f"vambe-import reconcile --out clientes-import --config {config} checks" in first.stdout
     out = tmp_path / "clientes-import"
     unknown = {r["phone"] for r in read_results(out) if r["status"] == "unknown"}
     processed = {f"+{digits}" for digits in sandbox.state.tickets_per_phone()}

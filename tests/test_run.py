@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from importer import load_config, run_import, validate_file
-from importer.sandbox import DEFAULT_API_KEY
+from importer.sandbox import DEFAULT_API_KEY, Faults
 
-from .conftest import PHONES, STAGE_NEW, read_errors, read_results
+from .conftest import PHONES, STAGE_NEW, people, read_errors, read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,13 +186,29 @@ def test_every_row_sent_exits_0_with_contact_ids(sandbox, write_config, write_cs
     assert len(set(keys)) == 20 and all(re.fullmatch(r"[0-9a-f]{32}", k) for k in keys)
 
 
+def test_counts_are_said_in_words_people_use(sandbox, write_config, write_csv, invoke):
+    """Issue 21, item 8: "1 rows have", "rows 2", "1 requests", "--config CONFIG"."""
+    sandbox.state.faults = Faults(fail_500=1.0, latency=0.05)
+    config = write_config(sandbox.url)
+    first = invoke("run", write_csv(people(1)), "--config", config)
+    assert first.exit_code == 1
+    assert (f"1 row has an unknown outcome (row 2): the customer may have got the ticket."
+            f" vambe-import reconcile --out clientes-import --config {config} checks"
+            ) in first.stdout
+    demo = invoke("run", write_csv(people(1), name="uno.csv"), "--config", config,
+                  "--sandbox", api_key=None)
+    assert ("Sandbox received 2 requests (1 look-up: stages, contacts) and opened 1 ticket"
+            " for 1 contact.") in demo.stdout, demo.output
+
+
 def test_sandbox_flag_runs_the_sample_without_account(invoke, fake_clock):
     """The README's demo: the bundled sample through ``--sandbox``, no key needed."""
     result = invoke("run", ROOT / "sample_data" / "campana_noviembre.csv", "--config",
                     ROOT / "config.example.toml", "--sandbox", api_key=None)
     assert result.exit_code == 1, result.output
     assert "45 rows: 35 sent, 9 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped" in result.stdout
-    assert "Sandbox received 36 requests and opened 35 tickets for 35 contacts." in result.stdout
+    assert ("Sandbox received 36 requests (1 look-up: stages, contacts) and opened 35 tickets"
+            " for 35 contacts.") in result.stdout
 
 
 def test_sample_xlsx_validates_like_the_csv(invoke, tmp_path):
