@@ -198,6 +198,13 @@ def checked_api_key(key: str) -> str:
     return key
 
 
+def _date(headers: httpx.Headers) -> str | None:
+    """The answer's Date header; the first if there are several (a proxy adding its own):
+    joined, they would not parse, or parse wrong."""
+    found = headers.get_list("date")
+    return found[0] if found else None
+
+
 class VambeClient:
     """An async session with one account; open it with ``async with``.
 
@@ -260,7 +267,7 @@ class VambeClient:
             async with asyncio.timeout(self.timeout):
                 sent = clock().time()
                 response = await self._transport.handle_async_request(request)
-                self.skew.observe(sent, clock().time(), response.headers.get("date"))
+                self.skew.observe(sent, clock().time(), _date(response.headers))
                 try:
                     content = await read_bounded(response)
                 finally:
@@ -332,7 +339,7 @@ class VambeClient:
                 async with asyncio.timeout(self.timeout):
                     sent = clock().time()
                     async with self._http.stream("GET", url, params=params) as response:
-                        self.skew.observe(sent, clock().time(), response.headers.get("date"))
+                        self.skew.observe(sent, clock().time(), _date(response.headers))
                         content = await read_bounded(response)
             except TimeoutError:
                 answer = Answer(Outcome.UNKNOWN, error=f"no complete answer within"

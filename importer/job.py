@@ -40,7 +40,7 @@ from .ledger import (Ledger, Policy, identity_of, ledger_location, other_ledgers
 from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
                    summarize, validation_results)
 from .read import SourceRow, Table, open_table, opt_out_cells
-from .reconcile import Verdict, settle
+from .reconcile import Verdict, journal_amender, settle
 from .report import RowResult, Summary, write_reports
 from .schedule import SendWindow
 from .send import Sender, account_pacer, format_time
@@ -368,7 +368,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                         on_note(f"Note: {note}")
                 skew = ClockSkew()  # the account's clock against ours, over the whole run
                 stages, settled = asyncio.run(_prepare(config, api_key, ledger, reconcile,
-                                                       on_note, skew))
+                                                       on_note, skew, journal))
                 for key, verdict in settled.items():  # the account's word beats the journal's
                     if verdict.state == RequestState.FAILED:
                         reached.keys.pop(key, None)
@@ -457,7 +457,7 @@ def _check_resumable(out: Path, record: JournalRecord, identity: dict[str, str],
 
 
 async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool,
-                   on_note: Callable[[str], None] | None, skew: ClockSkew
+                   on_note: Callable[[str], None] | None, skew: ClockSkew, journal: Journal
                    ) -> tuple[StageResolver, dict[str, Verdict]]:
     """Before the plan: the account's stages (which also proves the key and the phone ID
     before anything is sent), the folder's unknown rows settled with ``--reconcile``, and
@@ -470,7 +470,8 @@ async def _prepare(config: Config, api_key: str, ledger: Ledger, reconcile: bool
             await pacer.wait()
         stages = StageResolver(await client.list_pipelines(retries=api.max_retries,
                                                            backoff=api.retry_backoff_seconds))
-        settled = await settle(client, ledger, config, on_note) if reconcile else {}
+        settled = await settle(client, ledger, config, on_note,
+                               journal_amender(journal)) if reconcile else {}
     _warn_before_sending(config, on_note or (lambda text: None))
     return stages, settled
 

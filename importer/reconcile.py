@@ -33,7 +33,7 @@ from typing import NamedTuple
 from .client import VambeClient
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
-from .exceptions import OutputFolderError
+from .exceptions import FatalApiError, ImporterError, OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
 from .ledger import Ledger, Policy, Unknown, identity_of, ledger_location, target_name
 from .report import Summary, plural, write_reports
@@ -128,15 +128,16 @@ def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict],
 def skew_at_sending(request: Unknown, now: tuple[float, float] | None,
                     moment: float) -> tuple[float, float] | str:
     """The skew to judge ``request`` by: as recorded when it was sent, narrowed by the skew
-    measured now (allowing for drift since); the skew now alone for a request an earlier
-    release recorded without one. A string says why there is none."""
+    measured now (allowing for drift since). A string says why there is none (no Date
+    header; a request an earlier release recorded without one; a clock set since)."""
     sent = request.skew_low is not None and request.skew_high is not None
     if now is None:
         return (request.skew_low, request.skew_high) if sent else _NO_DATE  # type: ignore[return-value]
     drift = DRIFT + DRIFT_RATE * max(0.0, moment - (request.sent_at or moment))
     low, high = now[0] - drift, now[1] + drift
-    if not sent:
-        return low, high
+    if not sent:  # the skew then is unknown: the skew now says nothing of a clock set since
+        return ("it was recorded by an earlier release, without the clocks' skew at sending:"
+                " compare by hand")
     assert request.skew_low is not None and request.skew_high is not None
     if low > request.skew_high or high < request.skew_low:
         return (f"a clock was set since the request was sent: the account's clock was"
@@ -156,6 +157,7 @@ async def pin_skew(client: VambeClient, pacer: Pacer | None, config: Config) -> 
     of what is known: whether its Date shows the new second halves the uncertainty."""
     skew, now = client.skew, clock()
     api = config.api
+    half_trip = 0.0
     for _ in range(PIN_PROBES):
         bounds = skew.bounds()
         if bounds is not None and bounds[1] - bounds[0] <= PIN_WIDTH:
@@ -165,21 +167,35 @@ async def pin_skew(client: VambeClient, pacer: Pacer | None, config: Config) -> 
         if bounds is not None:
             middle = (bounds[0] + bounds[1]) / 2
             at = now.time()
-            tick = math.floor(at + middle) + 1 - middle  # our time of the account's next second
+            # our time of the account's next second, less half a round trip (the look-up
+            # reaches the account that much after it leaves)
+            tick = math.floor(at + middle + half_trip) + 1 - middle - half_trip
             await now.sleep(tick - at)
+        sent = now.time()
         await client.list_pipelines(retries=api.max_retries, backoff=api.retry_backoff_seconds)
+        half_trip = (now.time() - sent) / 2
 
 
 async def settle(client: VambeClient, ledger: Ledger, config: Config,
-                 on_note: Callable[[str], None] | None = None) -> dict[str, Verdict]:
+                 on_note: Callable[[str], None] | None = None,
+                 on_verdict: Callable[[str, Verdict], None] | None = None
+                 ) -> dict[str, Verdict]:
     """Decide every unknown request of the ledger's folder, paced at the configured rate;
-    records each verdict in the ledger. Returns key -> verdict."""
+    records each verdict in the ledger, after ``on_verdict`` (the journal) has: a reconcile
+    stopped between the two finds the row unknown in the ledger and decides it again (the
+    other order left it failed in the ledger and unknown in the journal for good). Returns
+    key -> verdict."""
     api = config.api
     pacer = account_pacer(api.rate_limit_per_second, ledger, clock())
     verdicts: dict[str, Verdict] = {}
     unknown = ledger.unknown_requests()
     if unknown:
-        await pin_skew(client, pacer, config)
+        try:
+            await pin_skew(client, pacer, config)
+        except ImporterError as error:  # FatalApiError stops here as for every look-up
+            if isinstance(error, FatalApiError):
+                raise
+            # the skew stays as wide as it is: rows inside it stay unknown
     for request in unknown:
         key, phone, sent_at, message = request[:4]
         if pacer is not None:
@@ -198,6 +214,8 @@ async def settle(client: VambeClient, ledger: Ledger, config: Config,
         verdict = judge(phone, sent_at or 0.0, message, contacts,
                         skew_at_sending(request, client.skew.bounds(), clock().time()))
         verdicts[key] = verdict
+        if on_verdict is not None:
+            on_verdict(key, verdict)
         if verdict.state != RequestState.UNKNOWN:
             ledger.settle_unknown(key, verdict.state, ai_contact_id=verdict.ai_contact_id,
                                   error_code=verdict.error_code, error=verdict.error)
@@ -237,12 +255,8 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
                     " ledger, than this config's; use the config (and ledger) of that run")
             journal = Journal.reopen(out)
             try:
-                verdicts = asyncio.run(_settle(config, api_key, ledger, on_note))
-                rows = journal.unknown_rows()
-                for key, verdict in verdicts.items():
-                    if key in rows:
-                        journal.amend(rows[key], _STATUS[verdict.state], verdict.ai_contact_id,
-                                      verdict.error_code, verdict.error)
+                asyncio.run(_settle(config, api_key, ledger, on_note,
+                                    journal_amender(journal)))
                 summary = Summary("run", out_dir=out)
                 summary.ledger_path = ledger.description
                 write_reports(out, journal.table(), journal.results(NOT_REACHED), summary)
@@ -256,8 +270,20 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
 
 
 async def _settle(config: Config, api_key: str, ledger: Ledger,
-                  on_note: Callable[[str], None] | None) -> dict[str, Verdict]:
+                  on_note: Callable[[str], None] | None,
+                  on_verdict: Callable[[str, Verdict], None]) -> dict[str, Verdict]:
     api = config.api
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=1) as client:
-        return await settle(client, ledger, config, on_note)
+        return await settle(client, ledger, config, on_note, on_verdict)
+
+
+def journal_amender(journal: Journal) -> Callable[[str, Verdict], None]:
+    """Write each verdict into the journal's row for its key (a row of this run)."""
+    rows = journal.unknown_rows()
+
+    def amend(key: str, verdict: Verdict) -> None:
+        if key in rows:
+            journal.amend(rows[key], _STATUS[verdict.state], verdict.ai_contact_id,
+                          verdict.error_code, verdict.error)
+    return amend

@@ -15,6 +15,7 @@ import itertools
 import math
 import random
 import time
+from datetime import timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -128,9 +129,12 @@ class ClockSkew:
         if not date_header:
             return
         try:
-            date = email.utils.parsedate_to_datetime(date_header).timestamp()
+            when = email.utils.parsedate_to_datetime(date_header)
         except (TypeError, ValueError, IndexError, OverflowError):
             return
+        if when.tzinfo is None:  # "-0000" or the asctime form: HTTP dates are always UTC
+            when = when.replace(tzinfo=timezone.utc)
+        date = when.timestamp()
         low, high = date - received, date + 1 - sent
         if low > self.high or high < self.low:  # a clock was set: what we knew is stale
             self.low, self.high = low, high

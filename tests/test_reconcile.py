@@ -11,7 +11,7 @@ import pytest
 
 from importer.codes import RequestState
 from importer.reconcile import judge
-from importer.sandbox import Faults
+from importer.sandbox import DEFAULT_API_KEY, Faults
 from importer.timing import ClockSkew, ShiftedClock, use_clock
 
 from .conftest import PHONES, STAGE_NEW, people, read_results
@@ -282,3 +282,78 @@ def test_without_a_date_header_the_evidence_decides_nothing_but_absence():
         "still unknown after reconcile: the contact exists, and the account's clock cannot be"
         " compared with this machine's (its answers carry no Date header)"))
     assert judge("+56987654321", 1000.0, None, [], reason).state == "failed"
+
+
+def test_dates_without_a_zone_are_utc_and_only_the_first_counts(monkeypatch):
+    """Found by review: "-0000" and the asctime form parse without a zone, and were read in
+    this machine's time zone (two hours off under UTC+2: a row taken for sent); two Date
+    headers (a proxy adding its own) came joined."""
+    import httpx2
+
+    from importer.client import _date
+
+    monkeypatch.setenv("TZ", "Etc/GMT-2")
+    time.tzset()
+    try:
+        for header in ("Thu, 01 Jan 1970 00:01:40 -0000", "Thu Jan  1 00:01:40 1970",
+                       "Thu, 01 Jan 1970 00:01:40 GMT"):
+            skew = ClockSkew()
+            skew.observe(100.2, 100.3, header)
+            assert skew.bounds() == pytest.approx((-0.3, 0.8)), header
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    both = httpx2.Headers([("date", "Thu, 01 Jan 1970 00:01:40 GMT"),
+                           ("date", "Thu, 01 Jan 1970 02:00:00 GMT")])
+    assert _date(both) == "Thu, 01 Jan 1970 00:01:40 GMT"
+
+
+def test_a_row_recorded_without_its_skew_is_never_judged_by_todays(sandbox, write_config):
+    """Found by review: a row an earlier release recorded (no skew at sending) was judged by
+    the skew measured now; from a machine an hour behind then, corrected since, a contact
+    10 minutes old read as created after the request. Only the absence of any contact
+    decides such a row."""
+    from importer.ledger import Unknown
+    from importer.reconcile import skew_at_sending
+
+    old = Unknown("k", PHONES[0], 1000.0, None, None, None)
+    reason = skew_at_sending(old, (-0.01, 0.01), 1000.0 + 3600)
+    assert reason == ("it was recorded by an earlier release, without the clocks' skew at"
+                      " sending: compare by hand")
+    contact = {"phone": PHONES[0], "id": "c", "created_at": "1970-01-01T00:30:00Z"}
+    assert judge(PHONES[0], 1000.0, None, [contact], reason).state == "unknown"
+    assert judge(PHONES[0], 1000.0, None, [], reason).state == "failed"
+
+
+def test_a_reconcile_stopped_midway_leaves_nothing_stuck(sandbox, write_config, write_csv,
+                                                         invoke, tmp_path, monkeypatch):
+    """Found by review: a reconcile stopped after its first verdict had written it to the
+    ledger only; the journal kept the row unknown for good (the ledger had nothing left to
+    settle, and --resume did not send it). The journal is written first now."""
+    from importer import load_config
+    from importer.client import VambeClient
+    from importer.reconcile import reconcile_folder
+
+    sandbox.state.faults = Faults(fail_500_unprocessed=1.0)
+    config = write_config(sandbox.url)
+    assert invoke("run", write_csv(people(2)), "--config", config).exit_code == 1
+    sandbox.state.faults = Faults()
+    out = tmp_path / "clientes-import"
+    real_search = VambeClient.search_contacts
+    searched = []
+
+    async def search(client, phone, **options):
+        searched.append(phone)
+        if len(searched) == 2:
+            raise KeyboardInterrupt  # Ctrl-C on the second look-up
+        return await real_search(client, phone, **options)
+
+    monkeypatch.setattr(VambeClient, "search_contacts", search)
+    with pytest.raises(KeyboardInterrupt):
+        reconcile_folder(out, load_config(config), api_key=DEFAULT_API_KEY)
+    monkeypatch.setattr(VambeClient, "search_contacts", real_search)
+    reconcile_folder(out, load_config(config), api_key=DEFAULT_API_KEY)
+    assert [(r["status"], r["error_code"]) for r in read_results(out)] == [
+        ("failed", "not_processed")] * 2
+    assert invoke("run", write_csv(people(2)), "--config", config, "--resume").exit_code == 0
+    assert len(sandbox.state.tickets) == 2
