@@ -388,3 +388,18 @@ def test_a_phone_list_naming_a_column_twice_or_none_is_refused(write_config, wri
         config = write_config(columns={"phone": phone, "email": None, "contact_name": None})
         result = invoke("validate", write_csv([["Tel"], [PHONES[0]]]), "--config", config)
         assert result.exit_code == 2 and problem in result.stderr, result.stderr
+
+
+def test_an_apostrophe_marking_digits_as_text_is_not_data(sandbox, write_config, write_csv,
+                                                          invoke):
+    """Issue 21, item 8: Shopify writes IDs as '7212345746411 so Excel keeps them as text;
+    the apostrophe reached the ticket's metadata. Other apostrophes are kept."""
+    config = write_config(sandbox.url, columns={"phone": "Phone", "contact_name": "Name",
+                                                "email": None},
+                          ticket_metadata={"cliente": "Customer ID", "nota": "Note"})
+    rows = [["Name", "Phone", "Customer ID", "Note"],
+            ["O'Higgins", "'" + PHONES[0][1:], "'7212345746411", "'hola'"]]
+    assert invoke("run", write_csv(rows), "--config", config).exit_code == 0
+    [body] = sandbox.state.ticket_bodies()
+    assert body["ticket_metadata"] == {"cliente": "7212345746411", "nota": "'hola'"}
+    assert body["contact_name"] == "O'Higgins" and body["to_phone_number"] == PHONES[0]
