@@ -41,7 +41,7 @@ from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_not
                    summarize, validation_results)
 from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import Verdict, journal_amender, settle
-from .report import RowResult, Summary, write_reports
+from .report import RowResult, Summary, plural, write_reports
 from .schedule import SendWindow
 from .send import Sender, account_pacer, format_time
 from .timing import ClockSkew, clock
@@ -266,18 +266,27 @@ def _observed(results: Iterable[tuple[RowResult, SourceRow | None]], window: Sen
         yield result, source
 
 
+def _rows_hold(count: int) -> str:
+    return f"{plural(count, 'row')} {'holds' if count == 1 else 'hold'}"
+
+
 def _phone_notes(config: Config, tallies, summary: Summary) -> None:
     """What validate can say about the phones beyond each row's verdict."""
     defaults = config.defaults
     if tallies["international"] and not defaults.international_without_plus:
         summary.notes.append(
-            f"{tallies['international']} rows hold a number written without + that is valid"
+            f"{_rows_hold(tallies['international'])} a number written without + that is valid"
             " only as an international number; [defaults] international_without_plus = true"
             " would accept them")
+    if tallies["international_read"]:
+        summary.notes.append(
+            f"{_rows_hold(tallies['international_read'])} a number written without +"
+            " that was read as international ([defaults] international_without_plus = true):"
+            " check them before sending")
     if tallies["fixed_line"]:
         what = ("refused" if defaults.phone_check == "mobile" else
                 'sent; [defaults] phone_check = "mobile" refuses them')
-        summary.notes.append(f"{tallies['fixed_line']} rows hold fixed-line numbers, which"
+        summary.notes.append(f"{_rows_hold(tallies['fixed_line'])} fixed-line numbers, which"
                              f" cannot receive WhatsApp messages unless the line has it:"
                              f" {what}")
 

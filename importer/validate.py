@@ -135,6 +135,8 @@ class PhoneNormalizer:
         # second parse of every phone once doubled validate's phone work)
         self.classify_lines = False
         self.fixed_lines: set[str] = set()
+        # The numbers accepted only as international (international_without_plus), to count
+        self.read_internationally: set[str] = set()
 
     def _normalize(self, raw: str, region: str | None) -> str | RowProblem:
         """The E.164 form, or the problem (returned, not raised, so it can be cached)."""
@@ -184,9 +186,12 @@ class PhoneNormalizer:
             international = self._international_reading(raw)
             if international is not None:
                 if self.international_without_plus:
-                    return self._accepted(raw, _e164(international),
-                                          phonenumbers.number_type(international),
-                                          international.country_code, None)
+                    accepted = self._accepted(raw, _e164(international),
+                                              phonenumbers.number_type(international),
+                                              international.country_code, None)
+                    if isinstance(accepted, str):
+                        self.read_internationally.add(accepted)
+                    return accepted
                 shown = phonenumbers.format_number(international,
                                                    PhoneNumberFormat.INTERNATIONAL)
                 return RowProblem(
@@ -533,6 +538,8 @@ class Validator:
             return CheckedRow(row.number, RowStatus.INVALID, "", phone.code, phone.message)
         if self.phones.classify_lines and phone in self.phones.fixed_lines:
             self.tallies["fixed_line"] += 1
+        if phone in self.phones.read_internationally:
+            self.tallies["international_read"] += 1
         if (source := self.opt_outs.source_of(phone)) is not None:
             return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
                               error_code=ErrorCode.OPTED_OUT,

@@ -237,10 +237,14 @@ def test_international_reading_is_refused_unless_the_setting_says(sandbox, write
     assert read_results(tmp_path / "clientes-import")[0]["error"] == (
         "phone '528145678901' is not a valid CL number; as +52 81 4567 8901 it is a valid MX"
         " number: write it with + or set [defaults] international_without_plus = true")
-    assert ("Note: 1 rows hold a number written without + that is valid only as an"
+    assert ("Note: 1 row holds a number written without + that is valid only as an"
             " international number; [defaults] international_without_plus = true would accept"
             " them") in result.stdout
     config = write_config(sandbox.url, defaults={"international_without_plus": True})
+    counted = invoke("validate", source, "--config", config, "--out", "revisado", api_key=None)
+    assert ("Note: 1 row holds a number written without + that was read as international"
+            " ([defaults] international_without_plus = true): check them before sending"
+            ) in counted.stdout  # issue 21, item 8: validate did not count them
     assert invoke("run", source, "--config", config, "--out", "sent").exit_code == 0
     assert [b["to_phone_number"] for b in sandbox.state.ticket_bodies()] == [
         "+528145678901", PHONES[1]]
@@ -280,17 +284,17 @@ def test_mobile_check_refuses_fixed_lines_and_validate_counts_them(write_config,
                         ["Ana", "321 1234567", ""]])
     base = {"country": "CO", "stage_id": STAGE_NEW}
     lenient = invoke("validate", source, "--config", write_config(defaults=base), api_key=None)
-    assert ('Note: 1 rows hold fixed-line numbers, which cannot receive WhatsApp messages unless'
+    assert ('Note: 1 row holds fixed-line numbers, which cannot receive WhatsApp messages unless'
             ' the line has it: sent; [defaults] phone_check = "mobile" refuses them'
             ) in lenient.stdout
     strict = invoke("validate", source, "--config",
                     write_config(defaults={**base, "phone_check": "mobile"}), "--out", "m",
                     api_key=None)
-    assert "1 rows hold fixed-line numbers" in strict.stdout
+    assert "1 row holds fixed-line numbers" in strict.stdout
     last = invoke("validate", source, "--config",  # its first pass reads the phones first
                   write_config(defaults=base, dedupe={"within_file": "last"}), "--out", "l",
                   api_key=None)
-    assert "1 rows hold fixed-line numbers" in last.stdout
+    assert "1 row holds fixed-line numbers" in last.stdout
     assert [(r["status"], r["error_code"], r["error"]) for r in read_results(tmp_path / "m")] == [
         ("invalid", "phone_not_mobile", "phone '(601) 2345678' (+576012345678) is a fixed line"
                                         ' in CO, and [defaults] phone_check = "mobile"'),
