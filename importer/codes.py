@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     PHONE_INVALID = "phone_invalid"
     PHONE_NO_COUNTRY = "phone_no_country"
     PHONE_NOT_MOBILE = "phone_not_mobile"
+    NOT_A_PERSONAL_NUMBER = "not_a_personal_number"
     COUNTRY_UNKNOWN = "country_unknown"
     CELL_ERROR = "cell_error"
     CELL_TOO_LONG = "cell_too_long"

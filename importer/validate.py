@@ -224,6 +224,11 @@ class PhoneNormalizer:
 
     def _accepted(self, raw: str, e164: str, kind: int, country_code: int,
                   region: str | None) -> str | RowProblem:
+        if kind in _NOT_PERSONAL:  # under every policy: nobody is a customer on these
+            return RowProblem(ErrorCode.NOT_A_PERSONAL_NUMBER,
+                              f"phone {raw!r} ({e164}) is a {_NOT_PERSONAL[kind]} number in"
+                              f" {_region_of(country_code, region)}: no customer is reached"
+                              " on it")
         # FIXED_LINE_OR_MOBILE counts as mobile: where the two share ranges, the data
         # cannot tell them apart
         fixed = kind == phonenumbers.PhoneNumberType.FIXED_LINE
@@ -245,6 +250,13 @@ class PhoneNormalizer:
             return None
         _drop_obsolete_mexican_prefix(number)
         return number if phonenumbers.is_valid_number(number) else None
+
+
+_KIND = phonenumbers.PhoneNumberType
+# Numbers no customer has: refused whatever phone_check says, with what they are.
+_NOT_PERSONAL = {_KIND.SHARED_COST: "shared-cost", _KIND.PREMIUM_RATE: "premium-rate",
+                 _KIND.TOLL_FREE: "toll-free", _KIND.UAN: "universal access (UAN)",
+                 _KIND.VOICEMAIL: "voicemail", _KIND.PAGER: "pager"}
 
 
 def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:

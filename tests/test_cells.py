@@ -407,3 +407,24 @@ def test_an_apostrophe_marking_digits_as_text_is_not_data(sandbox, write_config,
     [body] = sandbox.state.ticket_bodies()
     assert body["ticket_metadata"] == {"cliente": "7212345746411", "nota": "'hola'"}
     assert body["contact_name"] == "O'Higgins" and body["to_phone_number"] == PHONES[0]
+
+
+@pytest.mark.parametrize("check", ["valid", "possible", "mobile"])
+def test_numbers_nobody_is_a_customer_on_are_refused_under_every_policy(
+        write_config, write_csv, invoke, tmp_path, check):
+    """Issue 21, item 5: shared-cost, toll-free (and premium, UAN, voicemail, pager) numbers
+    are nobody's WhatsApp: refused whatever phone_check says, naming what they are."""
+    rows = [["Nombre", "Teléfono", "País"], ["Eva", "600 360 7777", ""],
+            ["Tito", "0800 222 1234", "AR"], ["Ana", PHONES[0], ""]]
+    config = write_config(columns={"phone": "Teléfono", "contact_name": "Nombre",
+                                   "email": None, "country": "País"},
+                          defaults={"phone_check": check, "country": "CL"})
+    invoke("validate", write_csv(rows), "--config", config, api_key=None)
+    results = read_results(tmp_path / "clientes-import")
+    assert [(r["status"], r["error_code"]) for r in results] == [
+        ("invalid", "not_a_personal_number"), ("invalid", "not_a_personal_number"),
+        ("valid", "")]
+    assert results[0]["error"] == ("phone '600 360 7777' (+566003607777) is a shared-cost"
+                                   " number in CL: no customer is reached on it")
+    assert results[1]["error"] == ("phone '0800 222 1234' (+548002221234) is a toll-free"
+                                   " number in AR: no customer is reached on it")
