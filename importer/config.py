@@ -212,9 +212,10 @@ class ColumnSettings(_Section):
 class DefaultSettings(_Section):
     stage_id: str | None = None
     country: str | None = None
-    # valid: valid for its country; possible: well-formed (numbers newer than the phone
-    # data); mobile: valid and not a fixed line.
-    phone_check: Literal["valid", "possible", "mobile"] = "valid"
+    # mobile: valid and not a fixed line (WhatsApp lives on mobiles; "fixed line or mobile"
+    # passes, as the data cannot tell them apart); valid: valid for its country, fixed
+    # lines included; possible: well-formed (numbers newer than the phone data).
+    phone_check: Literal["valid", "possible", "mobile"] = "mobile"
     # A number written without + that is not valid in its row's country but is valid read
     # as an international number: refused by default (a guess), accepted when true.
     international_without_plus: Annotated[bool, Field(strict=True)] = False

@@ -235,10 +235,13 @@ class PhoneNormalizer:
         if fixed and self.classify_lines:
             self.fixed_lines.add(e164)
         if fixed and self.policy == "mobile":
+            argentine = " (an Argentine mobile is +54 9 and its area code, nationally" \
+                " 0 area code 15)" if country_code == 54 else ""
             return RowProblem(ErrorCode.PHONE_NOT_MOBILE,
                               f"phone {raw!r} ({e164}) is a fixed line in"
-                              f" {_region_of(country_code, region)}, and"
-                              ' [defaults] phone_check = "mobile"')
+                              f" {_region_of(country_code, region)}{argentine}, which WhatsApp"
+                              ' rarely reaches; [defaults] phone_check = "valid" sends to'
+                              " fixed lines")
         return e164
 
     @staticmethod

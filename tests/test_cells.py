@@ -278,27 +278,34 @@ def test_mexican_local_mobile_prefixes_044_and_045(write_config, write_csv, invo
 
 def test_mobile_check_refuses_fixed_lines_and_validate_counts_them(write_config, write_csv,
                                                                    invoke, tmp_path):
-    """``phone_check = "mobile"`` refuses a Colombian fixed line; validate counts fixed lines
-    whatever the setting."""
+    """``phone_check = "mobile"``, the default (issue 21, item 5), refuses a Colombian fixed
+    line saying how to send to it; "valid" sends it; validate counts fixed lines whatever
+    the setting. An Argentine fixed line says what an Argentine mobile looks like."""
     source = write_csv([["Nombre", "Teléfono", "Correo"], ["Tienda", "(601) 2345678", ""],
-                        ["Ana", "321 1234567", ""]])
+                        ["Ana", "321 1234567", ""], ["Tito", "+54 11 2345 6789", ""]])
     base = {"country": "CO", "stage_id": STAGE_NEW}
-    lenient = invoke("validate", source, "--config", write_config(defaults=base), api_key=None)
-    assert ('Note: 1 row holds fixed-line numbers, which cannot receive WhatsApp messages unless'
+    lenient = invoke("validate", source, "--config",
+                     write_config(defaults={**base, "phone_check": "valid"}), api_key=None)
+    assert ('Note: 2 rows hold fixed-line numbers, which cannot receive WhatsApp messages unless'
             ' the line has it: sent; [defaults] phone_check = "mobile" refuses them'
             ) in lenient.stdout
-    strict = invoke("validate", source, "--config",
-                    write_config(defaults={**base, "phone_check": "mobile"}), "--out", "m",
+    strict = invoke("validate", source, "--config", write_config(defaults=base), "--out", "m",
                     api_key=None)
-    assert "1 row holds fixed-line numbers" in strict.stdout
+    assert "2 rows hold fixed-line numbers" in strict.stdout
     last = invoke("validate", source, "--config",  # its first pass reads the phones first
                   write_config(defaults=base, dedupe={"within_file": "last"}), "--out", "l",
                   api_key=None)
-    assert "1 row holds fixed-line numbers" in last.stdout
+    assert "2 rows hold fixed-line numbers" in last.stdout
     assert [(r["status"], r["error_code"], r["error"]) for r in read_results(tmp_path / "m")] == [
         ("invalid", "phone_not_mobile", "phone '(601) 2345678' (+576012345678) is a fixed line"
-                                        ' in CO, and [defaults] phone_check = "mobile"'),
-        ("valid", "", "")]
+                                        " in CO, which WhatsApp rarely reaches; [defaults]"
+                                        ' phone_check = "valid" sends to fixed lines'),
+        ("valid", "", ""),
+        ("invalid", "phone_not_mobile", "phone '+54 11 2345 6789' (+541123456789) is a fixed"
+                                        " line in AR (an Argentine mobile is +54 9 and its area"
+                                        " code, nationally 0 area code 15), which WhatsApp"
+                                        ' rarely reaches; [defaults] phone_check = "valid" sends'
+                                        " to fixed lines")]
 
 
 def test_init_says_when_the_sample_spans_several_countries(invoke, tmp_path, write_csv):
@@ -314,11 +321,12 @@ def test_init_says_when_the_sample_spans_several_countries(invoke, tmp_path, wri
 
 
 def test_latam_sample_runs_with_its_config(invoke, fake_clock):
-    """The bundled multi-country sample: 18 customers in five countries, four refused."""
+    """The bundled multi-country sample: 18 customers in five countries, five refused (one
+    a fixed line, under the default phone_check = "mobile")."""
     result = invoke("run", ROOT / "sample_data" / "clientes_latam.csv", "--config",
                     ROOT / "sample_data" / "config_latam.toml", "--sandbox", api_key=None)
     assert result.exit_code == 1, result.output
-    assert result.stdout.startswith("18 rows: 14 sent, 4 invalid, 0 duplicate,")
+    assert result.stdout.startswith("18 rows: 13 sent, 5 invalid, 0 duplicate,")
 
 
 def test_stage_note_only_when_a_row_names_a_stage(write_config, write_csv, invoke):
