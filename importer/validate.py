@@ -300,10 +300,18 @@ def _parse_problem(raw: str, region: str | None, error: NumberParseException) ->
 
 
 class CountryReader:
-    """A country cell to a region code: ISO code (``MX``), dialing code (``52``, ``+52``) or
-    a name in Spanish or English (``México``, ``Mexico``, ``Perú``, ``Brasil``)."""
+    """A country cell to a region code: ISO code (``MX``, ``MEX``), dialing code (``52``,
+    ``+52``) or a name in Spanish or English (``México``, ``Mexico``, ``Perú``, ``Brasil``,
+    ``República del Perú``, ``Republic of Peru``, ``Islas Canarias``)."""
 
-    _ALIASES = {"eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES"}
+    _ALIASES = {"eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES",
+                "estados unidos mexicanos": "MX",
+                # territories written as the country (their numbers are the country's)
+                "canarias": "ES", "islas canarias": "ES", "baleares": "ES",
+                "islas baleares": "ES", "ceuta": "ES", "melilla": "ES"}
+    # Official names in Spanish: "República del Perú", "Estado Plurinacional de Bolivia".
+    _OFFICIAL = re.compile(r"^(republica|estado plurinacional|reino|principado|mancomunidad"
+                           r"|estado|confederacion)( (de|del))?( (la|las|los|el))? ")
 
     def __init__(self) -> None:
         self.region = lru_cache(maxsize=1024)(self._region)
@@ -317,7 +325,24 @@ class CountryReader:
             region = phonenumbers.region_code_for_country_code(int(code))
             return None if region == "ZZ" else region
         folded = " ".join(re.split(r"[^a-z0-9]+", fold(text))).strip()
-        return NAMES.get(folded) or self._ALIASES.get(folded)
+        found = NAMES.get(folded) or self._ALIASES.get(folded)
+        if found is None and (short := self._OFFICIAL.sub("", folded)) != folded:
+            found = NAMES.get(short) or self._ALIASES.get(short)
+        return found or self._iso(text)
+
+    @staticmethod
+    def _iso(text: str) -> str | None:
+        """ISO 3166 alpha-3 codes (``PER``) and English official names (``Republic of
+        Peru``), from pycountry, read only for cells nothing above knew."""
+        import pycountry
+
+        try:
+            found = (pycountry.countries.get(alpha_3=text.upper()) if len(text) == 3
+                     else None) or pycountry.countries.lookup(text)
+        except LookupError:
+            return None
+        region = getattr(found, "alpha_2", None)
+        return region if region in phonenumbers.SUPPORTED_REGIONS else None
 
 
 def country_names_from_library() -> dict[str, str]:

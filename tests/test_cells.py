@@ -436,3 +436,15 @@ def test_numbers_nobody_is_a_customer_on_are_refused_under_every_policy(
                                    " number in CL: no customer is reached on it")
     assert results[1]["error"] == ("phone '0800 222 1234' (+548002221234) is a toll-free"
                                    " number in AR: no customer is reached on it")
+
+
+@pytest.mark.parametrize("cell, region", [
+    ("PER", "PE"), ("mex", "MX"), ("República del Perú", "PE"), ("Republica del Peru", "PE"),
+    ("Republic of Peru", "PE"), ("Estados Unidos Mexicanos", "MX"), ("Islas Canarias", "ES"),
+    ("Canarias", "ES"), ("Estado Plurinacional de Bolivia", "BO"), ("Puerto Rico", "PR"),
+    ("Narnia", None), ("XYZ", None)])
+def test_iso_3_codes_official_names_and_territories_are_countries(cell, region):
+    """Issue 21, item 8: PER, MEX, Republica del Peru and Islas Canarias were country_unknown."""
+    from importer.validate import CountryReader
+
+    assert CountryReader().region(cell) == region
