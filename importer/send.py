@@ -401,13 +401,7 @@ class Sender:
                 if self.wait_for_windows and opens != math.inf:
                     heapq.heappush(self._deferred, (opens, planned.row, planned))
                 else:
-                    self._not_sent(planned, RowResult(
-                        planned.row, RowStatus.SKIPPED, planned.phone,
-                        error_code=ErrorCode.OUTSIDE_WINDOW,
-                        error=self.window.never_opens(planned.phone) if opens == math.inf
-                        else f"not sent: outside the send window ([schedule]); it opens"
-                             f" {self.window.describe_opening(planned.phone, opens)};"
-                             " --resume (or --wait) sends it then"))
+                    self._not_sent(planned, self._outside_window(planned, opens))
                 return False
         return self._admit(planned)
 
@@ -463,9 +457,19 @@ class Sender:
             except _Stopping:
                 break
             await self._release_due(queue)
-        while self._deferred:  # the run stopped while they waited
-            _, _, planned = heapq.heappop(self._deferred)
-            self._not_sent(planned, self._skipped(planned))
+        while self._deferred:  # the run stopped while they waited: still outside their window
+            opens, _, planned = heapq.heappop(self._deferred)
+            self._not_sent(planned, self._outside_window(planned, opens))
+
+    def _outside_window(self, planned: Planned, opens: float) -> RowResult:
+        """A row whose send window is closed now: when it opens, or that it never does."""
+        assert self.window is not None
+        return RowResult(
+            planned.row, RowStatus.SKIPPED, planned.phone, error_code=ErrorCode.OUTSIDE_WINDOW,
+            error=self.window.never_opens(planned.phone) if opens == math.inf
+            else f"not sent: outside the send window ([schedule]); it opens"
+                 f" {self.window.describe_opening(planned.phone, opens)}; --resume (or"
+                 " --wait) sends it then")
 
     def _skipped(self, planned: Planned, attempts: int = 0) -> RowResult:
         return RowResult(planned.row, RowStatus.SKIPPED, planned.phone, attempts=attempts,
