@@ -56,3 +56,23 @@ def test_quick_start_has_exactly_the_two_commands():
     ]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[0] in ci
+
+
+def test_the_readme_validate_example_is_what_validate_prints(invoke, tmp_path, monkeypatch):
+    """Issue 21, item 8: the README's validate example, run after the quick start's demo in
+    the same folder (it used the demo's folder, and was refused), prints what it shows."""
+    import shutil
+
+    block = README.split("$ vambe-import validate ", 1)[1].split("```", 1)[0]
+    command, *shown = block.splitlines()
+    shutil.copytree(ROOT / "sample_data", tmp_path / "sample_data")
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.example.toml")
+    monkeypatch.chdir(tmp_path)
+    demo = invoke("run", "sample_data/campana_noviembre.csv", "--config", "config.example.toml",
+                  "--sandbox", api_key=None)
+    assert demo.exit_code == 1, demo.output
+    result = invoke("validate", *command.split(), api_key=None)
+    assert result.exit_code == 1, result.output  # the sample holds invalid rows on purpose
+    printed = result.stdout.splitlines()
+    missing = [line for line in shown if line != "..." and line not in printed]
+    assert missing == []
