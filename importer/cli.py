@@ -438,11 +438,21 @@ def init(file: Path, sheet: str | None, output: Path, force: bool, base_url: str
     starter = write_starter(file, output, sheet=sheet, force=force, account=account)
     found = ", ".join(f"{field} = {header!r}" for field, header in starter.columns.items())
     _say(f"Wrote {output}: {found}.")
-    if starter.country:
+    if starter.column_countries:
+        seen = ", ".join(f"{region} {count}" for region, count in starter.column_countries)
+        _say(f"Countries in the sample's column {starter.columns['country']!r}: {seen}.")
+    if starter.country and starter.column_countries:
+        _say(f"Default country {starter.country}, for rows with no country cell:"
+             f" {starter.country_votes} of {starter.sampled_phones} sample rows are in it.")
+    elif starter.country:
         _say(f"Default country {starter.country}: {starter.country_votes} of"
              f" {starter.sampled_phones} sample numbers are valid there.")
+    else:
+        _say("No default country: no country holds most of the sample; rows without a country"
+             " need a + and their country code.")
     if starter.several_countries:
-        found = ", ".join(f"{region} {votes}" for region, votes in starter.countries)
+        found = ", ".join(f"{region} {votes}" for region, votes in (
+            starter.column_countries or starter.countries))
         if "country" in starter.columns:
             advice = (f"each row's country is read from the column"
                       f" {starter.columns['country']!r} ([columns] country)")

@@ -35,6 +35,11 @@ GUESSES = {
     "stage": ("etapa", "stage"),
     "country": ("pais", "country", "nacionalidad"),
 }
+# Names kept in parts (CRM exports): contact_name becomes a template of both.
+FIRST_NAMES = ("first name", "firstname", "given name", "nombre", "nombres", "primer nombre")
+LAST_NAMES = ("last name", "lastname", "surname", "family name", "apellido", "apellidos")
+# A phone column whose header says mobile comes first when there are several.
+MOBILE_WORDS = ("mobile", "movil", "celular", "cel", "whatsapp")
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,16 @@ class Starter:
     text: str
     countries: tuple[tuple[str, int], ...] = ()  # every region the sample's numbers are in
     phone_id_found: bool = False  # the account's only WhatsApp channel was written
+    # The sample's [columns] country cells, read as regions ("?" for unreadable), most first
+    column_countries: tuple[tuple[str, int], ...] = ()
 
     @property
     def several_countries(self) -> bool:
-        """The sample's numbers belong to more than one country (each a tenth or more)."""
-        return sum(votes * 10 >= self.sampled_phones for _, votes in self.countries) > 1
+        """The sample's numbers (or its country cells) belong to more than one country, each
+        a tenth or more."""
+        counted = self.column_countries or self.countries
+        total = sum(count for _, count in counted)
+        return sum(votes * 10 >= total for _, votes in counted) > 1
 
 
 def _matches(header: str, words: tuple[str, ...]) -> int:
@@ -80,6 +90,24 @@ def _guess_columns(headers: tuple[str, ...], sample: list[tuple[str, ...]]) -> d
     return found
 
 
+def _phone_columns(headers: tuple[str, ...], sample: list[tuple[str, ...]], first: str,
+                   taken: set[str]) -> list[str]:
+    """Every column that says phone and holds numbers, the mobile-sounding first (Shopify's
+    Phone and Default Address Phone, HubSpot's Mobile Phone Number and Phone Number)."""
+    found = [first] + [header for index, header in enumerate(headers)
+                       if header != first and header not in taken
+                       and _matches(header, tuple(PHONE_WORDS))
+                       and _phone_like(sample, index) > 0]
+    return sorted(found, key=lambda header: -_matches(header, MOBILE_WORDS))
+
+
+def _name_parts(headers: tuple[str, ...]) -> str | None:
+    """``{First Name} {Last Name}`` when the file keeps names in parts."""
+    first = next((h for h in headers if fold(h).strip() in FIRST_NAMES), None)
+    last = next((h for h in headers if fold(h).strip() in LAST_NAMES), None)
+    return f"{{{first}}} {{{last}}}" if first and last else None
+
+
 def _phone_like(sample: list[tuple[str, ...]], index: int) -> int:
     return sum(len(re.sub(r"\D", "", row[index])) >= 8 for row in sample)
 
@@ -98,6 +126,12 @@ def _guess_country(values: list[str]) -> Counter:
                 votes[phonenumbers.region_code_for_number(number) or region] += 1
                 break
     return votes
+
+
+def _first_column(setting: str) -> str:
+    """A setting's first column: itself, or a template's first part."""
+    found = re.search(r"\{([^{}]+)\}", setting)
+    return found.group(1) if found else setting
 
 
 def _key(header: str) -> str:
@@ -159,11 +193,32 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
         shown = ", ".join(repr(h) for h in table.headers)
         raise InputFileError(f"{table.path.name}: no column looks like a phone (columns: {shown});"
                              " write the config by hand from config.example.toml")
-    phone_index = table.headers.index(columns["phone"])
-    phones = [cells[phone_index] for cells in sample if cells[phone_index]]
+    phone_headers = _phone_columns(table.headers, sample, columns["phone"],
+                                   set(columns.values()))
+    phone_indexes = [table.headers.index(header) for header in phone_headers]
+    phones = [next(cells[i] for i in phone_indexes if cells[i]) for cells in sample
+              if any(cells[i] for i in phone_indexes)]
     tally = _guess_country(phones)
-    country, votes = tally.most_common(1)[0] if tally else (None, 0)
-    others = [h for h in table.headers if h and h not in columns.values()]
+    used = {*columns.values(), *phone_headers}
+    if (parts := _name_parts(table.headers)) is not None:
+        columns["contact_name"] = parts
+        used |= set(re.findall(r"\{([^{}]+)\}", parts))
+    if len(phone_headers) > 1:
+        columns["phone"] = phone_headers  # type: ignore[assignment]
+    cells_seen: Counter = Counter()
+    if "country" in columns:
+        from .validate import CountryReader
+
+        reader, index = CountryReader(), table.headers.index(columns["country"])
+        cells_seen = Counter(reader.region(cells[index]) or "?" for cells in sample
+                             if cells[index].strip())
+    # A default country only where one country holds most of the numbers (most of the
+    # country cells, with a country column): else every other row would be read in it.
+    counted, total = (cells_seen, sum(cells_seen.values())) if cells_seen else (tally, len(phones))
+    country, votes = counted.most_common(1)[0] if counted else (None, 0)
+    if country == "?" or votes * 2 <= total:
+        country, votes = None, 0
+    others = [h for h in table.headers if h and h not in used]
     api_lines, phone_id_found = _api_lines(account)
     lines = [
         f"# Starter config for {table.path.name}, written by vambe-import init.",
@@ -191,26 +246,32 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
         "[defaults]",
         *_stage_lines(account),
     ]
-    if country:
+    if country and cells_seen:
+        lines.append(f"country = {_quote(country)}    # for rows with no country cell: {votes}"
+                     f" of {total} sample rows are in it")
+    elif country:
         lines.append(f"country = {_quote(country)}    # {votes} of {len(phones)} sample numbers"
                      " are valid there")
     else:
-        lines.append('# country = "CL"    # for numbers written without a country code')
+        seen = ", ".join(f"{region} {count}" for region, count in counted.most_common(5))
+        lines.append('# country = "CL"    # for numbers written without a country code; no'
+                     f" country holds most of the sample{f' ({seen})' if seen else ''}")
     lines += ["", "[contact_metadata]    # API field = column header; uncomment what to send"]
     lines += [f"# {_key(header)} = {_quote(header)}" for header in others]
     lines += [
         "",
         "# [message]    # no [message]: no first message, the AI assistant starts",
         '# template_id = "your_approved_template"',
-        f"# variable = {_quote(columns.get('contact_name', 'Nombre'))}",
+        f"# variable = {_quote(_first_column(columns.get('contact_name', 'Nombre')))}",
         "# ai_generated = false",
         "",
         "[dedupe]",
         'within_file = "first"',
         "",
     ]
-    return Starter(columns, country, votes, len(phones), "\n".join(lines),
-                   tuple(tally.most_common()), phone_id_found)
+    return Starter(columns, country, votes, total, "\n".join(lines),
+                   tuple(tally.most_common()), phone_id_found,
+                   tuple(cells_seen.most_common()))
 
 
 def write_starter(input_path: str | Path, output: str | Path, *, sheet: str | None = None,

@@ -62,3 +62,37 @@ def test_file_without_a_phone_column_is_refused(write_csv, invoke, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: clientes.csv: no column looks like a phone")
     assert not (tmp_path / "config.toml").exists()
+
+
+def test_a_shopify_export_gets_both_phones_both_name_parts_and_no_guessed_country(
+        sandbox, write_csv, invoke, tmp_path):
+    """Issue 21, items 1-3, as a Shopify customers export lays them out: two phone columns
+    (the mobile-sounding one would go first), the name in parts, a country-code column whose
+    countries init prints, and no default country when none holds most of the rows (a
+    Spanish 600 883 873 with no country cell was sent as a Chilean number)."""
+    source = write_csv([
+        ["First Name", "Last Name", "Email", "Phone", "Default Address Phone",
+         "Default Address Country Code", "Total Spent"],
+        ["Ana", "Pérez", "ana@example.com", "+56987654321", "", "CL", "10"],
+        ["Luis", "Soto", "", "", "55 1234 5678", "MX", "20"],
+        ["Eva", "Ruiz", "", "600883873", "", "ES", "5"],
+        ["Juan", "Gil", "", "300 1234567", "", "CO", "3"]], name="customers_export.csv")
+    made = invoke("init", source, api_key=None)
+    assert made.exit_code == 0, made.output
+    assert ("Countries in the sample's column 'Default Address Country Code': CL 1, MX 1,"
+            " ES 1, CO 1.\nNo default country: no country holds most of the sample") in made.stdout
+    text = (tmp_path / "config.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert config["columns"] == {"phone": ["Phone", "Default Address Phone"],
+                                 "contact_name": "{First Name} {Last Name}",
+                                 "email": "Email", "country": "Default Address Country Code"}
+    assert "country" not in config["defaults"] and '# total_spent = "Total Spent"' in text
+    # the example phone and stage IDs init writes are the sandbox's: point it there
+    (tmp_path / "config.toml").write_text(
+        text.replace("[api]\n", f'[api]\nbase_url = "{sandbox.url}"\n', 1), encoding="utf-8")
+    sent = invoke("run", source, "--config", "config.toml")
+    assert sent.exit_code == 0, sent.output
+    assert sorted(body["to_phone_number"] for body in sandbox.state.ticket_bodies()) == sorted(
+        ["+56987654321", "+525512345678", "+34600883873", "+573001234567"])
+    assert {body["contact_name"] for body in sandbox.state.ticket_bodies()} == {
+        "Ana Pérez", "Luis Soto", "Eva Ruiz", "Juan Gil"}
