@@ -168,15 +168,18 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
     if summary.preview:
         import json
 
-        _say(f"The first {len(summary.preview)} requests that run would send:")
+        first = ("The first request" if len(summary.preview) == 1
+                 else f"The first {len(summary.preview)} requests")
+        _say(f"{first} that run would send:")
         for body, path in zip(summary.preview, summary.preview_paths):
             if path is not None:
                 _say(f"POST {path}")
             _say(json.dumps(body, ensure_ascii=False, indent=2))
     _print_summary(summary)
     if summary.estimated_seconds is not None:
-        _say(f"Sending the {summary.counts[RowStatus.VALID]} valid rows would take about"
-                   f" {duration_text(summary.estimated_seconds)} at the configured rate.")
+        valid = summary.counts[RowStatus.VALID]
+        _say(f"Sending the {plural(valid, 'valid row')} would take about"
+             f" {duration_text(summary.estimated_seconds)} at the configured rate.")
     sys.exit(exit_code(summary))
 
 

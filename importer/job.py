@@ -222,9 +222,14 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
                      " zones at once within a week (widen [schedule] hours or days)")
         summary.notes.append(text)
     if stages.unchecked:
+        names = sorted(stages.unchecked_names)
+        distinct = ("" if not names else
+                    f"; {plural(len(names), 'distinct name')}, not IDs: "
+                    + ", ".join(repr(name) for name in names[:5])
+                    + (", ..." if len(names) > 5 else ""))
         summary.notes.append(
-            f"stages were not checked against the account ({stages.unchecked} rows name one):"
-            " set VAMBE_API_KEY to check them"
+            f"stages were not checked against the account ({stages.unchecked} rows name one"
+            f"{distinct}): set VAMBE_API_KEY to check them"
         )
     if held_back and ledger is not None:
         note = ledger_note(held_back[ErrorCode.SENT_BEFORE], held_back[RowStatus.UNKNOWN],

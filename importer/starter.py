@@ -19,6 +19,7 @@ from pathlib import Path
 import phonenumbers
 
 from .client import Pipeline
+from .codes import ErrorCode
 from .config import DEFAULT_BASE_URL
 from .exceptions import ConfigError, InputFileError
 from .read import PHONE_WORDS, Table, fold, open_table
@@ -106,6 +107,36 @@ def _name_parts(headers: tuple[str, ...]) -> str | None:
     first = next((h for h in headers if fold(h).strip() in FIRST_NAMES), None)
     last = next((h for h in headers if fold(h).strip() in LAST_NAMES), None)
     return f"{{{first}}} {{{last}}}" if first and last else None
+
+
+def _stage_column_note(header: str, table: Table, sample: list[tuple[str, ...]],
+                       account: Account | None) -> str | None:
+    """None to map a stage column: with the account read, when most of its sample values are
+    its stage names or IDs. Else the commented-out line saying why (HubSpot's Lifecycle Stage
+    holds "customer" and "lead": mapped, every row had been stage_unknown)."""
+    from .validate import RowProblem, StageResolver
+
+    index = table.headers.index(header)
+    values = [cells[index] for cells in sample if cells[index].strip()]
+    if not values:
+        return f"# stage = {_quote(header)}    # not mapped: empty in the sample"
+    shown = ", ".join(repr(value) for value in sorted(set(values))[:3])
+    if account is None:
+        return (f"# stage = {_quote(header)}    # not mapped: its values ({shown}) can be"
+                " checked against the account's stages only with VAMBE_API_KEY set; uncomment"
+                " if they are stage names or IDs")
+    resolver = StageResolver(account.pipelines)
+    known = 0
+    for value in values:
+        try:
+            resolver.resolve(value)
+            known += 1
+        except RowProblem as problem:  # a name two pipelines share is still a stage name
+            known += problem.code == ErrorCode.STAGE_AMBIGUOUS
+    if known * 2 > len(values):
+        return None
+    return (f"# stage = {_quote(header)}    # not mapped: {len(values) - known} of"
+            f" {len(values)} sample values ({shown}) are not stages of the account")
 
 
 def _phone_like(sample: list[tuple[str, ...]], index: int) -> int:
@@ -218,6 +249,11 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
     country, votes = counted.most_common(1)[0] if counted else (None, 0)
     if country == "?" or votes * 2 <= total:
         country, votes = None, 0
+    stage_note = None
+    if "stage" in columns:
+        stage_note = _stage_column_note(columns["stage"], table, sample, account)
+        if stage_note is not None:
+            del columns["stage"]  # written commented out, with the reason
     others = [h for h in table.headers if h and h not in used]
     api_lines, phone_id_found = _api_lines(account)
     lines = [
@@ -239,6 +275,8 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
     for field in ("phone", "contact_name", "email", "stage", "country"):
         if field in columns:
             lines.append(f"{field} = {_quote(columns[field])}")
+        elif field == "stage" and stage_note is not None:
+            lines.append(stage_note)
         else:
             lines.append(f"# {field} = \"...\"    # no column looked like it")
     lines += [

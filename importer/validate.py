@@ -391,6 +391,8 @@ class StageResolver:
     def __init__(self, pipelines: list[Pipeline] | None) -> None:
         self.checked = pipelines is not None
         self.unchecked = 0
+        # Without a listing: the distinct names seen (not UUIDs), up to a few, to show
+        self.unchecked_names: set[str] = set()
         self._ids: set[str] = set()
         self._names: dict[str, str] = {}
         self._by_name: dict[str, list[str]] = {}
@@ -411,6 +413,8 @@ class StageResolver:
     def resolve(self, cell: str) -> str:
         if not self.checked:
             self.unchecked += 1
+            if not is_uuid(cell) and len(self.unchecked_names) <= 1000:
+                self.unchecked_names.add(cell)
             return cell  # validate without a key: resolved against the account at run time
         if is_uuid(cell):
             if not self.exists(cell):

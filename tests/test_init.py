@@ -12,20 +12,46 @@ SAMPLE = ROOT / "sample_data" / "campana_noviembre.csv"
 
 
 def test_starter_config_for_the_sample_runs_unchanged(invoke, tmp_path, fake_clock):
-    """init on the sample guesses its columns and country, and run --sandbox uses it as is."""
+    """init on the sample guesses its columns and country, and run --sandbox uses it as is.
+    Without a key its stage column is written commented out, saying why (issue 21, item 4)."""
     made = invoke("init", SAMPLE, api_key=None)
     assert made.exit_code == 0, made.output
     assert made.stdout.startswith("Wrote config.toml: phone = 'Teléfono', contact_name ="
-                                  " 'Nombre', email = 'Correo', stage = 'Etapa'.\n"
+                                  " 'Nombre', email = 'Correo'.\n"
                                   "Default country CL: ")
-    config = tomllib.loads((tmp_path / "config.toml").read_text(encoding="utf-8"))
+    text = (tmp_path / "config.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
     assert config["columns"] == {"phone": "Teléfono", "contact_name": "Nombre",
-                                 "email": "Correo", "stage": "Etapa"}
+                                 "email": "Correo"}
+    assert ('# stage = "Etapa"    # not mapped: its values (\'550e8400-e29b-41d4-a716-446655440001\','
+            " 'Contactado', 'Nuevo') can be checked against the account's stages only with"
+            " VAMBE_API_KEY set; uncomment if they are stage names or IDs") in text
     assert config["defaults"]["country"] == "CL"
     result = invoke("run", SAMPLE, "--config", "config.toml", "--sandbox", api_key=None)
     assert result.exit_code == 1, result.output
-    assert result.stdout.startswith("45 rows: 37 sent, 7 invalid, 1 duplicate,")
+    assert result.stdout.startswith("45 rows: 39 sent, 5 invalid, 1 duplicate,")
     assert len(read_results(tmp_path / "campana_noviembre-import")) == 45
+
+
+def test_a_stage_column_is_mapped_only_when_its_values_are_the_accounts(
+        sandbox, write_csv, invoke, tmp_path, monkeypatch):
+    """Issue 21, item 4: HubSpot's Lifecycle Stage ("customer", "lead") was mapped as the
+    stage column and every row was stage_unknown; with a key init checks the values."""
+    from importer.sandbox import DEFAULT_API_KEY
+
+    lifecycle = write_csv([["Phone Number", "Lifecycle Stage"], ["+56987654321", "customer"],
+                           ["+56987654322", "lead"]], name="hubspot.csv")
+    stages = write_csv([["Phone Number", "Etapa"], ["+56987654321", "Nuevo"],
+                        ["+56987654322", "Contactado"]], name="crm.csv")
+    for source, out, mapped in ((lifecycle, "a.toml", False), (stages, "b.toml", True)):
+        made = invoke("init", source, "-o", out, "--base-url", sandbox.url,
+                      api_key=DEFAULT_API_KEY)
+        assert made.exit_code == 0, made.output
+        text = (tmp_path / out).read_text(encoding="utf-8")
+        assert ("stage" in tomllib.loads(text)["columns"]) is mapped
+    assert ('# stage = "Lifecycle Stage"    # not mapped: 2 of 2 sample values (\'customer\','
+            " 'lead') are not stages of the account") in (tmp_path / "a.toml").read_text(
+                encoding="utf-8")
 
 
 def test_english_headers_and_another_country(write_csv, invoke, tmp_path):

@@ -60,7 +60,7 @@ def test_validate_previews_the_exact_template_requests(sandbox, write_config, wr
     result = invoke("validate", write_csv(ROWS[:2]), "--config", config)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(
-        "The first 1 requests that run would send:\n"
+        "The first request that run would send:\n"
         f"POST {PATH.format(PHONES[0][1:], 'pedido_en_camino')}\n{{\n"
         '  "variables": [\n    "Ana",\n    "10230",\n    "mañana"\n  ],\n')
     assert sandbox.state.tickets == []

@@ -187,8 +187,8 @@ def test_validate_without_key_takes_stages_as_written(write_config, write_csv, i
     result = invoke("validate", write_csv(rows), "--config",
                     write_config(columns={"stage": "Etapa"}), api_key=None)
     assert result.exit_code == 0, result.output
-    assert ("Note: stages were not checked against the account (1 rows name one):"
-            " set VAMBE_API_KEY to check them") in result.stdout
+    assert ("Note: stages were not checked against the account (1 rows name one; 1 distinct"
+            " name, not IDs: 'Contactado'): set VAMBE_API_KEY to check them") in result.stdout
     assert read_results(tmp_path / "clientes-import")[0]["status"] == "valid"
 
 
