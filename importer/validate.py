@@ -200,9 +200,11 @@ class PhoneNormalizer:
                     f" {_region_of(international.country_code, None)} number: write it with + or set"
                     " [defaults] international_without_plus = true", international=True)
         reason = phonenumbers.is_possible_number_with_reason(number)
+        hint = _argentine_hint(raw) if read_in == "AR" and not written_with_plus else ""
         if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH,
                       ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-            return RowProblem(ErrorCode.PHONE_TOO_SHORT, f"phone {raw!r} is too short for {read_in}")
+            return RowProblem(ErrorCode.PHONE_TOO_SHORT,
+                              f"phone {raw!r} is too short for {read_in}{hint}")
         if reason == ValidationResult.TOO_LONG:
             return RowProblem(ErrorCode.PHONE_TOO_LONG, f"phone {raw!r} is too long for {read_in}")
         if reason == ValidationResult.INVALID_COUNTRY_CODE:
@@ -212,7 +214,7 @@ class PhoneNormalizer:
             # Possible by length only: no hint, since "possible" would not take it either
             # (following such a hint once turned Mexican numbers into wrong Chilean ones).
             return RowProblem(ErrorCode.PHONE_INVALID,
-                              f"phone {raw!r} ({e164}) is not a valid number for {read_in}")
+                              f"phone {raw!r} ({e164}) is not a valid number for {read_in}{hint}")
         if self.policy != "possible":
             return RowProblem(
                 ErrorCode.PHONE_INVALID,
@@ -253,6 +255,18 @@ class PhoneNormalizer:
             return None
         _drop_obsolete_mexican_prefix(number)
         return number if phonenumbers.is_valid_number(number) else None
+
+
+def _argentine_hint(raw: str) -> str:
+    """What an Argentine number written locally is missing: the area code before its 15, or
+    before the number itself (issue 21: "15 3275 1855" was refused without a word why)."""
+    digits = re.sub(r"\D", "", raw).removeprefix("0")
+    if digits.startswith("15") and len(digits) == 10:
+        return (": a mobile written with 15 needs its area code before the 15 (11 15 ... in"
+                " Buenos Aires), or write it +54 9, the area code and the number")
+    if len(digits) == 8:
+        return ": it needs its area code before it (11 in Buenos Aires)"
+    return ""
 
 
 _KIND = phonenumbers.PhoneNumberType

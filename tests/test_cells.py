@@ -448,3 +448,20 @@ def test_iso_3_codes_official_names_and_territories_are_countries(cell, region):
     from importer.validate import CountryReader
 
     assert CountryReader().region(cell) == region
+
+
+def test_an_argentine_number_without_its_area_code_says_what_is_missing(write_config, write_csv,
+                                                                       invoke, tmp_path):
+    """Issue 21, item 5: "15 3275 1855" was refused without saying the area code is missing."""
+    rows = [["Nombre", "Teléfono", "Correo"], ["Tito", "15 3275 1855", ""],
+            ["Rita", "3275 1855", ""], ["Pepe", "011 15 3275 1856", ""]]
+    invoke("validate", write_csv(rows), "--config", write_config(defaults={"country": "AR"}),
+           api_key=None)
+    results = read_results(tmp_path / "clientes-import")
+    assert results[0]["error"] == (
+        "phone '15 3275 1855' (+541532751855) is not a valid number for AR: a mobile written"
+        " with 15 needs its area code before the 15 (11 15 ... in Buenos Aires), or write it"
+        " +54 9, the area code and the number")
+    assert results[1]["error"] == ("phone '3275 1855' is too short for AR: it needs its area"
+                                   " code before it (11 in Buenos Aires)")
+    assert (results[2]["status"], results[2]["phone"]) == ("valid", "+5491132751856")
