@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from .conftest import read_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,3 +124,29 @@ def test_a_shopify_export_gets_both_phones_both_name_parts_and_no_guessed_countr
         ["+56987654321", "+525512345678", "+34600883873", "+573001234567"])
     assert {body["contact_name"] for body in sandbox.state.ticket_bodies()} == {
         "Ana Pérez", "Luis Soto", "Eva Ruiz", "Juan Gil"}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("shopify_customers.csv", [("sent", "")] * 7 + [
+        ("invalid", "phone_missing"), ("invalid", "not_a_personal_number"),
+        ("invalid", "phone_invalid"), ("invalid", "phone_damaged"),
+        ("duplicate", "duplicate_phone")]),
+    ("hubspot_contacts.xlsx", [
+        ("sent", ""), ("sent", ""), ("invalid", "phone_not_mobile"), ("sent", ""),
+        ("invalid", "phone_missing"), ("sent", ""), ("sent", ""), ("invalid", "email_invalid")]),
+    ("sheets_campana.csv", [("sent", "")] * 5 + [("invalid", "phone_too_short"), ("sent", "")]),
+])
+def test_crm_exports_import_with_the_config_init_writes(invoke, tmp_path, fake_clock, name,
+                                                        expected):
+    """Issue 21, done when: the bundled exports in Shopify's, HubSpot's and Google Sheets'
+    layouts (made up), with the config init writes for them unchanged, import into the
+    sandbox with the expected status for every row."""
+    import shutil
+
+    shutil.copy(ROOT / "sample_data" / name, tmp_path / name)
+    made = invoke("init", name, "-o", "config.toml", api_key=None)
+    assert made.exit_code == 0, made.output
+    result = invoke("run", name, "--config", "config.toml", "--sandbox", "--out", "out",
+                    api_key=None)
+    assert result.exit_code == 1, result.output
+    assert [(r["status"], r["error_code"]) for r in read_results(tmp_path / "out")] == expected
