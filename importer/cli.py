@@ -60,7 +60,13 @@ def printable(text: str) -> str:
 
 
 def _say(text: str = "", err: bool = False) -> None:
-    click.echo(printable(text), err=err)
+    try:
+        click.echo(printable(text), err=err)
+    except BrokenPipeError:
+        # Whoever read it went away (`| head`): the run goes on, its reports say the rest;
+        # nothing more is written there (nor at exit, which would fail the same way).
+        stream = sys.stderr if err else sys.stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 class _CliError(click.ClickException):

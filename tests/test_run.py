@@ -391,3 +391,24 @@ def test_sandbox_command_serves_until_ctrl_c(tmp_path):
     assert stdout.startswith(f"Sandbox API on http://127.0.0.1:{port} (phone ID 123456789,"
                              " WhatsApp Web phone ID phone_sandbox);")
     assert stdout.endswith("Sandbox stopped: 0 tickets for 0 contacts.\n")
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_run(tmp_path):
+    """`vambe-import run ... | head -2` once ended in "unexpected error: BrokenPipeError":
+    output is for people, the run (and its reports) go on."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VAMBE_IMPORT_LEDGER": str(tmp_path / "l.sqlite"),
+           "VAMBE_IMPORT_DATA": str(tmp_path / "data")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", "run", str(ROOT / "sample_data" /
+                                                      "campana_noviembre.csv"), "--config",
+         str(ROOT / "config.example.toml"), "--sandbox", "--out", str(tmp_path / "out")],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr  # some sample rows are invalid on purpose
+    assert b"BrokenPipe" not in stderr and b"unexpected" not in stderr
+    assert len(read_results(tmp_path / "out")) == 45
