@@ -197,6 +197,13 @@ class ColumnSettings(_Section):
     # Each row's country (ISO code, dialing code or name), instead of [defaults] country.
     country: str | None = None
 
+    @field_validator("contact_name")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            columns_of(value)  # a brace typo: one line naming the setting
+        return value
+
     @field_validator("phone", "email")
     @classmethod
     def _headers(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -374,6 +381,17 @@ class Config(_Section):
     schedule: ScheduleSettings | None = None
 
     @model_validator(mode="after")
+    def _metadata_templates(self) -> Config:
+        for section in ("contact_metadata", "ticket_metadata", "integration_data"):
+            for key, source in getattr(self, section).items():
+                if isinstance(source, str):
+                    try:
+                        columns_of(source)
+                    except ValueError as error:
+                        raise ValueError(f"[{section}] {key}: {error}") from None
+        return self
+
+    @model_validator(mode="after")
     def _templates_need_the_business_api(self) -> Config:
         if self.api.channel == "web-whatsapp" and self.message and self.message.is_template:
             raise ValueError("[message] template_id: WhatsApp Web (QR) connections send plain"
@@ -502,11 +520,12 @@ def parse_template(text: str) -> Template:
 def is_cell_template(text: str) -> bool:
     """Whether a column setting is a template of columns (``"{First Name} {Last Name}"``)
     rather than one column's header."""
-    return "{" in text and "}" in text
+    return ("{" in text or "}" in text) and bool(parse_template(text).columns)
 
 
 def columns_of(text: str) -> list[str]:
-    """The headers a column setting reads: one, or each of a template's."""
+    """The headers a column setting reads: one, or each of a template's (a brace typo
+    raises ValueError, which the config turns into a line naming the setting)."""
     return parse_template(text).columns if is_cell_template(text) else [text]
 
 

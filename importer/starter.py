@@ -39,6 +39,13 @@ GUESSES = {
 # Names kept in parts (CRM exports): contact_name becomes a template of both.
 FIRST_NAMES = ("first name", "firstname", "given name", "nombre", "nombres", "primer nombre")
 LAST_NAMES = ("last name", "lastname", "surname", "family name", "apellido", "apellidos")
+# The headers exports give the customer's own phones; any other phone-like column (a
+# company's, an emergency contact's) is never a fallback: it reaches someone else.
+PERSONAL_PHONES = frozenset((
+    "phone", "phone number", "mobile", "mobile phone", "mobile phone number", "cell phone",
+    "default address phone", "billing address phone", "shipping address phone", "whatsapp",
+    "celular", "movil", "telefono", "telefono movil", "telefono celular", "telefono fijo",
+    "fono", "cel"))
 # A phone column whose header says mobile comes first when there are several.
 MOBILE_WORDS = ("mobile", "movil", "celular", "cel", "whatsapp")
 
@@ -97,7 +104,7 @@ def _phone_columns(headers: tuple[str, ...], sample: list[tuple[str, ...]], firs
     Phone and Default Address Phone, HubSpot's Mobile Phone Number and Phone Number)."""
     found = [first] + [header for index, header in enumerate(headers)
                        if header != first and header not in taken
-                       and _matches(header, tuple(PHONE_WORDS))
+                       and " ".join(re.split(r"[\s_/.-]+", fold(header))) in PERSONAL_PHONES
                        and _phone_like(sample, index) > 0]
     return sorted(found, key=lambda header: -_matches(header, MOBILE_WORDS))
 
@@ -143,19 +150,32 @@ def _phone_like(sample: list[tuple[str, ...]], index: int) -> int:
     return sum(len(re.sub(r"\D", "", row[index])) >= 8 for row in sample)
 
 
+_REACHABLE = (phonenumbers.PhoneNumberType.MOBILE,
+              phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
 def _guess_country(values: list[str]) -> Counter:
-    """How many sample numbers are valid in each region (explicit country codes vote for
-    theirs; others for the first of Vambe's markets they are valid in)."""
+    """How many sample numbers belong to each region: an explicit country code votes for
+    its own; a number written without one votes only if it is a number the default
+    phone_check sends to (mobile) in exactly one of Vambe's markets. A number valid in several (a Spanish 612 345 678 is a valid Chilean
+    number too) votes for none: it is counted under "?", so it can keep any country from
+    holding most of the sample (found by review: Spanish mobiles defaulted to CL)."""
     votes: Counter = Counter()
     for value in values:
+        found = set()
         for region in REGIONS:
             try:
                 number = phonenumbers.parse(value, region)
             except phonenumbers.NumberParseException:
                 break
-            if phonenumbers.is_valid_number(number):
-                votes[phonenumbers.region_code_for_number(number) or region] += 1
-                break
+            if phonenumbers.number_type(number) in _REACHABLE:  # a number it would send to
+                found.add(phonenumbers.region_code_for_number(number) or region)
+            if "+" in value:
+                break  # written with its country code: one reading
+        if len(found) == 1:
+            votes[found.pop()] += 1
+        elif found:
+            votes["?"] += 1
     return votes
 
 
@@ -227,9 +247,19 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
     phone_headers = _phone_columns(table.headers, sample, columns["phone"],
                                    set(columns.values()))
     phone_indexes = [table.headers.index(header) for header in phone_headers]
-    phones = [next(cells[i] for i in phone_indexes if cells[i]) for cells in sample
-              if any(cells[i] for i in phone_indexes)]
+    country_index = (table.headers.index(columns["country"]) if "country" in columns
+                     else None)
+
+    def first_phone(cells: tuple[str, ...]) -> str | None:
+        return next((cells[i] for i in phone_indexes if cells[i]), None)
+
+    phones = [phone for cells in sample if (phone := first_phone(cells))]
     tally = _guess_country(phones)
+    # The default country is for the rows without a country cell: counted on their numbers
+    # (found by review: counted on the cells, 7 Mexican numbers went to the US).
+    homeless = [phone for cells in sample if (phone := first_phone(cells))
+                and (country_index is None or not cells[country_index].strip())]
+    default_tally = tally if country_index is None else _guess_country(homeless)
     used = {*columns.values(), *phone_headers}
     if (parts := _name_parts(table.headers)) is not None:
         columns["contact_name"] = parts
@@ -243,9 +273,9 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
         reader, index = CountryReader(), table.headers.index(columns["country"])
         cells_seen = Counter(reader.region(cells[index]) or "?" for cells in sample
                              if cells[index].strip())
-    # A default country only where one country holds most of the numbers (most of the
-    # country cells, with a country column): else every other row would be read in it.
-    counted, total = (cells_seen, sum(cells_seen.values())) if cells_seen else (tally, len(phones))
+    # A default country only where one country holds most of the numbers it would read:
+    # else the other rows would be read in it.
+    counted, total = default_tally, sum(default_tally.values())
     country, votes = counted.most_common(1)[0] if counted else (None, 0)
     if country == "?" or votes * 2 <= total:
         country, votes = None, 0
@@ -286,14 +316,17 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
     ]
     if country and cells_seen:
         lines.append(f"country = {_quote(country)}    # for rows with no country cell: {votes}"
-                     f" of {total} sample rows are in it")
+                     f" of their {total} sample numbers are valid only there")
+    elif cells_seen and not homeless:
+        lines.append('# country = "CL"    # every sample row has a country cell')
     elif country:
         lines.append(f"country = {_quote(country)}    # {votes} of {len(phones)} sample numbers"
                      " are valid there")
     else:
         seen = ", ".join(f"{region} {count}" for region, count in counted.most_common(5))
         lines.append('# country = "CL"    # for numbers written without a country code; no'
-                     f" country holds most of the sample{f' ({seen})' if seen else ''}")
+                     f" country holds most of the sample{f' ({seen})' if seen else ''}"
+                     " (?: valid in several countries)")
     lines += ["", "[contact_metadata]    # API field = column header; uncomment what to send"]
     lines += [f"# {_key(header)} = {_quote(header)}" for header in others]
     lines += [

@@ -125,11 +125,14 @@ class PhoneNormalizer:
 
     def __init__(self, country: str | None, policy: str = "valid", *,
                  international_without_plus: bool = False, cache_size: int = 65536,
-                 fast: bool = True):
+                 fast: bool = True, personal_only: bool = True):
         self.country = country
         self.policy = policy
         self.fast = fast  # numbering.read for the common forms (False: the library alone)
         self.international_without_plus = international_without_plus
+        # Refuse numbers nobody is a customer on (an opt-out list keeps them: they are
+        # never sent anyway, and an entry refused would stop the run)
+        self.personal_only = personal_only
         self.normalize = lru_cache(maxsize=cache_size)(self._normalize)
         # validate: the fixed lines met, classified from the number already parsed (a
         # second parse of every phone once doubled validate's phone work)
@@ -226,7 +229,7 @@ class PhoneNormalizer:
 
     def _accepted(self, raw: str, e164: str, kind: int, country_code: int,
                   region: str | None) -> str | RowProblem:
-        if kind in _NOT_PERSONAL:  # under every policy: nobody is a customer on these
+        if kind in _NOT_PERSONAL and self.personal_only:  # under every policy
             return RowProblem(ErrorCode.NOT_A_PERSONAL_NUMBER,
                               f"phone {raw!r} ({e164}) is a {_NOT_PERSONAL[kind]} number in"
                               f" {_region_of(country_code, region)}: no customer is reached"
@@ -511,7 +514,7 @@ class OptOuts:
     def __init__(self, country: str | None) -> None:
         # Read leniently (any format, possible numbers too): wrongly excluding is safe,
         # wrongly messaging is not.
-        self._lenient = PhoneNormalizer(country, "possible")
+        self._lenient = PhoneNormalizer(country, "possible", personal_only=False)
         self._phones = PhoneIndex()  # phone -> 1-based index into sources
         self.sources: list[str] = []
         self.notes: list[str] = []  # what the operator should know of the files read
@@ -602,6 +605,14 @@ class Validator:
             return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
                               error_code=ErrorCode.OPTED_OUT,
                               error=f"phone is in {source} (opt-outs): never contacted")
+        for header, cell in row.phones:  # the customer's other numbers: opted out on one,
+            other = self.phones.normalize(cell, region) if cell.strip() else None  # on all
+            if isinstance(other, str) and other != phone and (
+                    source := self.opt_outs.source_of(other)) is not None:
+                return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
+                                  error_code=ErrorCode.OPTED_OUT,
+                                  error=f"the row's {header!r} phone is in {source} (opt-outs):"
+                                        " never contacted")
         repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
             return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,

@@ -465,3 +465,25 @@ def test_an_argentine_number_without_its_area_code_says_what_is_missing(write_co
     assert results[1]["error"] == ("phone '3275 1855' is too short for AR: it needs its area"
                                    " code before it (11 in Buenos Aires)")
     assert (results[2]["status"], results[2]["phone"]) == ("valid", "+5491132751856")
+
+
+def test_review_of_crm_exports_found_these(write_config, write_csv, invoke, tmp_path):
+    """Found by review of issue 21's work: an opt-out list holding a toll-free number
+    stopped the run; a customer opted out on their second phone column was reached on the
+    first; a brace typo in a name template was an "unexpected error"."""
+    (tmp_path / "bajas.csv").write_text("Teléfono\n+1 800 555 0199\n600 360 7777\n"
+                                        f"{PHONES[1]}\n", encoding="utf-8")
+    config = write_config(columns={"phone": ["Celular", "Fijo"], "email": None,
+                                   "contact_name": None},
+                          dedupe={"exclude": ["bajas.csv"]})
+    rows = [["Celular", "Fijo"], [PHONES[0], PHONES[1]], [PHONES[2], ""]]
+    result = invoke("validate", write_csv(rows), "--config", config, api_key=None)
+    assert result.exit_code == 0, result.output
+    assert [(r["status"], r["error"]) for r in read_results(tmp_path / "clientes-import")] == [
+        ("excluded", "the row's 'Fijo' phone is in bajas.csv (opt-outs): never contacted"),
+        ("valid", "")]
+    typo = write_config(name="typo.toml", columns={"phone": "Celular",
+                                                   "contact_name": "{First} {Last"})
+    refused = invoke("validate", write_csv(rows), "--config", typo, "--out", "t", api_key=None)
+    assert refused.stderr == ("Error: typo.toml: [columns] contact_name: unbalanced or empty"
+                              " brace at character 9 (write {{ or }} for a literal brace)\n")

@@ -57,10 +57,17 @@ def test_a_stage_column_is_mapped_only_when_its_values_are_the_accounts(
 
 
 def test_english_headers_and_another_country(write_csv, invoke, tmp_path):
-    """English headers are recognized; the default country follows the numbers."""
+    """English headers are recognized; the default country follows the numbers, counting
+    only those that belong to one country (55 1234 5678 is Mexico City's and, read as a US
+    number, New Jersey's: found by review, such numbers were sent to +1 551...)."""
+    ambiguous = write_csv([["Mobile"], ["55 1234 5678"], ["33 1234 5678"]], name="a.csv")
+    made = invoke("init", ambiguous, "-o", "a.toml", api_key=None)
+    assert "No default country" in made.stdout
+    assert "country" not in tomllib.loads((tmp_path / "a.toml").read_text(encoding="utf-8")
+                                          )["defaults"]
     source = write_csv([["Full Name", "Company", "Mobile", "E-mail"],
-                        ["Ana", "Acme", "55 1234 5678", "ana@example.com"],
-                        ["Luis", "Tacos", "33 1234 5678", ""]])
+                        ["Ana", "Acme", "81 1234 5678", "ana@example.com"],
+                        ["Luis", "Tacos", "222 123 4567", ""]])
     result = invoke("init", source, "-o", "mx.toml", api_key=None)
     assert result.exit_code == 0, result.output
     config = tomllib.loads((tmp_path / "mx.toml").read_text(encoding="utf-8"))
@@ -150,3 +157,25 @@ def test_crm_exports_import_with_the_config_init_writes(invoke, tmp_path, fake_c
                     api_key=None)
     assert result.exit_code == 1, result.output
     assert [(r["status"], r["error_code"]) for r in read_results(tmp_path / "out")] == expected
+
+
+def test_init_reaches_nobody_else_and_guesses_no_country_it_cannot_know(write_csv, invoke,
+                                                                        tmp_path):
+    """Found by review: an emergency contact's and a company's phone columns were added as
+    fallbacks (a row was sent to its emergency contact); Spanish mobiles without a country
+    code defaulted to CL (they are valid Chilean numbers too); with a country column, the
+    default was counted on its cells, and 7 Mexican rows with no cell went to the US."""
+    source = write_csv([["Nombre", "Celular", "Teléfono Empresa", "Emergency Contact Phone"],
+                        ["Ana", "+56987654321", "+56223456789", "+56987654399"]], name="e.csv")
+    assert invoke("init", source, "-o", "e.toml", api_key=None).exit_code == 0
+    assert tomllib.loads((tmp_path / "e.toml").read_text(encoding="utf-8"))["columns"][
+        "phone"] == "Celular"
+    spanish = write_csv([["Móvil"], ["612 345 678"], ["655 123 456"], ["722 334 455"]],
+                        name="es.csv")
+    made = invoke("init", spanish, "-o", "es.toml", api_key=None)
+    assert "No default country" in made.stdout
+    mixed = write_csv([["Phone", "Country"]] + [["202 555 01%02d" % n, "US"] for n in range(3)]
+                      + [["81 1234 56%02d" % n, ""] for n in range(7)], name="mx.csv")
+    made = invoke("init", mixed, "-o", "mx.toml", api_key=None)
+    defaults = tomllib.loads((tmp_path / "mx.toml").read_text(encoding="utf-8"))["defaults"]
+    assert defaults.get("country") == "MX", made.output
