@@ -354,8 +354,9 @@ class CountryReader:
         import pycountry
 
         try:
-            found = (pycountry.countries.get(alpha_3=text.upper()) if len(text) == 3
-                     else None) or pycountry.countries.lookup(text)
+            # an alpha-3 code as ISO writes it (upper case): "Sur", "Dom", "Can" are words
+            found = (pycountry.countries.get(alpha_3=text) if len(text) == 3 and text.isupper()
+                     else None) or (None if len(text) <= 3 else pycountry.countries.lookup(text))
         except LookupError:
             return None
         region = getattr(found, "alpha_2", None)

@@ -439,7 +439,7 @@ def test_numbers_nobody_is_a_customer_on_are_refused_under_every_policy(
 
 
 @pytest.mark.parametrize("cell, region", [
-    ("PER", "PE"), ("mex", "MX"), ("República del Perú", "PE"), ("Republica del Peru", "PE"),
+    ("PER", "PE"), ("MEX", "MX"), ("Sur", None), ("Can", None), ("República del Perú", "PE"), ("Republica del Peru", "PE"),
     ("Republic of Peru", "PE"), ("Estados Unidos Mexicanos", "MX"), ("Islas Canarias", "ES"),
     ("Canarias", "ES"), ("Estado Plurinacional de Bolivia", "BO"), ("Puerto Rico", "PR"),
     ("Narnia", None), ("XYZ", None)])
