@@ -618,6 +618,20 @@ class Validator:
         if repeated is not None:
             return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")
+        if row.phones and self.policy == "first":
+            # The customer's other numbers: a row whose other phone an earlier row reached
+            # is the same person (rows [A, B] and [B, A] were both sent, found by review).
+            others = [other for _, cell in row.phones if cell.strip() and isinstance(
+                other := self.phones.normalize(cell, region), str) and other != phone]
+            for other in others:
+                earlier = self._first_row_of_phone.get(other)
+                if earlier is not None and earlier != row.number:
+                    return CheckedRow(row.number, RowStatus.DUPLICATE, phone,
+                                      error_code=ErrorCode.DUPLICATE_PHONE,
+                                      error=f"the same customer as row {earlier} (one of its"
+                                            " phones)")
+            for other in others:
+                self._first_row_of_phone.setdefault(other, row.number)
         try:
             request = self._request(row, phone)
         except RowProblem as problem:

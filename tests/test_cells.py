@@ -487,3 +487,20 @@ def test_review_of_crm_exports_found_these(write_config, write_csv, invoke, tmp_
     refused = invoke("validate", write_csv(rows), "--config", typo, "--out", "t", api_key=None)
     assert refused.stderr == ("Error: typo.toml: [columns] contact_name: unbalanced or empty"
                               " brace at character 9 (write {{ or }} for a literal brace)\n")
+
+
+def test_a_customer_listed_twice_with_phones_swapped_is_one_customer(sandbox, write_config,
+                                                                     write_csv, invoke,
+                                                                     tmp_path):
+    """Found by review: rows [A, B] and [B, A] (mobile and phone swapped) were both sent, one
+    message to each of the customer's phones. The second is a duplicate of the first."""
+    config = write_config(sandbox.url, columns={"phone": ["Mobile", "Phone"], "email": None,
+                                                "contact_name": None})
+    rows = [["Mobile", "Phone"], [PHONES[0], PHONES[1]], [PHONES[1], PHONES[0]],
+            [PHONES[2], ""], [PHONES[3], PHONES[2]]]
+    assert invoke("run", write_csv(rows), "--config", config).exit_code == 0
+    results = read_results(tmp_path / "clientes-import")
+    assert [(r["status"], r["error"]) for r in results] == [
+        ("sent", ""), ("duplicate", "same phone as row 2"), ("sent", ""),
+        ("duplicate", "the same customer as row 4 (one of its phones)")]
+    assert len(sandbox.state.tickets) == 2
