@@ -712,14 +712,8 @@ class Ledger:
         return await future
 
     def _write_claims(self, claims: list[tuple[str, int, str, int]], now: float) -> None:
-        """Reserve (key, row, phone, attempts so far) for this run."""
-        self._executemany(_CLAIM, [
-            (self.target, key, RequestState.CLAIMED, row, phone, attempts, self.folder,
-             self.origin, self.run_id, now) for key, row, phone, attempts in claims])
-
-    def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        for row in rows:
-            self._execute(sql, row)
+        """Reserve (key, row, phone, attempts so far) for this run, in the open transaction."""
+        raise NotImplementedError
 
     async def begin(self, key: str, has_message: bool, message: str | None,
                     skew: tuple[float, float] | None = None,
@@ -920,8 +914,10 @@ class FileLedger(Ledger):
     def _execute(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, params)
 
-    def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        self._db.executemany(sql, rows)
+    def _write_claims(self, claims: list[tuple[str, int, str, int]], now: float) -> None:
+        self._db.executemany(_CLAIM, [
+            (self.target, key, RequestState.CLAIMED, row, phone, attempts, self.folder,
+             self.origin, self.run_id, now) for key, row, phone, attempts in claims])
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -197,7 +197,8 @@ async def settle(client: VambeClient, ledger: Ledger, config: Config,
                 raise
             # the skew stays as wide as it is: rows inside it stay unknown
     for request in unknown:
-        key, phone, sent_at, message = request[:4]
+        key, phone, sent_at, message = (request.key, request.phone, request.sent_at,
+                                        request.message)
         if pacer is not None:
             await pacer.wait()
         contacts = await client.search_contacts(phone, retries=api.max_retries,

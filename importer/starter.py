@@ -20,7 +20,7 @@ import phonenumbers
 
 from .client import Pipeline
 from .codes import ErrorCode
-from .config import DEFAULT_BASE_URL
+from .config import DEFAULT_BASE_URL, columns_of
 from .exceptions import ConfigError, InputFileError
 from .read import PHONE_WORDS, Table, fold, open_table
 
@@ -179,12 +179,6 @@ def _guess_country(values: list[str]) -> Counter:
     return votes
 
 
-def _first_column(setting: str) -> str:
-    """A setting's first column: itself, or a template's first part."""
-    found = re.search(r"\{([^{}]+)\}", setting)
-    return found.group(1) if found else setting
-
-
 def _key(header: str) -> str:
     key = re.sub(r"[^a-z0-9]+", "_", fold(header)).strip("_")
     return key or "campo"
@@ -263,7 +257,7 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
     used = {*columns.values(), *phone_headers}
     if (parts := _name_parts(table.headers)) is not None:
         columns["contact_name"] = parts
-        used |= set(re.findall(r"\{([^{}]+)\}", parts))
+        used |= set(columns_of(parts))
     if len(phone_headers) > 1:
         columns["phone"] = phone_headers  # type: ignore[assignment]
     cells_seen: Counter = Counter()
@@ -333,7 +327,7 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
         "",
         "# [message]    # no [message]: no first message, the AI assistant starts",
         '# template_id = "your_approved_template"',
-        f"# variable = {_quote(_first_column(columns.get('contact_name', 'Nombre')))}",
+        f"# variable = {_quote(columns_of(columns.get('contact_name', 'Nombre'))[0])}",
         "# ai_generated = false",
         "",
         "[dedupe]",

@@ -304,11 +304,6 @@ class TeamLedger(Ledger):
     def _execute(self, sql: str, params: tuple | list = ()) -> Any:
         return self._db.execute(sql.replace("?", "%s"), params)
 
-    def _executemany(self, sql: str, rows: list[tuple]) -> None:
-        if rows:
-            with self._db.cursor() as cursor:
-                cursor.executemany(sql.replace("?", "%s"), rows)
-
     def _priors(self, keys: list[str]) -> dict[str, Prior]:
         """One statement with one array, looked up by the primary key (with ``key = ANY``
         the planner scanned the account's whole index by send time)."""

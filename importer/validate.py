@@ -606,10 +606,12 @@ class Validator:
             return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
                               error_code=ErrorCode.OPTED_OUT,
                               error=f"phone is in {source} (opt-outs): never contacted")
-        for header, cell in row.phones:  # the customer's other numbers: opted out on one,
-            other = self.phones.normalize(cell, region) if cell.strip() else None  # on all
-            if isinstance(other, str) and other != phone and (
-                    source := self.opt_outs.source_of(other)) is not None:
+        # The customer's other usable numbers (several phone columns): opted out on one, on
+        # all; and, below, the same customer when an earlier row has one of them.
+        others = [(header, other) for header, cell in row.phones if cell.strip() and isinstance(
+            other := self.phones.normalize(cell, region), str) and other != phone]
+        for header, other in others:
+            if (source := self.opt_outs.source_of(other)) is not None:
                 return CheckedRow(row.number, RowStatus.EXCLUDED, phone,
                                   error_code=ErrorCode.OPTED_OUT,
                                   error=f"the row's {header!r} phone is in {source} (opt-outs):"
@@ -618,19 +620,15 @@ class Validator:
         if repeated is not None:
             return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")
-        if row.phones and self.policy == "first":
-            # The customer's other numbers: a row whose other phone an earlier row reached
-            # is the same person (rows [A, B] and [B, A] were both sent, found by review).
-            others = [other for _, cell in row.phones if cell.strip() and isinstance(
-                other := self.phones.normalize(cell, region), str) and other != phone]
-            for other in others:
+        if others and self.policy == "first":  # rows [A, B] and [B, A] were both sent
+            for _, other in others:
                 earlier = self._first_row_of_phone.get(other)
                 if earlier is not None and earlier != row.number:
                     return CheckedRow(row.number, RowStatus.DUPLICATE, phone,
                                       error_code=ErrorCode.DUPLICATE_PHONE,
                                       error=f"the same customer as row {earlier} (one of its"
                                             " phones)")
-            for other in others:
+            for _, other in others:
                 self._first_row_of_phone.setdefault(other, row.number)
         try:
             request = self._request(row, phone)
