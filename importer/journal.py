@@ -47,7 +47,11 @@ CREATE TABLE IF NOT EXISTS plan (
     error_code TEXT NOT NULL,
     error TEXT NOT NULL,
     key TEXT,
-    has_message INTEGER
+    has_message INTEGER,
+    origin INTEGER,
+    written TEXT,
+    phone_column TEXT,
+    name TEXT
 );
 CREATE TABLE IF NOT EXISTS plan_data (first INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -229,7 +233,8 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
     with db:
         db.execute("BEGIN IMMEDIATE")
         db.execute(
-            "INSERT OR REPLACE INTO plan SELECT row, CASE WHEN key IS NULL THEN status ELSE ? END,"
+            "INSERT OR REPLACE INTO plan (row, status, phone, error_code, error, key,"
+            " has_message) SELECT row, CASE WHEN key IS NULL THEN status ELSE ? END,"
             " phone, CASE WHEN key IS NULL THEN error_code ELSE '' END,"
             " CASE WHEN key IS NULL THEN error ELSE '' END, key, NULL FROM results",
             (RowStatus.VALID,))
@@ -245,6 +250,19 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
             for start in range(0, len(kept), _CHUNK)])
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?), ('planned', '0')",
                    (SCHEMA_VERSION,))
+
+
+# What results.csv shows of every row besides its verdict (added in 0.2.0: a journal
+# written before holds NULL there, and its rows show their own number and no name).
+_REPORT_COLUMNS = ("origin INTEGER", "written TEXT", "phone_column TEXT", "name TEXT")
+
+
+def _add_report_columns(db: sqlite3.Connection) -> None:
+    present = {column for _, column, *_ in db.execute("PRAGMA table_info(plan)")}
+    with db:
+        for column in _REPORT_COLUMNS:
+            if column.split()[0] not in present:
+                db.execute(f"ALTER TABLE plan ADD COLUMN {column}")
 
 
 class _DataReader:
@@ -316,6 +334,7 @@ class Journal:
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA application_id={JOURNAL_APPLICATION_ID}")
             _migrate_v1(connection)
+            _add_report_columns(connection)
         except FileNotFoundError:
             raise OutputFolderError(f"{out_dir} holds no run (no journal)") from None
         except (OSError, sqlite3.Error) as error:
@@ -352,7 +371,7 @@ class Journal:
 
     def add_planned(self, verdict: tuple, data: tuple | None = None) -> None:
         """Buffer one row of the plan: its verdict (row, status, phone, error_code, error,
-        key, has_message) and, for a row that may go to errors.csv or be sent, its data
+        key, has_message, origin, written, phone_column, name) and, for a row that may go to errors.csv or be sent, its data
         (row, cells, origin, path, body), written in large transactions."""
         self._plan.append(verdict)
         if data is not None:
@@ -370,7 +389,7 @@ class Journal:
         # the rows' Python objects, not zlib or SQLite, are the cost.)
         chunks = [(data[start][0], zlib.compress(marshal.dumps(data[start:start + _CHUNK]), 1))
                   for start in range(0, len(data), _CHUNK)]
-        self._execute([("INSERT INTO plan VALUES (?,?,?,?,?,?,?)", verdicts),
+        self._execute([("INSERT INTO plan VALUES (?,?,?,?,?,?,?,?,?,?,?)", verdicts),
                        ("INSERT INTO plan_data VALUES (?, ?)", chunks)])
 
     def supersede(self, rows: list[tuple[int, int]]) -> None:
@@ -473,17 +492,21 @@ class Journal:
             raise self.failed  # a partial record would make reports with rows missing
         cursor = self._db.execute(
             "SELECT plan.row, plan.status, plan.phone, plan.error_code, plan.error,"
+            " plan.origin, plan.written, plan.phone_column, plan.name,"
             " outcomes.status, outcomes.ai_contact_id, outcomes.http_status,"
             " outcomes.attempts, outcomes.error_code, outcomes.error"
             " FROM plan LEFT JOIN outcomes USING (row) ORDER BY plan.row")
         default = unreached or RowResult(0, RowStatus.VALID)
         data = _DataReader(self._db)
         while batch := cursor.fetchmany(1000):
-            for row, status, phone, code, error, *outcome in batch:
+            for row, status, phone, code, error, origin, written, column, name, *outcome \
+                    in batch:
+                shown = {"row": origin or row, "written": written or "",
+                         "column": column or "", "name": name or ""}
                 if outcome[0] is not None:
                     result = RowResult(row, RowStatus(outcome[0]), phone, *outcome[1:])
                 elif status == RowStatus.VALID:
-                    result = default._replace(row=row, phone=phone)
+                    result = default._replace(phone=phone)
                 else:
                     result = RowResult(row, RowStatus(status), phone, error_code=code,
                                        error=error)
@@ -491,7 +514,7 @@ class Journal:
                 if result.status in ERROR_STATUSES:
                     _, cells, origin, _, _ = data.get(row)
                     source = SourceRow(row, tuple(cells), origin)
-                yield result, source
+                yield result._replace(**shown), source
 
     def _execute(self, statements: list[tuple[str, list]]) -> None:
         try:

@@ -76,12 +76,14 @@ def validation_results(table: Table, config: Config, validator: Validator,
             request = checked.request
             holding = held.get(request.key) if held and request is not None else None
             if holding is not None:
-                yield holding.result(checked.number, checked.phone), source
+                result = holding.result(checked.number, checked.phone)
             else:
                 if request is not None and len(preview) < PREVIEW_ROWS:
                     preview.append((request.path, request.body))
-                yield RowResult(checked.number, checked.status, checked.phone,
-                                error_code=checked.error_code, error=checked.error), source
+                result = RowResult(checked.number, checked.status, checked.phone,
+                                   error_code=checked.error_code, error=checked.error)
+            yield result._replace(row=source.origin or checked.number, written=checked.written,
+                                  column=checked.column, name=checked.name), source
     fingerprint(table.path, before)  # a file that changed while it was read: no reports
 
 
@@ -101,14 +103,15 @@ def _record(rows: list[tuple[SourceRow, CheckedRow]], journal: Journal) -> None:
     for source, checked in rows:
         status = checked.status
         request = checked.request
+        shown = (source.origin, checked.written, checked.column, checked.name)
         if request is not None:
             add((checked.number, status, checked.phone, "", "", request.key,
-                 int(request.has_message)),
+                 int(request.has_message), *shown),
                 (checked.number, source.cells, source.origin, request.path,
                  encode(request.body)))
         else:
             add((checked.number, status, checked.phone, checked.error_code, checked.error,
-                 None, None),
+                 None, None, *shown),
                 (checked.number, source.cells, source.origin, None, None)
                 if status == RowStatus.INVALID else None)
 

@@ -29,21 +29,24 @@ def plural(count: int, one: str, many: str | None = None) -> str:
     """``1 row``, ``2 rows``: a count with its noun (``many`` when not just ``one + "s"``)."""
     return f"{count:,} {one if count == 1 else (many or one + 's')}"
 
-RESULTS_COLUMNS = ("row", "status", "phone", "ai_contact_id", "http_status", "attempts",
-                   "error_code", "error")
+RESULTS_COLUMNS = ("row", "status", "error_code", "error", "phone_as_written", "phone",
+                   "phone_column", "name", "ai_contact_id", "http_status", "attempts")
 
 
 class RowResult(NamedTuple):
     """One line of results.csv: a data row's final status and the reason for it."""
 
-    row: int
+    row: int  # in the file the user first imported (a re-imported error file's ``_row``)
     status: RowStatus
-    phone: str = ""
+    phone: str = ""  # E.164
     ai_contact_id: str = ""
     http_status: int | None = None
     attempts: int = 0
     error_code: ErrorCode | str = ""
     error: str = ""
+    written: str = ""  # the phone cell as written
+    column: str = ""  # the phone column it came from
+    name: str = ""  # the contact name sent
 
 
 @dataclass
@@ -165,7 +168,9 @@ class ReportWriter:
         self.out_dir = out_dir
         self._results_path = out_dir / "results.csv.tmp"
         self._errors_path = out_dir / "errors.csv.tmp"
-        self._results_file = open_private(self._results_path, encoding="utf-8", newline="")
+        # With a BOM (Excel reads UTF-8 only with one) and CRLF (the RFC's line end).
+        self._results_file = open_private(self._results_path, encoding="utf-8-sig",
+                                          newline="")
         self._errors_file = open_private(self._errors_path, encoding=table.encoding,
                                          errors="replace", newline="")
         self._results = csv.writer(self._results_file)
@@ -182,10 +187,10 @@ class ReportWriter:
         """One row of results.csv and, for an error status, of the error files (which keep
         the row's number in the original file when it came from one of our error files)."""
         self._results.writerow(  # the server's text is neutralized as the user's cells are
-            (result.row, result.status, result.phone, neutralize(result.ai_contact_id),
-             "" if result.http_status is None else result.http_status, result.attempts,
-             result.error_code, neutralize(result.error))
-        )
+            (result.row, result.status, result.error_code, neutralize(result.error),
+             neutralize(result.written), result.phone, neutralize(result.column),
+             neutralize(result.name), neutralize(result.ai_contact_id),
+             "" if result.http_status is None else result.http_status, result.attempts))
         if result.status in ERROR_STATUSES and source is not None:
             extra = [source.origin or result.row, result.status, result.error_code,
                      neutralize(result.error)]

@@ -83,6 +83,9 @@ class CheckedRow(NamedTuple):
     error_code: ErrorCode | str = ""
     error: str = ""
     request: TicketRequest | None = None
+    written: str = ""  # the phone cell as written (with several columns: the one used)
+    column: str = ""  # ...and its header
+    name: str = ""  # the contact name as sent (or as it would have been)
 
 
 class RowProblem(Exception):
@@ -571,6 +574,10 @@ class Validator:
         self._earlier_phones = array("q")
         self.opt_outs = opt_outs or OptOuts(config.defaults.country)
         self._occurrences: dict[int, int] = {}
+        phone_columns = config.columns.phone
+        self._phone_header = (phone_columns if isinstance(phone_columns, str)
+                              else phone_columns[0])
+        self._used = (self._phone_header, "")  # check(): the phone column used, and its cell
 
     def superseded(self) -> Iterator[tuple[int, int]]:
         """``within_file = "last"``, once every row is checked: (row, last row) for each row
@@ -580,8 +587,15 @@ class Validator:
             yield row, last.get(f"+{phone}")
 
     def check(self, row: MappedRow) -> CheckedRow:
-        """The row's verdict. With ``within_file = "last"`` a valid row may still be
-        superseded by a later row with its phone (:meth:`superseded`, at the end)."""
+        """The row's verdict, with the phone as written, its column and the name, for
+        results.csv. With ``within_file = "last"`` a valid row may still be superseded by a
+        later row with its phone (:meth:`superseded`, at the end)."""
+        self._used = (self._phone_header, row.phone)
+        verdict = self._verdict(row)
+        column, written = self._used
+        return verdict._replace(written=written, column=column, name=row.contact_name)
+
+    def _verdict(self, row: MappedRow) -> CheckedRow:
         if row.cell_problem is not None:
             return CheckedRow(row.number, RowStatus.INVALID, "", *row.cell_problem)
         region = self.phones.country
@@ -646,7 +660,10 @@ class Validator:
             if cell.strip():
                 found = self.phones.normalize(cell, region)
                 if not isinstance(found, RowProblem):
+                    self._used = (header, cell)
                     return found
+                if not problems:
+                    self._used = (header, cell)  # none usable: the first one written
                 problems.append((header, found))
         if not problems:
             return RowProblem(ErrorCode.PHONE_MISSING, "phone is empty in " + " and ".join(

@@ -206,7 +206,7 @@ def invoke(tmp_path: Path, monkeypatch):
 
 
 def read_results(out_dir: Path) -> list[dict[str, str]]:
-    with (out_dir / "results.csv").open(encoding="utf-8", newline="") as handle:
+    with (out_dir / "results.csv").open(encoding="utf-8-sig", newline="") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -386,6 +386,11 @@ def test_several_phone_columns_use_the_first_usable_number(sandbox, write_config
     results = read_results(tmp_path / "clientes-import")
     assert [r["status"] for r in results] == ["sent", "sent", "sent", "invalid", "invalid",
                                               "invalid"]
+    # results.csv says which column each row's phone came from, and the cell as written.
+    assert [(r["phone_column"], r["phone_as_written"]) for r in results] == [
+        ("Phone Number", "'" + PHONES[0]), ("Mobile Phone Number", "'" + PHONES[1]),
+        ("Phone Number", "'" + PHONES[3]), ("Mobile Phone Number", ""),
+        ("Mobile Phone Number", "abc"), ("Mobile Phone Number", "'" + PHONES[4])]
     assert results[3]["error"] == "phone is empty in 'Mobile Phone Number' and 'Phone Number'"
     assert results[4]["error"].startswith("no usable phone: 'Mobile Phone Number': ")
     assert "; 'Phone Number': " in results[4]["error"]

@@ -207,7 +207,7 @@ def test_server_text_in_results_is_neutralised_against_formulas(sandbox, write_c
     sandbox.state.api_key = "=HYPERLINK(1)"
     invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url),
            api_key="=HYPERLINK(1)")
-    text = (tmp_path / "clientes-import" / "results.csv").read_text(encoding="utf-8")
+    text = (tmp_path / "clientes-import" / "results.csv").read_text(encoding="utf-8-sig")
     assert "=HYPERLINK" not in text  # the key was redacted, and nothing starts a formula
 
 

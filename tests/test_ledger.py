@@ -202,7 +202,8 @@ def test_errors_xlsx_imports_again_with_the_same_config(sandbox, write_config, i
     result = invoke("run", tmp_path / "arreglado.xlsx", "--config", config)
     assert result.exit_code == 0, result.output
     _once_each(sandbox, 2)
-    assert read_results(tmp_path / "arreglado-import")[0]["row"] == "2"
+    # Numbered as in the file the user first imported (Luis was its row 3), not by position.
+    assert read_results(tmp_path / "arreglado-import")[0]["row"] == "3"
 
 
 # ---------------------------------------------------------------- 4. another working directory

@@ -27,15 +27,21 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
     out = tmp_path / "informe"
     contact = sandbox.state.contacts["56987654321"]
     assert read_results(out) == [
-        {"row": "2", "status": "sent", "phone": PHONES[0], "ai_contact_id": contact,
-         "http_status": "200", "attempts": "1", "error_code": "", "error": ""},
-        {"row": "3", "status": "invalid", "phone": "", "ai_contact_id": "", "http_status": "",
-         "attempts": "0", "error_code": "phone_too_short",
-         "error": "phone '123' is too short for CL"},
-        {"row": "4", "status": "duplicate", "phone": PHONES[0], "ai_contact_id": "",
-         "http_status": "", "attempts": "0", "error_code": "duplicate_phone",
-         "error": "same phone as row 2"},
+        {"row": "2", "status": "sent", "error_code": "", "error": "",
+         "phone_as_written": "'" + PHONES[0], "phone": PHONES[0],
+         "phone_column": "Teléfono", "name": "Ana", "ai_contact_id": contact,
+         "http_status": "200", "attempts": "1"},
+        {"row": "3", "status": "invalid", "error_code": "phone_too_short",
+         "error": "phone '123' is too short for CL", "phone_as_written": "123",
+         "phone": "", "phone_column": "Teléfono", "name": "Begoña", "ai_contact_id": "",
+         "http_status": "", "attempts": "0"},
+        {"row": "4", "status": "duplicate", "error_code": "duplicate_phone",
+         "error": "same phone as row 2", "phone_as_written": "'" + PHONES[0],
+         "phone": PHONES[0], "phone_column": "Teléfono", "name": "Ana bis",
+         "ai_contact_id": "", "http_status": "", "attempts": "0"},
     ]
+    raw = (out / "results.csv").read_bytes()  # Excel reads UTF-8 in any locale with a BOM
+    assert raw.startswith(b"\xef\xbb\xbfrow,status,") and raw.count(b"\r\n") == 4
     assert read_errors(out, encoding="cp1252", delimiter=";") == [
         ["Nombre", "Teléfono", "Correo", "Empresa", "_row", "_status", "_error_code", "_error"],
         ["Begoña", "123", "", "'@acme", "3", "invalid", "phone_too_short",
@@ -58,9 +64,10 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
 
 def test_fixed_errors_file_imports_again_with_the_same_config(sandbox, write_config, write_csv,
                                                               invoke, tmp_path):
-    """errors.csv, edited and imported again, sends the fixed rows: formulas neutralized and undone."""
-    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 8765 4321", "ana@"],
-                        ["Luis", "-", ""]])
+    """errors.csv, edited and imported again, sends the fixed rows: formulas neutralized and
+    undone; validate's and run's results.csv number them as the original file did."""
+    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Eva", PHONES[2], ""],
+                        ["Ana", "+56 9 8765 4321", "ana@"], ["Luis", "-", ""]])
     config = write_config(sandbox.url)
     invoke("validate", source, "--config", config)
     errors_file = tmp_path / "clientes-import" / "errors.csv"
@@ -69,10 +76,14 @@ def test_fixed_errors_file_imports_again_with_the_same_config(sandbox, write_con
     fixed = tmp_path / "arreglado.csv"
     fixed.write_text(text.replace("ana@", "ana@example.com").replace("'-", PHONES[1]),
                      encoding="utf-8")
+    assert invoke("validate", fixed, "--config", config, "--out", "revisado").exit_code == 0
+    assert [r["row"] for r in read_results(tmp_path / "revisado")] == ["3", "4"]
     result = invoke("run", fixed, "--config", config)
     assert result.exit_code == 0, result.output
     assert [(b["to_phone_number"], b.get("email")) for b in sandbox.state.ticket_bodies()] == [
         (PHONES[0], "ana@example.com"), (PHONES[1], None)]
+    assert [(r["row"], r["name"]) for r in read_results(tmp_path / "arreglado-import")] == [
+        ("3", "Ana"), ("4", "Luis")]
 
 
 def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):

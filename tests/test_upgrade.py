@@ -302,3 +302,25 @@ def test_a_budget_without_its_last_slots_gains_them(tmp_path, fake_clock):
         assert slots == [0.0, 0.1, 0.5, 0.6]  # never a third slot within 0.5 s
     finally:
         ledger.close()
+
+
+def test_a_planned_folder_of_an_earlier_build_resumes_and_reports_without_names(
+        sandbox, write_config, write_csv, invoke, tmp_path):
+    """A 0.2 development journal (a plan without the report columns results.csv now shows)
+    gains them on --resume: its rows are sent once and reported under their own numbers,
+    the phone as written empty where the plan never stored it."""
+    source = write_csv(people(3))
+    config = write_config(sandbox.url)
+    assert invoke("run", source, "--config", config, "--limit", "1").exit_code == 1
+    journal = sqlite3.connect(tmp_path / "clientes-import" / "journal.sqlite")
+    for column in ("origin", "written", "phone_column", "name"):
+        journal.execute(f"ALTER TABLE plan DROP COLUMN {column}")
+    journal.commit()
+    journal.close()
+    resumed = invoke("run", source, "--config", config, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert max(sandbox.state.tickets_per_phone().values()) == 1
+    assert len(sandbox.state.tickets) == 3
+    rows = read_results(tmp_path / "clientes-import")
+    assert [(r["row"], r["status"], r["name"]) for r in rows] == [
+        ("2", "sent", ""), ("3", "sent", ""), ("4", "sent", "")]
