@@ -12,10 +12,11 @@ The library behind the ``vambe-import`` command::
 
 from .config import Config, load_config
 from .exceptions import ImporterError
-from .job import Plan, list_stages, run_import, validate_file
+from .job import Plan, list_stages, run_import, run_until_settled, validate_file
 from .reconcile import reconcile_folder
 from .report import Summary
 from .version import __version__
 
 __all__ = ["Config", "ImporterError", "Plan", "Summary", "list_stages", "load_config",
-           "reconcile_folder", "run_import", "validate_file", "__version__"]
+           "reconcile_folder", "run_import", "run_until_settled", "validate_file",
+           "__version__"]

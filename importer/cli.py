@@ -27,7 +27,8 @@ import click
 from .codes import ErrorCode, RowStatus
 from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
-from .job import default_out_dir, list_stages, run_import, validate_file
+from .job import (SETTLE_ROUNDS, default_out_dir, list_stages, run_import, run_until_settled,
+                  validate_file)
 from .plan import Plan, duration_text
 from .report import RowResult, Summary, plural
 from .version import __version__
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 # 2 (could not start) is every ImporterError's own exit_code.
 EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_LOCAL_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
 EXIT_UNEXPECTED = 2  # an error the importer did not foresee, before sending began
+EXIT_SETTLEABLE = 5  # rows --resume or reconcile can still settle (failed, unknown, skipped)
 API_KEY_VARIABLE = "VAMBE_API_KEY"
 SANDBOX_LEDGER = "sandbox-ledger.sqlite"
 
@@ -84,9 +86,11 @@ def exit_code(summary: Summary) -> int:
         return EXIT_FATAL_API
     if summary.interrupted:
         return EXIT_INTERRUPTED
-    if summary.stopped == "declined" or not summary.all_done:
+    if summary.stopped == "declined":
         return EXIT_NOT_ALL_SENT
-    return EXIT_OK
+    if summary.settleable:
+        return EXIT_SETTLEABLE
+    return EXIT_OK if summary.all_done else EXIT_NOT_ALL_SENT
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -209,6 +213,9 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
               help="Send at most N rows (a pilot); --resume sends the rest.")
 @click.option("--reconcile", is_flag=True,
               help="With --resume, first settle unknown rows against the account.")
+@click.option("--until-settled", is_flag=True,
+              help="With --resume --reconcile: repeat both until no row is left that they can"
+                   f" settle (at most {SETTLE_ROUNDS} rounds, a line each).")
 @click.option("--wait", is_flag=True,
               help="With [schedule]: keep going and send each row when its window opens.")
 @click.option("--start-at", "start_at", metavar="TIME",
@@ -218,7 +225,7 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
 @_guarded
 def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, sandbox: bool,
         yes: bool, resume: bool, replan: bool, retry_unknown: bool, limit: int | None,
-        reconcile: bool,
+        reconcile: bool, until_settled: bool,
         wait: bool, start_at: str | None, quiet: bool) -> None:
     """Open one ticket per valid row of FILE and write the reports.
 
@@ -231,6 +238,11 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
     if reconcile and not resume:
         raise click.UsageError("--reconcile goes with --resume: it settles the unknown rows of"
                                " the run being resumed")
+    if until_settled and not (resume and reconcile):
+        raise click.UsageError("--until-settled goes with --resume --reconcile: it repeats them")
+    if until_settled and (retry_unknown or limit is not None):
+        raise click.UsageError("--until-settled cannot go with --retry-unknown (a row left"
+                               " unknown would be sent again each round) or --limit")
     start = None
     if start_at is not None:
         from .schedule import parse_start
@@ -268,13 +280,28 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
             _say(plan.describe(), err=True)
         return click.confirm("Send now?", default=False, err=True) if ask else True
 
+    def round_done(number: int, summary: Summary) -> None:
+        """--until-settled: a line a round, the bar afresh for the next."""
+        progress.close()
+        progress.restart()
+        if summary.finished_at is not None:
+            counts = summary.counts
+            _say(f"Round {number}: {counts[RowStatus.SENT]:,} of"
+                 f" {plural(summary.total_rows, 'row')} sent, {counts[RowStatus.FAILED]:,}"
+                 f" failed, {counts[RowStatus.UNKNOWN]:,} unknown,"
+                 f" {counts[RowStatus.SKIPPED]:,} skipped.", err=True)
+
+    options = dict(out_dir=out, sheet=sheet, interactive=ask, on_result=progress.update,
+                   on_note=progress.note, ledger_path=ledger_path, account=account, wait=wait,
+                   start_at=start)
     try:
-        summary = run_import(file, config, api_key=api_key, out_dir=out, sheet=sheet,
-                             resume=resume, replan=replan, retry_unknown=retry_unknown,
-                             limit=limit,
-                             confirm=confirm, interactive=ask, on_result=progress.update,
-                             on_note=progress.note, ledger_path=ledger_path, account=account,
-                             reconcile=reconcile, wait=wait, start_at=start)
+        if until_settled:
+            summary = run_until_settled(file, config, api_key=api_key, replan=replan,
+                                        confirm=confirm, on_round=round_done, **options)
+        else:
+            summary = run_import(file, config, api_key=api_key, resume=resume, replan=replan,
+                                 retry_unknown=retry_unknown, limit=limit, confirm=confirm,
+                                 reconcile=reconcile, **options)
     finally:
         progress.close()
         if server is not None:
@@ -385,6 +412,11 @@ class _Progress:
         if self._bar is not None:
             self._bar.close()
 
+    def restart(self) -> None:
+        """A new bar at the next row (--until-settled: each round goes over the rows)."""
+        self._bar = None
+        self._counts = {}
+
 
 @cli.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
@@ -395,7 +427,7 @@ class _Progress:
 def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
     """Settle the run's unknown rows against the account, on evidence; opens no ticket.
 
-    Exit 0 when no row is left unknown, 1 otherwise. Needs VAMBE_API_KEY.
+    Exit 0 when no row is left unknown, 5 otherwise. Needs VAMBE_API_KEY.
     """
     from .reconcile import reconcile_folder
 
@@ -405,7 +437,7 @@ def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
     if summary.unknown_rows:
         _say(f"{len(summary.unknown_rows)} rows are still unknown: the account cannot tell;"
              " their errors say why. --resume --retry-unknown sends them again.")
-    sys.exit(EXIT_OK if not summary.unknown_rows else EXIT_NOT_ALL_SENT)
+    sys.exit(EXIT_OK if not summary.unknown_rows else EXIT_SETTLEABLE)
 
 
 def _config_for_the_key(config_path: Path) -> Config:

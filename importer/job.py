@@ -407,6 +407,35 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
         lock.release()
 
 
+SETTLE_ROUNDS = 10  # run --until-settled: at most this many rounds of reconcile and resume
+
+
+def run_until_settled(input_path: str | Path, config: Config | str | Path, *, api_key: str,
+                      rounds: int = SETTLE_ROUNDS,
+                      on_round: Callable[[int, Summary], None] | None = None,
+                      confirm: Callable[[Plan], bool] | None = None, replan: bool = False,
+                      **options) -> Summary:
+    """Reconcile and resume the run in ``out_dir`` (``run_import``'s other ``options``) again
+    and again, until no row is left that they can settle (:attr:`Summary.settleable`), a
+    round settles none (a row the account keeps refusing, a window still closed), the run
+    stops (a fatal answer, a local error, Ctrl-C) or ``rounds`` rounds are done; returns the
+    last round's summary. ``confirm`` sees the first round's plan only: the later rounds
+    send a part of it. ``on_round(number, summary)`` follows each round."""
+    config = _as_config(config)
+    left = None
+    for number in range(1, rounds + 1):
+        summary = run_import(input_path, config, api_key=api_key, resume=True, reconcile=True,
+                             confirm=confirm if number == 1 else None,
+                             replan=replan and number == 1, **options)
+        if on_round is not None:
+            on_round(number, summary)
+        if (summary.stopped is not None or summary.interrupted or summary.finished_at is None
+                or not summary.settleable or (left is not None and summary.settleable >= left)):
+            break
+        left = summary.settleable
+    return summary
+
+
 def _reached(out: Path) -> Reached:
     """Whom the run in ``out`` has reached, from its journal, before a resume clears it or a
     replan replaces it."""

@@ -89,6 +89,15 @@ class Summary:
                 + counts[RowStatus.EXCLUDED])
         return done == self.total_rows
 
+    @property
+    def settleable(self) -> int:
+        """Rows of a run that ``--resume`` or ``reconcile`` may still settle (failed,
+        unknown, skipped); the others not sent (invalid, duplicate, excluded) are final."""
+        if self.mode != "run":
+            return 0
+        counts = self.counts
+        return counts[RowStatus.FAILED] + counts[RowStatus.UNKNOWN] + counts[RowStatus.SKIPPED]
+
     def as_json(self) -> dict:
         finished = self.finished_at or datetime.now(timezone.utc)
         shown = [self.done_status] + [s for s in RowStatus

@@ -37,7 +37,7 @@ def test_a_trickling_server_meets_the_whole_request_deadline(make_sandbox, write
     server = make_sandbox(trickle=0.1)
     config = write_config(server.url, api={"timeout_seconds": 0.5})
     result = invoke("run", write_csv(people(2)), "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert {(r["status"], r["error"]) for r in rows} == {
         ("unknown", "no complete answer within 0.5 s after sending: the ticket may exist")}
@@ -77,7 +77,7 @@ def test_retry_after_never_holds_a_row_past_max_throttle(make_sandbox, write_con
     server = make_sandbox(throttle=1.0, retry_after=value)
     config = write_config(server.url, api={"max_throttle_seconds": 30, "max_concurrency": 1})
     result = invoke("run", write_csv(people(1)), "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     assert read_results(tmp_path / "clientes-import")[0]["error_code"] == "throttled"
     assert fake_clock.now - 1000.0 <= 30 + 2  # the last pause is cut short by the budget
 
@@ -88,7 +88,7 @@ def test_retry_after_a_year_ahead_is_clamped_too(make_sandbox, write_config, wri
     year_ahead = email.utils.formatdate(fake_clock.time() + 365 * 86400, usegmt=True)
     server = make_sandbox(throttle=1.0, retry_after=year_ahead)
     config = write_config(server.url, api={"max_throttle_seconds": 60, "max_concurrency": 1})
-    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 5
     assert fake_clock.now - 1000.0 <= 60 + 2
 
 
@@ -98,7 +98,7 @@ def test_a_503_retry_after_never_waits_past_the_backoff_cap(make_sandbox, write_
     """Retry-After on a 503 is honoured up to the 60 s backoff cap, never a day."""
     server = make_sandbox(fail_503=1.0, retry_after="86400")
     config = write_config(server.url, api={"max_retries": 2, "max_concurrency": 1})
-    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 5
     assert 2 * 60 <= fake_clock.now - 1000.0 <= 2 * 60 + 1
 
 
@@ -154,7 +154,7 @@ def test_a_server_that_echoes_the_key_never_gets_it_written(sandbox, write_confi
     sandbox.state.faults = Faults(echo_key=True)
     config = write_config(sandbox.url)
     rejected = invoke("run", write_csv(people(2)), "--config", config, api_key=SECRET)
-    assert rejected.exit_code == 1
+    assert rejected.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert rows[0]["error"] == "API rejected the row (HTTP 400): Bad request for key [redacted]"
     wrong = invoke("run", write_csv(people(2), name="otra.csv"), "--config", config,
@@ -178,7 +178,7 @@ def test_a_key_echoed_where_the_message_is_cut_is_still_redacted(sandbox, write_
     sandbox.state.faults = Faults(fail_500=1.0, error_message="x" * padding + SECRET + " ok")
     result = invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url),
                     api_key=SECRET)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 5, result.output
     written = _everything_written(tmp_path)
     assert SECRET[:8].encode() not in written
     error = read_results(tmp_path / "clientes-import")[0]["error"]

@@ -119,7 +119,7 @@ def test_the_file_is_read_once_per_run_and_not_at_all_to_resume(sandbox, write_c
     header, *body = people(6)
     source = write_csv([header] + body + [[body[0][0], body[0][1], "otro@example.com"]])
     config = write_config(sandbox.url, dedupe={"within_file": "last"})
-    assert invoke("run", source, "--config", config, "--limit", "3").exit_code == 1
+    assert invoke("run", source, "--config", config, "--limit", "3").exit_code == 5
     assert reads.count(True) == 1
     reads.clear()
     assert invoke("run", source, "--config", config, "--resume").exit_code == 0
@@ -132,7 +132,7 @@ def test_the_file_is_read_once_per_run_and_not_at_all_to_resume(sandbox, write_c
 def test_resume_refuses_a_file_that_is_gone(sandbox, write_config, write_csv, invoke):
     source = write_csv(people(4))
     config = write_config(sandbox.url)
-    assert invoke("run", source, "--config", config, "--limit", "2").exit_code == 1
+    assert invoke("run", source, "--config", config, "--limit", "2").exit_code == 5
     source.unlink()
     result = invoke("run", source, "--config", config, "--resume")
     assert result.exit_code == 2
@@ -327,7 +327,7 @@ def test_an_old_journal_without_a_plan_is_resumed_with_replan(sandbox, write_con
     """An output folder written before the plan existed (schema 1): --resume says how to
     go on, --resume --replan does, and nobody is sent twice."""
     source, config = write_csv(people(6)), write_config(sandbox.url)
-    assert invoke("run", source, "--config", config, "--limit", "3").exit_code == 1
+    assert invoke("run", source, "--config", config, "--limit", "3").exit_code == 5
     journal = tmp_path / "clientes-import" / "journal.sqlite"
     with sqlite3.connect(journal) as db:  # as the earlier release left it
         db.execute("DELETE FROM meta WHERE name IN ('schema', 'planned')")
@@ -347,7 +347,7 @@ def test_a_customer_who_opted_out_after_the_plan_is_never_reached(sandbox, write
     (tmp_path / "bajas.csv").write_text("Teléfono\n+56 9 1111 1111\n", encoding="utf-8")
     config = write_config(sandbox.url, dedupe={"exclude": ["bajas.csv"]})
     source = write_csv(people(4))
-    assert invoke("run", source, "--config", config, "--limit", "1").exit_code == 1
+    assert invoke("run", source, "--config", config, "--limit", "1").exit_code == 5
     (tmp_path / "bajas.csv").write_text(f"Teléfono\n{PHONES[2]}\n", encoding="utf-8")
     result = invoke("run", source, "--config", config, "--resume")
     assert result.exit_code == 0, result.output
@@ -363,7 +363,7 @@ def test_replan_after_the_message_changed_reaches_nobody_twice(sandbox, write_co
     content keys, but the customers the pilot reached are not sent the new message."""
     source = write_csv(people(6))
     first = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
-    assert invoke("run", source, "--config", first, "--limit", "2").exit_code == 1
+    assert invoke("run", source, "--config", first, "--limit", "2").exit_code == 5
     fixed = write_config(sandbox.url, name="fixed.toml",
                          message={"content": "Hola {Nombre}, gracias"})
     result = invoke("run", source, "--config", fixed, "--resume", "--replan")
@@ -412,7 +412,7 @@ def test_a_moved_output_folder_is_still_its_own_run(sandbox, write_config, write
     folders): the folder's own id, kept in its journal, still recognises its rows as sent."""
     config = write_config(sandbox.url, dedupe={"across_runs_days": 0})
     source = write_csv(people(6))
-    assert invoke("run", source, "--config", config, "--out", "a", "--limit", "2").exit_code == 1
+    assert invoke("run", source, "--config", config, "--out", "a", "--limit", "2").exit_code == 5
     (tmp_path / "a").rename(tmp_path / "b")
     result = invoke("run", source, "--config", config, "--out", "b", "--resume")
     assert result.exit_code == 0, result.output

@@ -29,7 +29,7 @@ def test_both_kinds_of_500_are_told_apart_and_resume_sends_only_the_unprocessed(
     config = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
     source = write_csv(people(40))
     first = invoke("run", source, "--config", config)
-    assert first.exit_code == 1
+    assert first.exit_code == 5
     assert f"vambe-import reconcile --out clientes-import --config {config} checks" in first.stdout
     out = tmp_path / "clientes-import"
     unknown = {r["phone"] for r in read_results(out) if r["status"] == "unknown"}
@@ -61,7 +61,7 @@ def test_reconcile_opens_no_ticket_and_resume_reconcile_does_it_first(sandbox, w
     sandbox.state.faults = Faults(fail_500_unprocessed=1.0)
     config = write_config(sandbox.url)
     source = write_csv(people(3))
-    assert invoke("run", source, "--config", config).exit_code == 1
+    assert invoke("run", source, "--config", config).exit_code == 5
     sandbox.state.faults = Faults()
     seen = len(sandbox.state.received)
     result = invoke("run", source, "--config", config, "--resume", "--reconcile")
@@ -83,9 +83,9 @@ def test_evidence_that_cannot_decide_stays_unknown_and_says_why(sandbox, write_c
                                last_message_at=long_ago + 86400)
     sandbox.state.faults = Faults(fail_500_unprocessed=1.0)
     config = write_config(sandbox.url, message={"content": "Hola {Nombre}"})
-    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 5
     result = invoke("reconcile", "--out", "clientes-import", "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     day = time.strftime("%Y-%m-%d", time.gmtime(long_ago))
     last = time.strftime("%Y-%m-%d", time.gmtime(long_ago + 86400))
     assert read_results(tmp_path / "clientes-import")[0]["error"] == (
@@ -138,7 +138,7 @@ def test_skip_open_tickets_looks_each_phone_up_first(sandbox, write_config, writ
     sandbox.state.seed_contact("+56 9 8765 0000", open_ticket_stage=STAGE_NEW)  # fuzzy neighbour
     config = write_config(sandbox.url, dedupe={"skip_open_tickets": True})
     result = invoke("run", write_csv(people(3)), "--config", config, "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert [(r["status"], r["error_code"], r["error"]) for r in rows] == [
         ("sent", "", ""), ("skipped", "open_ticket",
@@ -194,7 +194,7 @@ def test_a_request_past_its_deadline_is_unknown_and_reconcile_settles_it(make_sa
     after the deadline: the same unknown, without stopping a process.)"""
     server = make_sandbox(latency=1.0)
     config = write_config(server.url, api={"timeout_seconds": 0.3, "max_concurrency": 1})
-    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 5
     server.state.wait_idle()
     assert len(server.state.tickets) == 1
     server.state.faults = Faults()
@@ -220,11 +220,11 @@ def test_reconcile_judges_in_the_accounts_clock_whatever_the_skew(
     with use_clock(ShiftedClock(ours)):
         sandbox.state.faults = Faults(fail_500=1.0, latency=0.05, clock_offset=accounts)
         assert invoke("run", write_csv(people(2)), "--config", config,
-                      "--out", "procesados").exit_code == 1
+                      "--out", "procesados").exit_code == 5
         sandbox.state.seed_contact(PHONES[2], created_at=sandbox.state.now() - 600)
         sandbox.state.faults = Faults(fail_500_unprocessed=1.0, clock_offset=accounts)
         assert invoke("run", write_csv(people(1, start=2), name="viejo.csv"), "--config",
-                      config, "--out", "viejo").exit_code == 1
+                      config, "--out", "viejo").exit_code == 5
         sandbox.state.faults = Faults(clock_offset=accounts)
         for folder in ("procesados", "viejo"):
             invoke("reconcile", "--out", folder, "--config", config)
@@ -243,11 +243,11 @@ def test_a_clock_set_between_sending_and_reconcile_leaves_the_row_unknown(
     machine's clock was set in between; the row stays unknown and says so."""
     sandbox.state.faults = Faults(fail_500=1.0, latency=0.05)
     config = write_config(sandbox.url)
-    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 1
+    assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 5
     sandbox.state.faults = Faults()
     with use_clock(ShiftedClock(-3600)):
         result = invoke("reconcile", "--out", "clientes-import", "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     [row] = read_results(tmp_path / "clientes-import")
     assert row["status"] == "unknown"
     assert re.fullmatch(
@@ -336,7 +336,7 @@ def test_a_reconcile_stopped_midway_leaves_nothing_stuck(sandbox, write_config, 
 
     sandbox.state.faults = Faults(fail_500_unprocessed=1.0)
     config = write_config(sandbox.url)
-    assert invoke("run", write_csv(people(2)), "--config", config).exit_code == 1
+    assert invoke("run", write_csv(people(2)), "--config", config).exit_code == 5
     sandbox.state.faults = Faults()
     out = tmp_path / "clientes-import"
     real_search = VambeClient.search_contacts

@@ -78,7 +78,7 @@ def test_throttling_longer_than_the_limit_fails_the_row(make_sandbox, write_conf
     server = make_sandbox(throttle=1.0)
     config = write_config(server.url, api={"max_throttle_seconds": 0.5, "max_concurrency": 2})
     result = invoke("run", write_csv(people(2)), "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert [(r["status"], r["error_code"], r["attempts"]) for r in rows] == [
         ("failed", "throttled", "2")] * 2
@@ -91,7 +91,7 @@ def test_503_is_retried_up_to_max_retries_then_failed(make_sandbox, write_config
     server = make_sandbox(fail_503=1.0)
     config = write_config(server.url, api={"max_retries": 2})
     result = invoke("run", write_csv(people(3)), "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert {(r["status"], r["error_code"], r["attempts"], r["http_status"]) for r in rows} == {
         ("failed", "api_unavailable", "3", "503")}
@@ -130,7 +130,7 @@ def test_unknown_outcomes_are_never_retried(make_sandbox, write_config, write_cs
     server = make_sandbox(**faults)
     config = write_config(server.url, api={"timeout_seconds": 0.3})
     result = invoke("run", write_csv(people(3)), "--config", config)
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert {(r["status"], r["error_code"], r["attempts"]) for r in rows} == {
         ("unknown", "outcome_unknown", "1")}
@@ -149,7 +149,7 @@ def test_mixed_faults_never_duplicate_and_retry_unknown_completes(make_sandbox, 
     config = write_config(server.url, api={"max_retries": 10})
     source = write_csv(people(60))
     first = invoke("run", source, "--config", config)
-    assert first.exit_code == 1
+    assert first.exit_code == 5
     out = tmp_path / "clientes-import"
     before = {r["phone"]: r["status"] for r in read_results(out)}
     assert set(before.values()) == {"sent", "unknown"}
@@ -223,7 +223,7 @@ def test_resume_retries_failed_rows_with_the_same_idempotency_key(make_sandbox, 
     """Failed rows (not processed) are sent again on resume, carrying the same key."""
     server = make_sandbox(fail_503=1.0)
     config, source = write_config(server.url, api={"max_retries": 0}), write_csv(people(3))
-    assert invoke("run", source, "--config", config).exit_code == 1
+    assert invoke("run", source, "--config", config).exit_code == 5
     server.state.faults = Faults()
     assert invoke("run", source, "--config", config, "--resume").exit_code == 0
     keys = Counter((r.body["to_phone_number"], r.idempotency_key) for r in _ticket_requests(server))
@@ -258,8 +258,8 @@ def _wait_for_tickets(server, count: int, process: subprocess.Popen) -> None:
 
 
 def _resume_exit(out: Path) -> int:
-    """The exit code a finished run must give: 1 when rows were left unknown, else 0."""
-    return 1 if _statuses(out)["unknown"] else 0
+    """The exit code a finished run must give: 5 when rows were left unknown, else 0."""
+    return 5 if _statuses(out)["unknown"] else 0
 
 
 def _slow_run(make_sandbox, write_config, write_csv, tmp_path):
@@ -347,7 +347,7 @@ def test_limit_sends_a_pilot_and_resume_sends_the_rest(sandbox, write_config, wr
     """``--limit 2`` sends two rows and skips the rest; ``--resume`` sends only those."""
     source, config = write_csv(people(5)), write_config(sandbox.url)
     pilot = invoke("run", source, "--config", config, "--limit", "2")
-    assert pilot.exit_code == 1
+    assert pilot.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert [(r["status"], r["error_code"]) for r in rows] == [("sent", "")] * 2 + [
         ("skipped", "over_limit")] * 3
@@ -365,9 +365,9 @@ def test_daily_message_limit_spans_runs_and_says_when_to_resume(sandbox, write_c
                           message={"content": "Hola {Nombre}"})
     source = write_csv(people(5))
     first = invoke("run", source, "--config", config, "--limit", "2")
-    assert first.exit_code == 1
+    assert first.exit_code == 5
     second = invoke("run", source, "--config", config, "--resume")
-    assert second.exit_code == 1
+    assert second.exit_code == 5
     assert re.search(r"Note: this run has 3 rows with a message, but the daily message limit \(3"
                      r" in 24 hours\) allows 1 more now: the other 2 are skipped; --resume sends"
                      r" them from \d{4}-\d\d-\d\d \d\d:\d\d UTC", second.stderr)

@@ -331,7 +331,7 @@ def test_four_laptops_on_overlapping_lists_give_one_ticket_per_customer(
             for n in range(4)]
     for run in runs:
         _, stderr = run.communicate(timeout=120)
-        assert run.returncode in (0, 1), stderr  # 1: a row another laptop was sending
+        assert run.returncode in (0, 5), stderr  # 5: a row another laptop was sending
     per_phone = server.state.tickets_per_phone()
     assert len(per_phone) == 75 and set(per_phone.values()) == {1}
     statuses = Counter(row["status"] for n in range(4)
@@ -359,7 +359,7 @@ def test_a_laptop_killed_mid_run_leaves_its_requests_unknown_for_the_others(
     server.state.wait_idle()
     second = laptop(tmp_path, "laptop-2", config, source, url=team_database)
     _, stderr = second.communicate(timeout=120)
-    assert second.returncode == 1, stderr  # some rows unknown
+    assert second.returncode == 5, stderr  # some rows unknown
     results = read_results(tmp_path / "laptop-2" / "out")
     unknown = [row for row in results if row["status"] == "unknown"]
     assert len(unknown) == 4

@@ -72,10 +72,10 @@ def test_unknown_template_sends_are_never_resent(sandbox, write_config, write_cs
     sandbox.state.faults = Faults(fail_500=1.0)
     config = write_config(sandbox.url, message=TEMPLATE)
     source = write_csv(ROWS[:3])
-    assert invoke("run", source, "--config", config).exit_code == 1
+    assert invoke("run", source, "--config", config).exit_code == 5
     assert {r["status"] for r in read_results(tmp_path / "clientes-import")} == {"unknown"}
     sandbox.state.faults = Faults()
-    assert invoke("run", source, "--config", config, "--resume").exit_code == 1
+    assert invoke("run", source, "--config", config, "--resume").exit_code == 5
     assert set(sandbox.state.tickets_per_phone().values()) == {1}
     assert len(sandbox.state.tickets) == 2
 
@@ -146,7 +146,7 @@ def test_rows_outside_their_window_are_skipped_and_resume_sends_them(sandbox, wr
     source = write_csv(WORLD)
     with use_clock(_at(FRIDAY_NOON)):
         first = invoke("run", source, "--config", config)
-    assert first.exit_code == 1
+    assert first.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert [(r["status"], r["error_code"]) for r in rows] == [
         ("sent", ""), ("skipped", "outside_window"), ("sent", "")]
@@ -213,7 +213,7 @@ def test_a_window_two_zones_never_share_says_so_and_what_to_do(sandbox, write_co
         "not sent: its send window ([schedule]) is never open in all of its time zones at"
         " once (Atlantic/Canary, Europe/Madrid) within a week; widen [schedule] hours or days,"
         " or send it without [schedule]")
-    assert sent.exit_code == 1 and sandbox.state.tickets == []
+    assert sent.exit_code == 5 and sandbox.state.tickets == []
 
 
 def test_start_at_waits_before_the_first_request(sandbox, write_config, write_csv, invoke,

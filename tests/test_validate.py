@@ -53,7 +53,7 @@ def test_possible_policy_sends_numbers_the_data_calls_invalid(sandbox, write_con
     result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
                                 [["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 1234 5678", ""]],
                                 defaults={"phone_check": "possible"})
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     assert [(r.status, r.body["to_phone_number"]) for r in sandbox.state.received if r.body] == [
         (400, "+56912345678")]
     assert {k: results[0][k] for k in ("status", "http_status", "attempts", "error_code",
