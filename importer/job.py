@@ -35,7 +35,7 @@ from .journal import (
     fingerprint,
     read_journal,
 )
-from .ledger import (Ledger, Policy, identity_of, ledger_location, other_ledgers,
+from .ledger import (Ledger, Policy, account_pacer, identity_of, ledger_location, other_ledgers,
                      remember_ledger, target_name)
 from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
                    summarize, validation_results)
@@ -43,8 +43,8 @@ from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import Verdict, journal_amender, settle
 from .report import RowResult, Summary, plural, write_reports
 from .schedule import SendWindow
-from .send import Sender, account_pacer, format_time
-from .timing import ClockSkew, clock
+from .send import Sender
+from .timing import ClockSkew, clock, format_time
 from .validate import OptOuts, StageResolver, Validator
 
 __all__ = ["Plan", "duration_text", "ledger_note", "list_stages", "run_import", "validate_file"]
@@ -569,7 +569,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                                         f" index of send ledgers ({error.strerror});"
                                         " nothing was sent") from None
         journal.mark_started()
-        with _stop_on_signals(sender, enabled=handle_signals) as stop:
+        with _StopOnSignals(sender, enabled=handle_signals) as stop:
             try:
                 await sender.run(journal.planned_requests(Sender.CLAIM_BATCH))
             except asyncio.CancelledError:
@@ -614,7 +614,7 @@ def _warn_before_sending(config: Config, note: Callable[[str], None]) -> None:
         note(f"Note: {PLAIN_TEXT_NOTE}")
 
 
-class _stop_on_signals:
+class _StopOnSignals:
     """First SIGINT/SIGTERM: stop taking rows. Second: cancel the run where it stands."""
 
     def __init__(self, sender: Sender, *, enabled: bool) -> None:
@@ -635,7 +635,7 @@ class _stop_on_signals:
             self.hard = True
             self._task.cancel()
 
-    def __enter__(self) -> _stop_on_signals:
+    def __enter__(self) -> _StopOnSignals:
         if not self.enabled:
             return self
         loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ from typing import NamedTuple
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
 from .exceptions import InputFileError, OutputFolderError
 from .files import private_fd, private_folder
-from .ledger import JOURNAL_APPLICATION_ID, create_database, open_database
+from .database import JOURNAL_APPLICATION_ID, create_database, open_database
 from .read import SourceRow, Table
 from .report import RowResult
 

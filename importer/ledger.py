@@ -49,7 +49,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,15 +58,15 @@ from urllib.parse import parse_qs, urlsplit
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
 from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
-from .files import create_private, open_private, private_fd, private_folder
+from .database import LEDGER_APPLICATION_ID, create_database, open_database
+from .files import open_private, private_fd, private_folder
 from .report import RowResult
-from .timing import Clock, clock
+from .timing import ARRIVAL_JITTER, Clock, Pacer, clock, format_time
 
 LEDGER_ENV = "VAMBE_IMPORT_LEDGER"
 DATA_ENV = "VAMBE_IMPORT_DATA"  # the user's data folder (tests point it at a temporary one)
 INDEX_FILE = "ledgers.json"
 LEDGER_FILE = "ledger.sqlite"
-APPLICATION_ID = 0x56424C47  # "VBLG": a ledger written by vambe-import
 DAY = 86400.0
 
 SCHEMA_VERSION = "2"  # 1: targets named by base URL too (0.1.0)
@@ -316,34 +315,7 @@ class Policy:
 
 
 def _format_day(moment: float | None) -> str:
-    if moment is None:
-        return "an earlier run"
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def open_database(path: Path, what: str) -> sqlite3.Connection:
-    """Open one of our SQLite files, refusing one that is missing (FileNotFoundError),
-    empty, unreadable or not ours."""
-    if not path.exists():
-        raise FileNotFoundError(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise OutputFolderError(f"{path}: the {what} is empty (0 bytes): it may have been"
-                                " emptied by a sync tool or a bad copy; nothing was sent")
-    try:
-        connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-        found = connection.execute("PRAGMA application_id").fetchone()[0]
-        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    except sqlite3.Error as error:
-        raise OutputFolderError(f"{path}: the {what} cannot be read ({error}); nothing was"
-                                " sent") from None
-    expected = APPLICATION_ID if what == "ledger" else JOURNAL_APPLICATION_ID
-    if found != expected or not tables:
-        connection.close()
-        raise OutputFolderError(f"{path}: not a vambe-import {what}; nothing was sent")
-    return connection
-
-
-JOURNAL_APPLICATION_ID = 0x56424A4E  # "VBJN"
+    return "an earlier run" if moment is None else format_time(moment)
 
 
 class _RunLock:
@@ -1002,32 +974,8 @@ class FileLedger(Ledger):
 
 def _create(path: Path) -> None:
     """A new ledger, with its id and schema version."""
-    create_database(path, APPLICATION_ID, _SCHEMA, {"id": uuid.uuid4().hex,
+    create_database(path, LEDGER_APPLICATION_ID, _SCHEMA, {"id": uuid.uuid4().hex,
                                                     "schema": SCHEMA_VERSION})
-
-
-def create_database(path: Path, application_id: int, schema: str,
-                    meta: dict[str, str] | None = None) -> None:
-    """Make one of our SQLite files whole under another name, then link it into place: a
-    process stopped while making it never leaves a half-made one, and of two runs making it
-    at once the second simply uses the first's."""
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
-    try:
-        create_private(staging)
-        connection = sqlite3.connect(staging, isolation_level=None)
-        try:
-            connection.execute(f"PRAGMA application_id={application_id}")
-            connection.executescript(schema)
-            connection.executemany("INSERT INTO meta VALUES (?, ?)", (meta or {}).items())
-            connection.execute("PRAGMA journal_mode=WAL")
-        finally:
-            connection.close()
-        try:
-            os.link(staging, path)
-        except FileExistsError:
-            pass  # another run made it first
-    finally:
-        staging.unlink(missing_ok=True)
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -1104,3 +1052,14 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
             connection.execute(statement)
         connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
                            (SCHEMA_VERSION,))
+
+
+def account_pacer(rate: float, ledger: Ledger, clock: Clock,
+                  horizon: float = 3600.0) -> Pacer | None:
+    """A pacer for the account's other requests (stage and contact look-ups): they count
+    against the same limit as the tickets, so they take their slots from the same budget in
+    the ledger. None without a rate."""
+    if not rate:
+        return None
+    return Pacer(rate, clock, shared=lambda interval, count, window: ledger.reserve(
+        interval, count, window + ARRIVAL_JITTER, horizon))

@@ -21,7 +21,7 @@ from .ledger import Held, Ledger
 from .mapping import RowMapper
 from .read import SourceRow, Table
 from .schedule import SendWindow
-from .send import format_time
+from .timing import format_time
 from .report import RowResult
 from .validate import CheckedRow, Validator
 

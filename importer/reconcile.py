@@ -35,9 +35,10 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import FatalApiError, ImporterError, OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
-from .ledger import Ledger, Policy, Unknown, identity_of, ledger_location, target_name
+from .ledger import (Ledger, Policy, Unknown, account_pacer, identity_of, ledger_location,
+                     target_name)
 from .report import Summary, plural, write_reports
-from .send import Pacer, account_pacer
+from .timing import Pacer
 from .timing import clock
 
 

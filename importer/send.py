@@ -15,9 +15,7 @@ import asyncio
 import contextlib
 import heapq
 import math
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
 
 from .client import Answer, VambeClient
 from .codes import ErrorCode, Outcome, RequestState, RowStatus
@@ -27,89 +25,9 @@ from .journal import Journal, Planned
 from .ledger import Ledger
 from .report import RowResult
 from .schedule import SendWindow
-from .timing import MAX_BACKOFF_SECONDS, Clock, backoff, clock
+from .timing import (ARRIVAL_JITTER, MAX_BACKOFF_SECONDS, SHARING_CHECK_SECONDS, Clock, Pacer,
+                     backoff, clock, format_time)
 from .validate import OptOuts
-
-WINDOW_MARGIN = 1.02
-# How much later than its slot a request may reach the API (a new connection, a busy core):
-# while other runs share the account, its window is that much wider, since the shared budget
-# is kept on slots, not on the sends themselves (a run alone checks its own sends). 0.03 s:
-# four runs at R = 40 saw no 429 and R in the busiest second; 0 let one through in the first
-# second (bench/bench_team.py).
-ARRIVAL_JITTER = 0.03
-SHARING_CHECK_SECONDS = 5.0  # how often a run asks whether other runs share the account
-
-
-class Pacer:
-    """Evenly spaced request slots: at most N requests in any N/R seconds (N = floor(R),
-    so at most R in any second for a whole R), never a burst, not even at the start.
-    The window has a 2% margin, so the server sees the same.
-
-    Each caller reserves the next slot (1/R after the last one) and sleeps until it, so
-    the average rate is R, not less; a sliding window over the last N sends then holds a
-    request back if a late wake-up would crowd it against earlier ones. aiolimiter's
-    ``AsyncLimiter(1, 1/R)`` also never bursts, but sleeps a whole interval after a
-    failed try and ran 8% under the rate here (bench/bench_rate.py).
-    """
-
-    def __init__(self, rate: float, clock: Clock,
-                 sleep: Callable[[float], Awaitable[None]] | None = None,
-                 shared: Callable[[float, int, float], float] | None = None) -> None:
-        self._clock = clock
-        self._sleep = sleep or clock.sleep
-        # The account's budget, shared by every run using the same ledger: called with the
-        # interval, the window's count and its length, it reserves the account's next slot
-        # and returns it (wall-clock time).
-        self._shared = shared
-        self._next = 0.0
-        self._recent: deque[float] = deque()
-        self.set_rate(rate)
-
-    def set_rate(self, rate: float) -> None:
-        self.rate = rate
-        self._interval = 1 / rate
-        self._count = max(1, math.floor(rate))
-        # 2% wider than N/R: what leaves here at 1.00 s apart can reach the server closer
-        # together (journal commit, HTTP stack, the server's own scheduling).
-        self._window = self._count / rate * WINDOW_MARGIN
-        while len(self._recent) > self._count:
-            self._recent.popleft()
-
-    async def wait(self) -> None:
-        clock = self._clock
-        now = clock.monotonic()
-        if self._shared is not None:
-            slot = max(now + self._shared(self._interval, self._count, self._window)
-                       - clock.time(), self._next)
-        else:
-            slot = max(self._next, now)  # an idle pacer gives no credit: no burst after a pause
-        self._next = slot + self._interval
-        if slot > now:
-            await self._sleep(slot - now)
-        recent = self._recent
-        while len(recent) == self._count and (
-            gap := recent[0] + self._window - clock.monotonic()
-        ) > 0:
-            await self._sleep(gap)
-        recent.append(clock.monotonic())
-        if len(recent) > self._count:
-            recent.popleft()
-
-    def hold_until(self, moment: float) -> None:
-        """No slot before ``moment`` (a run-wide 429 pause)."""
-        self._next = max(self._next, moment)
-
-
-def account_pacer(rate: float, ledger: Ledger, clock: Clock,
-                  horizon: float = 3600.0) -> Pacer | None:
-    """A pacer for the account's other requests (stage and contact look-ups): they count
-    against the same limit as the tickets, so they take their slots from the same budget in
-    the ledger. None without a rate."""
-    if not rate:
-        return None
-    return Pacer(rate, clock, shared=lambda interval, count, window: ledger.reserve(
-        interval, count, window + ARRIVAL_JITTER, horizon))
-
 
 DAY = 86400.0
 
@@ -156,10 +74,6 @@ class DailyMessages:
     def refusal(self) -> str:
         return (f"not sent: the daily message limit ({self.limit} in 24 hours) is reached;"
                 f" --resume from {format_time(self.resume_from())}")
-
-
-def format_time(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class _Stopping(Exception):

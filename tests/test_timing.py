@@ -11,7 +11,7 @@ import pytest
 
 from importer.client import classify_status
 from importer.codes import ErrorCode, Outcome
-from importer.send import Pacer
+from importer.timing import Pacer
 from importer.timing import (MAX_BACKOFF_SECONDS, FakeClock, backoff, backoff_ceiling,
                              parse_retry_after)
 

@@ -150,7 +150,7 @@ def test_runs_sharing_a_ledger_share_the_account_rate(tmp_path, fake_clock):
     import asyncio
 
     from importer.ledger import Ledger
-    from importer.send import Pacer
+    from importer.timing import Pacer
 
     path = tmp_path / "shared.sqlite"
     account = target_name(channel="whatsapp", phone_id="123456789")
