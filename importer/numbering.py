@@ -20,16 +20,16 @@ from typing import NamedTuple
 from phonenumbers import (
     COUNTRY_CODE_TO_REGION_CODE,
     SUPPORTED_REGIONS,
-    PhoneMetadata,
     PhoneNumberType,
     region_code_for_country_code,
 )
+from phonenumbers import PhoneMetadata
+
+from .phonenumbers_adapter import MAX_INPUT, MAX_NATIONAL, MIN_NATIONAL, region_metadata
 
 # What the library skips between digits and this path can drop as well: ASCII space,
 # no-break space, dash, dot and parentheses (it reads any of them as punctuation).
 _FORMATTING = str.maketrans("", "", " \u00a0-.()")
-_MAX_INPUT = 250  # the library's _MAX_INPUT_STRING_LENGTH
-_MIN_NATIONAL, _MAX_NATIONAL = 2, 17  # its _MIN_LENGTH_FOR_NSN and _MAX_LENGTH_FOR_NSN
 _MISSING = object()
 
 
@@ -139,7 +139,7 @@ _plans: dict[str, _Plan | None] = {}
 def _plan(region: str) -> _Plan | None:
     plan = _plans.get(region, _MISSING)
     if plan is _MISSING:
-        metadata = PhoneMetadata.metadata_for_region(region, None)
+        metadata = region_metadata(region)
         plan = _plans[region] = None if metadata is None else _Plan(metadata)
     return plan
 
@@ -162,7 +162,7 @@ def _region_of(country_code: int, national: str) -> str | None:
 
 
 def _finish(country_code: int, national: str, prefix_plan: _Plan) -> Reading | None:
-    if not _MIN_NATIONAL <= len(national) <= _MAX_NATIONAL or national[0] == "0":
+    if not MIN_NATIONAL <= len(national) <= MAX_NATIONAL or national[0] == "0":
         return None  # too short/long, or an Italian leading zero: the library's way
     if not prefix_plan.keeps(national):
         return None
@@ -193,12 +193,12 @@ def _home_plan(country_code: int) -> _Plan | None:
 def read(raw: str, region: str | None) -> Reading | None:
     """The valid number ``raw`` is in ``region``, exactly as ``phonenumbers.parse`` then
     ``number_type`` read it; None when this path cannot be sure (ask the library)."""
-    if len(raw) > _MAX_INPUT:
+    if len(raw) > MAX_INPUT:
         return None
     text = raw.translate(_FORMATTING)
     if text[:1] == "+":
         digits = text[1:]
-        if len(digits) <= _MIN_NATIONAL or not (digits.isascii() and digits.isdigit()) \
+        if len(digits) <= MIN_NATIONAL or not (digits.isascii() and digits.isdigit()) \
                 or digits[0] == "0":
             return None
         for size in (1, 2, 3):

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers import expat
 
-from openpyxl.utils.datetime import from_excel, from_ISO8601
-
 from .exceptions import InputFileError
+from .openpyxl_adapter import from_excel, from_ISO8601, load_parts
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _ROW, _CELL, _VALUE, _FORMULA = (f"{_MAIN} {tag}" for tag in ("row", "c", "v", "f"))
@@ -50,25 +49,10 @@ class Workbook:
 
 def load(path: Path) -> Workbook:
     """The workbook's sheets, shared strings and date styles (openpyxl's reader steps)."""
-    from openpyxl.reader.excel import ExcelReader
-    from openpyxl.styles.stylesheet import apply_stylesheet
-    from openpyxl.xml.constants import SHARED_STRINGS
-
-    reader = ExcelReader(path, read_only=True, data_only=True)
-    try:
-        reader.read_manifest()
-        reader.read_workbook()
-        apply_stylesheet(reader.archive, reader.parser.wb)
-        sheets = {sheet.name: rel.target for sheet, rel in reader.parser.find_sheets()
-                  if rel.target in reader.valid_files and "chartsheet" not in rel.Type}
-        strings = reader.package.find(SHARED_STRINGS)
-    except BaseException:
-        reader.archive.close()
-        raise
-    book = reader.parser.wb
-    shared = SharedStrings(reader.archive, strings.PartName[1:] if strings else None, path.name)
-    return Workbook(reader.archive, sheets, shared, book.epoch, book._date_formats,
-                    book._timedelta_formats)
+    parts = load_parts(path)
+    shared = SharedStrings(parts.archive, parts.shared_strings_part, path.name)
+    return Workbook(parts.archive, parts.sheets, shared, parts.epoch, parts.date_formats,
+                    parts.timedelta_formats)
 
 
 class SharedStrings:

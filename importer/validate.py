@@ -30,6 +30,7 @@ from .config import Config, is_uuid
 from .country_names import NAMES
 from .index import PhoneIndex
 from .mapping import MappedRow
+from .phonenumbers_adapter import metadata_for, region_display_name
 from .read import UNCALCULATED, fold
 
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$")
@@ -287,8 +288,7 @@ def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:
     general pattern), as a number newer than the data would; "possible" alone checks only
     the length."""
     region = phonenumbers.region_code_for_country_code(number.country_code)
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        number.country_code, region)
+    metadata = metadata_for(number.country_code, region)
     pattern = None if metadata is None else metadata.general_desc.national_number_pattern
     return pattern is None or re.fullmatch(pattern, str(number.national_number)) is not None
 
@@ -369,12 +369,10 @@ class CountryReader:
 def country_names_from_library() -> dict[str, str]:
     """Folded country names (Spanish and English) from libphonenumber's own locale data, as
     :mod:`.country_names` holds them (loading the data costs 0.6 s a run)."""
-    from phonenumbers import geocoder
-
     names: dict[str, str] = {}
     for region in phonenumbers.SUPPORTED_REGIONS:
         for language in ("en", "es"):
-            name = geocoder._region_display_name(region, language, None, None)
+            name = region_display_name(region, language)
             if name:
                 names[" ".join(re.split(r"[^a-z0-9]+", fold(name))).strip()] = region
     return names
