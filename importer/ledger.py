@@ -42,6 +42,7 @@ import asyncio
 import fcntl
 import functools
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -62,6 +63,8 @@ from .database import LEDGER_APPLICATION_ID, create_database, open_database
 from .files import open_private, private_fd, private_folder
 from .report import RowResult
 from .timing import ARRIVAL_JITTER, Clock, Pacer, clock, format_time
+
+log = logging.getLogger(__name__)
 
 LEDGER_ENV = "VAMBE_IMPORT_LEDGER"
 DATA_ENV = "VAMBE_IMPORT_DATA"  # the user's data folder (tests point it at a temporary one)
@@ -949,15 +952,29 @@ class FileLedger(Ledger):
             raise self.error
 
     def _checkpoint_loop(self) -> None:
-        """Fold the WAL into the database now and then, with its fsync, off the event loop."""
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        """Fold the WAL into the database now and then, with its fsync, off the event loop.
+        A checkpoint is housekeeping (the writer's own errors are what stop a run): one that
+        fails is said once, as a warning, and tried again at the next turn."""
+        db: sqlite3.Connection | None = None
+        warned = False
         try:
             while not self._closing.wait(self._CHECKPOINT_SECONDS):
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass  # a checkpoint is housekeeping; the writer's own errors are what count
+                try:
+                    db = db or sqlite3.connect(self.path, isolation_level=None,
+                                               check_same_thread=False)
+                    self._checkpoint(db)
+                except sqlite3.Error as error:
+                    if not warned:
+                        warned = True
+                        log.warning("%s: folding the ledger's write-ahead log failed (%s);"
+                                    " the run goes on and tries again", self.path, error)
         finally:
-            db.close()
+            if db is not None:
+                db.close()
+
+    @staticmethod
+    def _checkpoint(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         try:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import heapq
 import math
+import sqlite3
 from collections.abc import Callable, Iterable
 
 from .client import Answer, VambeClient
@@ -410,7 +411,8 @@ class Sender:
                     await self._send(planned)
             except Exception as error:  # a full disk, a bug: stop, never hang
                 self._fail_locally(error)
-                with contextlib.suppress(Exception):  # the disk may still refuse
+                # The disk may still refuse: the failure is already the run's local error.
+                with contextlib.suppress(ImporterError, OSError, sqlite3.Error):
                     self._record(self._skipped(planned))
 
     async def _send(self, planned: Planned) -> None:

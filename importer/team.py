@@ -288,8 +288,8 @@ class TeamLedger(Ledger):
                 self._budget_db.execute("UPDATE runs SET heartbeat_at = now() WHERE run = %s",
                                         (self.run_id,))
                 self._renewed = time.monotonic()
-            except Exception:  # noqa: BLE001 (said by check_identity, in the run's thread)
-                pass
+            except self._errors:  # psycopg.Error: said by check_identity, in the run's thread
+                continue
 
     # ------------------------------------------------------------ the interface
 

@@ -394,3 +394,37 @@ def test_the_daily_message_limit_counts_every_run_at_once(make_sandbox, write_co
     rows = [row for n in range(2) for row in read_results(tmp_path / f"run{n}")]
     assert Counter(row["status"] for row in rows) == Counter({"sent": 10, "skipped": 6})
     assert {row["error_code"] for row in rows if row["status"] == "skipped"} == {"daily_limit"}
+
+
+@FILE_ONLY
+def test_a_failing_checkpoint_is_said_once_and_tried_again(tmp_path, monkeypatch, caplog):
+    """Folding the WAL is housekeeping: a failure must neither stop the run nor end the
+    checkpoints for the rest of it (it once ended them silently at the first error)."""
+    import threading
+
+    from importer.ledger import FileLedger, Ledger
+
+    tries: list[int] = []
+    enough = threading.Event()
+
+    def checkpoint(db):
+        tries.append(1)
+        if len(tries) >= 4:
+            enough.set()
+        if len(tries) <= 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    monkeypatch.setattr(FileLedger, "_checkpoint", staticmethod(checkpoint))
+    monkeypatch.setattr(FileLedger, "_CHECKPOINT_SECONDS", 0.001)
+    with caplog.at_level("WARNING", logger="importer.ledger"):
+        ledger = Ledger.open(tmp_path / "ledger.sqlite", target="https://x|whatsapp|1",
+                             folder=tmp_path / "run")
+        try:
+            assert enough.wait(30), "the checkpoint thread stopped trying"
+        finally:
+            ledger.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "importer.ledger"]
+    assert len(warnings) == 1
+    assert "ledger.sqlite: folding the ledger's write-ahead log failed (disk I/O error)" \
+        in warnings[0]
