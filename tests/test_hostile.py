@@ -12,11 +12,12 @@ import pytest
 
 from importer import load_config, run_import
 from importer.cli import exit_code
+from importer.codes import Outcome
 from importer.exceptions import OutputFolderError
 from importer.journal import Journal
 from importer.sandbox import DEFAULT_API_KEY, Faults
 
-from .conftest import PHONES, people, read_results, start_run, wait_until
+from .conftest import PHONES, STAGE_NEW, people, read_results, start_run, wait_until
 
 SECRET = "sk-SECRET-0123456789"
 
@@ -34,13 +35,13 @@ def test_a_trickling_server_meets_the_whole_request_deadline(make_sandbox, write
                                                             write_csv, invoke, tmp_path):
     """One byte every 0.1 s: each read is quick, the whole answer is not. timeout_seconds
     bounds the request from first byte out to last byte in; the row is unknown."""
-    server = make_sandbox(trickle=0.1)
-    config = write_config(server.url, api={"timeout_seconds": 0.5})
+    server = make_sandbox(trickle=0.1)  # an answer of about 100 bytes: 10 s, 10x the deadline
+    config = write_config(server.url, api={"timeout_seconds": 1.0})
     result = invoke("run", write_csv(people(2)), "--config", config)
     assert result.exit_code == 5
     rows = read_results(tmp_path / "clientes-import")
     assert {(r["status"], r["error"]) for r in rows} == {
-        ("unknown", "no complete answer within 0.5 s after sending: the ticket may exist")}
+        ("unknown", "no complete answer within 1 s after sending: the ticket may exist")}
 
 
 @pytest.mark.parametrize("faults", [
@@ -64,6 +65,39 @@ def test_unreadable_answers_are_dropped_and_the_status_decides(make_sandbox, wri
         "HTTP 200 with an unreadable answer (larger than 1 MiB, a compression bomb or a broken"
         " encoding); the status code says the ticket was opened")
     assert len(server.state.tickets) == 3
+
+
+def test_a_compression_bomb_never_inflates_past_the_cap_in_memory(make_sandbox):
+    """Issue 22 mutant (decompressing without ``max_length``): a 256 MB bomb (256 KB on the
+    wire) must be refused after at most about the 1 MiB cap is inflated, never inflated
+    whole and then measured. The peak of Python's allocations while the answer is read says
+    which (the whole run, client included, stays far under the bomb's size)."""
+    import asyncio
+    import tracemalloc
+
+    from importer.client import VambeClient
+    from importer.sandbox import DEFAULT_PHONE_ID
+    from importer.sandbox.app import _gzip_bomb
+
+    bomb = 256 << 20
+    _gzip_bomb(bomb)  # the server's copy is made (and cached) before measuring
+    server = make_sandbox(gzip_bomb=bomb)
+    body = (b'{"to_phone_number":"%s","stage_id":"%s"}'
+            % (PHONES[0].encode(), STAGE_NEW.encode()))
+
+    async def send():
+        async with VambeClient(server.url, DEFAULT_API_KEY, phone_id=DEFAULT_PHONE_ID,
+                               timeout=60) as client:
+            return await client.open_ticket(body, "k-1")
+
+    tracemalloc.start()
+    try:
+        answer = asyncio.run(send())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer.outcome == Outcome.SENT and "unreadable answer" in answer.error
+    assert peak < 64 << 20, f"{peak >> 20} MiB held while reading a 256 MB bomb"
 
 
 # ---------------------------------------------------------------- Retry-After within reason

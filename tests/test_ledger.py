@@ -227,6 +227,28 @@ def test_same_command_from_another_directory_sends_nobody_twice(sandbox, write_c
         " days ([dedupe] across_runs_days)")
 
 
+def test_a_customer_sent_to_days_ago_from_another_folder_is_not_sent_again(
+        sandbox, write_config, write_csv, invoke, tmp_path):
+    """Issue 22 mutant (``days * DAY`` as hours): with ``across_runs_days = 3``, a customer
+    sent to two days ago (this machine's clock moved on two days) is held back as
+    ``sent_before``; four days ago, the window is over and a new campaign reaches them."""
+    from importer.timing import ShiftedClock, use_clock
+
+    config = write_config(sandbox.url, dedupe={"across_runs_days": 3})
+    source = write_csv(people(2))
+    assert invoke("run", source, "--config", config, "--out", "lunes").exit_code == 0
+    with use_clock(ShiftedClock(2 * 86400)):
+        held = invoke("run", source, "--config", config, "--out", "miercoles")
+    assert held.exit_code == 0, held.output
+    assert [(r["status"], r["error_code"]) for r in read_results(tmp_path / "miercoles")] \
+        == [("duplicate", "sent_before")] * 2
+    _once_each(sandbox, 2)
+    with use_clock(ShiftedClock(4 * 86400)):
+        again = invoke("run", source, "--config", config, "--out", "viernes")
+    assert again.exit_code == 0, again.output
+    assert set(sandbox.state.tickets_per_phone().values()) == {2}
+
+
 def test_across_runs_days_zero_sends_again_from_another_folder(sandbox, write_config, write_csv,
                                                               invoke):
     """``across_runs_days = 0``: a deliberate second campaign to the same people is sent."""

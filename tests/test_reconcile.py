@@ -192,7 +192,7 @@ def test_a_request_past_its_deadline_is_unknown_and_reconcile_settles_it(make_sa
     """Issue 20 (item 9): a run stopped (SIGSTOP) past its deadline left a row unknown whose
     ticket exists; reconcile settles it as sent, with its contact. (Here the answer comes
     after the deadline: the same unknown, without stopping a process.)"""
-    server = make_sandbox(latency=1.0)
+    server = make_sandbox(latency=3.0)  # ten times the deadline: it always fires first
     config = write_config(server.url, api={"timeout_seconds": 0.3, "max_concurrency": 1})
     assert invoke("run", write_csv(people(1)), "--config", config).exit_code == 5
     server.state.wait_idle()
@@ -357,3 +357,23 @@ def test_a_reconcile_stopped_midway_leaves_nothing_stuck(sandbox, write_config, 
         ("failed", "not_processed")] * 2
     assert invoke("run", write_csv(people(2)), "--config", config, "--resume").exit_code == 0
     assert len(sandbox.state.tickets) == 2
+
+
+def test_an_identical_message_older_than_the_request_is_not_proof():
+    """Issue 22 mutant (dropping ``last_at >= ...``): the customer's last message is the very
+    text this row sends, but from a campaign a week earlier; the contact is older too. The
+    account cannot say this request was processed: the row stays unknown, never ``sent``."""
+    sent_at = 1_800_000_000.0
+    week = 7 * 86400
+    contact = {"id": "c-1", "phone": "+56 9 8765 4321",
+               "created_at": "2026-11-01T10:00:00.000Z",
+               "last_message_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                                time.gmtime(sent_at - week)),
+               "last_message_content": "Hola Ana"}
+    verdict = judge("+56987654321", sent_at, "Hola Ana", [contact], (0.0, 0.0))
+    assert verdict.state == RequestState.UNKNOWN
+    assert "is not ours" in verdict.error
+    later = dict(contact, last_message_at=time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                                        time.gmtime(sent_at + 2)))
+    assert judge("+56987654321", sent_at, "Hola Ana", [later], (0.0, 0.0)).state \
+        == RequestState.SENT

@@ -131,3 +131,22 @@ def test_a_redirect_is_named_for_what_it_is():
     assert answer.error == ("the API answered with a redirect (HTTP 302 to"
                             " https://api.vambe.me/): check [api] base_url")
     assert "ticket" not in answer.error
+
+
+def test_an_idle_pacer_banks_no_credit_for_a_burst_later():
+    """Issue 22 mutant (``slot = self._next`` without ``now``): after a long idle spell the
+    next requests must still come 1/R apart, not all at once on the credit of the pause."""
+    clock = FakeClock(start=0.0)
+    times: list[float] = []
+
+    async def main() -> None:
+        pacer = Pacer(10, clock)
+        await pacer.wait()
+        await clock.sleep(100.0)  # nothing to send for 100 s
+        for _ in range(5):
+            await pacer.wait()
+            times.append(clock.monotonic())
+
+    asyncio.run(main())
+    assert times[0] == 100.0
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.1 - 1e-9
