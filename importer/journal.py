@@ -51,9 +51,20 @@ CREATE TABLE IF NOT EXISTS plan (
     origin INTEGER,
     written TEXT,
     phone_column TEXT,
-    name TEXT
+    name TEXT,
+    country TEXT
 );
 CREATE TABLE IF NOT EXISTS plan_data (first INTEGER PRIMARY KEY, data BLOB NOT NULL);
+-- Every request sent (report.html's charts): when it left and when its answer came, in
+-- this machine's wall clock, and the HTTP status (NULL: no answer).
+CREATE TABLE IF NOT EXISTS requests (
+    started REAL NOT NULL,
+    ended REAL NOT NULL,
+    row INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    status INTEGER
+);
+CREATE TABLE IF NOT EXISTS pauses (started REAL NOT NULL, ended REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
     row INTEGER PRIMARY KEY,
     status TEXT NOT NULL,
@@ -254,7 +265,8 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
 
 # What results.csv shows of every row besides its verdict (added in 0.2.0: a journal
 # written before holds NULL there, and its rows show their own number and no name).
-_REPORT_COLUMNS = ("origin INTEGER", "written TEXT", "phone_column TEXT", "name TEXT")
+_REPORT_COLUMNS = ("origin INTEGER", "written TEXT", "phone_column TEXT", "name TEXT",
+                   "country TEXT")
 
 
 def _add_report_columns(db: sqlite3.Connection) -> None:
@@ -298,6 +310,8 @@ class Journal:
         self._plan: list[tuple] = []
         self._data: list[tuple] = []
         self._outcomes: list[tuple] = []
+        self._requests: list[tuple] = []
+        self._pauses: list[tuple] = []
         self.failed: OutputFolderError | None = None  # a write failed: the record is partial
 
     @classmethod
@@ -371,7 +385,7 @@ class Journal:
 
     def add_planned(self, verdict: tuple, data: tuple | None = None) -> None:
         """Buffer one row of the plan: its verdict (row, status, phone, error_code, error,
-        key, has_message, origin, written, phone_column, name) and, for a row that may go to errors.csv or be sent, its data
+        key, has_message, origin, written, phone_column, name, country) and, for a row that may go to errors.csv or be sent, its data
         (row, cells, origin, path, body), written in large transactions."""
         self._plan.append(verdict)
         if data is not None:
@@ -389,7 +403,7 @@ class Journal:
         # the rows' Python objects, not zlib or SQLite, are the cost.)
         chunks = [(data[start][0], zlib.compress(marshal.dumps(data[start:start + _CHUNK]), 1))
                   for start in range(0, len(data), _CHUNK)]
-        self._execute([("INSERT INTO plan VALUES (?,?,?,?,?,?,?,?,?,?,?)", verdicts),
+        self._execute([("INSERT INTO plan VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", verdicts),
                        ("INSERT INTO plan_data VALUES (?, ?)", chunks)])
 
     def supersede(self, rows: list[tuple[int, int]]) -> None:
@@ -465,10 +479,35 @@ class Journal:
         if len(self._outcomes) >= self._BATCH:
             self.flush()
 
+    def add_request(self, started: float, ended: float, row: int, attempt: int,
+                    status: int | None) -> None:
+        """Buffer one request's times and HTTP status, for report.html's charts."""
+        self._requests.append((started, ended, row, attempt, status))
+        if len(self._requests) >= self._BATCH:
+            self.flush()
+
+    def add_pause(self, started: float, ended: float) -> None:
+        """A run-wide pause the API asked for (429), for report.html."""
+        self._pauses.append((started, ended))
+
     def flush(self) -> None:
         rows, self._outcomes = self._outcomes, []
-        if rows:
-            self._execute([("INSERT OR REPLACE INTO outcomes VALUES (?,?,?,?,?,?,?)", rows)])
+        requests, self._requests = self._requests, []
+        pauses, self._pauses = self._pauses, []
+        if rows or requests or pauses:
+            self._execute([("INSERT OR REPLACE INTO outcomes VALUES (?,?,?,?,?,?,?)", rows),
+                           ("INSERT INTO requests VALUES (?,?,?,?,?)", requests),
+                           ("INSERT INTO pauses VALUES (?, ?)", pauses)])
+
+    def requests_since(self, moment: float) -> list[tuple[float, float, int | None]]:
+        """(started, ended, HTTP status) of every request sent from ``moment`` on."""
+        self.flush()
+        return self._db.execute("SELECT started, ended, status FROM requests WHERE started>=?"
+                                " ORDER BY started", (moment,)).fetchall()
+
+    def pauses_since(self, moment: float) -> list[tuple[float, float]]:
+        return self._db.execute("SELECT started, ended FROM pauses WHERE ended>=?"
+                                " ORDER BY started", (moment,)).fetchall()
 
     def unknown_rows(self) -> dict[str, int]:
         """Key -> row of this run's rows left unknown."""
@@ -492,17 +531,17 @@ class Journal:
             raise self.failed  # a partial record would make reports with rows missing
         cursor = self._db.execute(
             "SELECT plan.row, plan.status, plan.phone, plan.error_code, plan.error,"
-            " plan.origin, plan.written, plan.phone_column, plan.name,"
+            " plan.origin, plan.written, plan.phone_column, plan.name, plan.country,"
             " outcomes.status, outcomes.ai_contact_id, outcomes.http_status,"
             " outcomes.attempts, outcomes.error_code, outcomes.error"
             " FROM plan LEFT JOIN outcomes USING (row) ORDER BY plan.row")
         default = unreached or RowResult(0, RowStatus.VALID)
         data = _DataReader(self._db)
         while batch := cursor.fetchmany(1000):
-            for row, status, phone, code, error, origin, written, column, name, *outcome \
-                    in batch:
+            for row, status, phone, code, error, origin, written, column, name, country, \
+                    *outcome in batch:
                 shown = {"row": origin or row, "written": written or "",
-                         "column": column or "", "name": name or ""}
+                         "column": column or "", "name": name or "", "country": country or ""}
                 if outcome[0] is not None:
                     result = RowResult(row, RowStatus(outcome[0]), phone, *outcome[1:])
                 elif status == RowStatus.VALID:

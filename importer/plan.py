@@ -83,7 +83,8 @@ def validation_results(table: Table, config: Config, validator: Validator,
                 result = RowResult(checked.number, checked.status, checked.phone,
                                    error_code=checked.error_code, error=checked.error)
             yield result._replace(row=source.origin or checked.number, written=checked.written,
-                                  column=checked.column, name=checked.name), source
+                                  column=checked.column, name=checked.name,
+                                  country=checked.country), source
     fingerprint(table.path, before)  # a file that changed while it was read: no reports
 
 
@@ -103,7 +104,7 @@ def _record(rows: list[tuple[SourceRow, CheckedRow]], journal: Journal) -> None:
     for source, checked in rows:
         status = checked.status
         request = checked.request
-        shown = (source.origin, checked.written, checked.column, checked.name)
+        shown = (source.origin, checked.written, checked.column, checked.name, checked.country)
         if request is not None:
             add((checked.number, status, checked.phone, "", "", request.key,
                  int(request.has_message), *shown),

@@ -47,6 +47,7 @@ class RowResult(NamedTuple):
     written: str = ""  # the phone cell as written
     column: str = ""  # the phone column it came from
     name: str = ""  # the contact name sent
+    country: str = ""  # the country the phone was read in (report.html's countries)
 
 
 @dataclass

@@ -438,10 +438,14 @@ class Sender:
                 return
             self.requests += 1
             sent_at = self.clock.monotonic()
+            started = self.clock.time()
             try:
                 answer = await self.client.open_ticket(body, planned.key, planned.path)
                 self._observe(self.clock.monotonic() - sent_at)
+                self.journal.add_request(started, self.clock.time(), planned.row, attempts,
+                                         answer.http_status)
             except asyncio.CancelledError:
+                self.journal.add_request(started, self.clock.time(), planned.row, attempts, None)
                 self._finish(planned, attempts, RowStatus.UNKNOWN, answer=None,
                              error_code=ErrorCode.OUTCOME_UNKNOWN,
                              error="stopped at once while the request was in flight:"
@@ -449,6 +453,9 @@ class Sender:
                 raise
             except Exception as error:
                 self._fail_locally(error)
+                with contextlib.suppress(ImporterError):  # the journal may be what failed
+                    self.journal.add_request(started, self.clock.time(), planned.row,
+                                             attempts, None)
                 self._finish(planned, attempts, RowStatus.UNKNOWN, answer=None,
                              error_code=ErrorCode.OUTCOME_UNKNOWN,
                              error=f"a local error while the request was in flight"
@@ -598,6 +605,9 @@ class Sender:
         # retries hammer), and never longer than a row may be throttled in all.
         pause = min(max(retry_after if retry_after is not None else 1.0, 1.0),
                     self.api.max_throttle_seconds)
+        if now + pause > self._resume_at:
+            wall = self.clock.time()
+            self.journal.add_pause(wall + max(0.0, self._resume_at - now), wall + pause)
         self._resume_at = max(self._resume_at, now + pause)
         if now - self._last_slowdown > max(pause, 1.0):
             self._last_slowdown = now

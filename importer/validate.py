@@ -87,6 +87,7 @@ class CheckedRow(NamedTuple):
     written: str = ""  # the phone cell as written (with several columns: the one used)
     column: str = ""  # ...and its header
     name: str = ""  # the contact name as sent (or as it would have been)
+    country: str = ""  # the country the phone was read in (the row's or the default)
 
 
 class RowProblem(Exception):
@@ -589,16 +590,18 @@ class Validator:
         results.csv. With ``within_file = "last"`` a valid row may still be superseded by a
         later row with its phone (:meth:`superseded`, at the end)."""
         self._used = (self._phone_header, row.phone)
+        self._region: str | None = None
         verdict = self._verdict(row)
         column, written = self._used
-        return verdict._replace(written=written, column=column, name=row.contact_name)
+        return verdict._replace(written=written, column=column, name=row.contact_name,
+                                country=self._region or "")
 
     def _verdict(self, row: MappedRow) -> CheckedRow:
         if row.cell_problem is not None:
             return CheckedRow(row.number, RowStatus.INVALID, "", *row.cell_problem)
-        region = self.phones.country
+        region = self._region = self.phones.country
         if row.country:
-            region = self.countries.region(row.country)
+            region = self._region = self.countries.region(row.country)
             if region is None:
                 return CheckedRow(row.number, RowStatus.INVALID, "", ErrorCode.COUNTRY_UNKNOWN,
                                   f"country {row.country!r} is not one I can read: write an ISO"
