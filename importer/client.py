@@ -15,7 +15,7 @@ answer                                                  outcome    meaning
 =====================================================  =========  =========================
 
 httpx2 is the maintained drop-in fork of httpx; httpx 0.28.1 pays a failed import on every
-request without ``sniffio`` and measured 2.6x slower here (FIELD-NOTES).
+request without ``sniffio`` and measured 2.6x slower here (docs/design.md).
 """
 
 from __future__ import annotations

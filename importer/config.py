@@ -313,7 +313,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleSettings(_Section):
-    """Send only inside this window, in each customer's own time (see README "Send windows")."""
+    """Send only inside this window, in each customer's own time (docs/sending-and-resume.md)."""
 
     hours: str  # "09:00-20:00", in the customer's local time; "22:00-06:00" crosses midnight
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
@@ -355,15 +355,15 @@ class ScheduleSettings(_Section):
 
 
 class LedgerSettings(_Section):
-    # The send ledger (see README "Ledger"); relative to the config file's folder. Default:
+    # The send ledger (docs/ledger-and-teams.md); relative to the config file's folder. Default:
     # $VAMBE_IMPORT_LEDGER, else ledger.sqlite in the user's data folder.
     path: str | None = None
-    # A team ledger on PostgreSQL, shared by everyone who sends to the account (README
-    # "Teams"): "postgresql://host/db", never with a password (libpq reads PGPASSWORD,
-    # ~/.pgpass or a service file). Also $VAMBE_IMPORT_LEDGER.
+    # A team ledger on PostgreSQL, shared by everyone who sends to the account
+    # (docs/ledger-and-teams.md, "Teams"): "postgresql://host/db", never with a password
+    # (libpq reads PGPASSWORD, ~/.pgpass or a service file). Also $VAMBE_IMPORT_LEDGER.
     url: str | None = None
     # Another ledger on this machine has recorded this account: send anyway without asking
-    # (README "Ledger": one ledger per account).
+    # (docs/ledger-and-teams.md: one ledger per account).
     others_ok: Annotated[bool, Field(strict=True)] = False
 
 

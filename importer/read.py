@@ -3,7 +3,7 @@
 Rows stream from the file (nothing holds the whole sheet), every cell is text trimmed of
 surrounding spaces, and a row keeps its spreadsheet row number (header = row 1) so that
 reports point at the line the user sees in Excel. CSV uses the stdlib reader: it streams
-faster than pandas' C engine in flat memory (FIELD-NOTES) and never turns ``NA`` or a
+faster than pandas' C engine in flat memory (docs/design.md) and never turns ``NA`` or a
 digits-only column into floats.
 """
 

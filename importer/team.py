@@ -1,5 +1,5 @@
 """The team ledger: the send ledger in a PostgreSQL database, shared by every operator and
-machine that sends to one account (README "Teams").
+machine that sends to one account (docs/ledger-and-teams.md, "Teams").
 
 Same states, same judgement and same group commits as the ledger file
 (:class:`importer.ledger.Ledger`); what differs is what a file on one machine cannot do:
