@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .codes import ErrorCode, RowStatus
+from .codes import ErrorCode, ExitCode, RowStatus
 from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
 from .job import (SETTLE_ROUNDS, default_out_dir, list_stages, run_import, run_until_settled,
@@ -37,9 +37,11 @@ if TYPE_CHECKING:
     from .sandbox import SandboxServer
 
 # 2 (could not start) is every ImporterError's own exit_code.
-EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_LOCAL_ERROR, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
-EXIT_UNEXPECTED = 2  # an error the importer did not foresee, before sending began
-EXIT_SETTLEABLE = 5  # rows --resume or reconcile can still settle (failed, unknown, skipped)
+EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_LOCAL_ERROR, EXIT_INTERRUPTED = (
+    ExitCode.OK, ExitCode.NOT_ALL_SENT, ExitCode.FATAL_API, ExitCode.LOCAL_ERROR,
+    ExitCode.INTERRUPTED)
+EXIT_UNEXPECTED = ExitCode.COULD_NOT_START  # an error not foreseen, before sending began
+EXIT_SETTLEABLE = ExitCode.SETTLEABLE  # rows --resume or reconcile can still settle
 API_KEY_VARIABLE = "VAMBE_API_KEY"
 SANDBOX_LEDGER = "sandbox-ledger.sqlite"
 
@@ -80,17 +82,7 @@ class _CliError(click.ClickException):
 
 
 def exit_code(summary: Summary) -> int:
-    if summary.local_error:
-        return EXIT_LOCAL_ERROR
-    if summary.fatal_error:
-        return EXIT_FATAL_API
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    if summary.stopped == "declined":
-        return EXIT_NOT_ALL_SENT
-    if summary.settleable:
-        return EXIT_SETTLEABLE
-    return EXIT_OK if summary.all_done else EXIT_NOT_ALL_SENT
+    return int(summary.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from typing import NamedTuple
 
-from .codes import ERROR_STATUSES, ErrorCode, RowStatus
+from .codes import ERROR_STATUSES, ErrorCode, ExitCode, RowStatus
 from .exceptions import OutputFolderError
 from .files import open_private, private_folder
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
@@ -89,6 +89,21 @@ class Summary:
         done = (counts[self.done_status] + counts[RowStatus.DUPLICATE]
                 + counts[RowStatus.EXCLUDED])
         return done == self.total_rows
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """How the run (or validation) ended, as the command's exit code."""
+        if self.local_error:
+            return ExitCode.LOCAL_ERROR
+        if self.fatal_error:
+            return ExitCode.FATAL_API
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.stopped == "declined":
+            return ExitCode.NOT_ALL_SENT
+        if self.settleable:
+            return ExitCode.SETTLEABLE
+        return ExitCode.OK if self.all_done else ExitCode.NOT_ALL_SENT
 
     @property
     def settleable(self) -> int:
