@@ -432,6 +432,26 @@ def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
     sys.exit(EXIT_OK if not summary.unknown_rows else EXIT_SETTLEABLE)
 
 
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="The folder of the run (or validation) to report.")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the browser.")
+@_guarded
+def report(out_dir: Path, open_page: bool) -> None:
+    """Write report.html again from the folder's journal: the run's page, offline.
+
+    Needs neither the file, nor the config, nor VAMBE_API_KEY.
+    """
+    from .job import rewrite_report
+
+    path = rewrite_report(out_dir)
+    _say(f"Report: {path}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
 def _config_for_the_key(config_path: Path) -> Config:
     """The config of a command that sends the key: first, the warning when it would go in
     clear (every such command says it, terminal or not)."""

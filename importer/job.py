@@ -29,6 +29,7 @@ from .exceptions import ConfigError, InputFileError, OutputFolderError
 from .journal import (
     FolderLock,
     Journal,
+    NOT_REACHED,
     JournalRecord,
     Reached,
     file_identity,
@@ -41,7 +42,7 @@ from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_not
                    summarize, validation_results)
 from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import Verdict, journal_amender, settle
-from .report import RowResult, Summary, plural, write_reports
+from .report import RowResult, Summary, plural, rewrite_page, write_reports
 from .schedule import SendWindow
 from .send import Sender
 from .timing import ClockSkew, clock, format_time
@@ -177,6 +178,8 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
     stages = StageResolver(pipelines)
     _check_default_stage(config, stages)
     summary = Summary("validate", out_dir=out)
+    summary.describe(config, identity_of(config))
+    summary.ledger_path = None if ledger is None else ledger.description
     summary.notes.extend(opt_outs.notes)
     if config.message is not None and not config.message.is_template:
         summary.notes.append(PLAIN_TEXT_NOTE)
@@ -197,7 +200,7 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
                    if journal is not None else
                    validation_results(table, config, validator, ledger, preview))
         write_reports(out, table, _observed(results, window, now, openings, held_back),
-                      summary)
+                      summary, journal)
     finally:
         if journal is not None:
             journal.close()
@@ -235,7 +238,6 @@ def _validate(table: Table, config: Config, out: Path, api_key: str | None,
         note = ledger_note(held_back[ErrorCode.SENT_BEFORE], held_back[RowStatus.UNKNOWN],
                            held_back[ErrorCode.IN_PROGRESS])
         summary.notes.append(f"{note} (ledger: {ledger.name})")
-    summary.ledger_path = None if ledger is None else ledger.description
     return summary
 
 
@@ -436,6 +438,25 @@ def run_until_settled(input_path: str | Path, config: Config | str | Path, *, ap
     return summary
 
 
+def rewrite_report(out_dir: str | Path) -> Path:
+    """``vambe-import report``: write the folder's report.html again from its journal alone
+    (no file, config or account needed); returns its path."""
+    out = Path(out_dir)
+    lock = FolderLock(out)
+    try:
+        if read_journal(out) is None:
+            raise OutputFolderError(f"{out} holds no run (no journal): nothing to report")
+        journal = Journal.reopen(out)
+        try:
+            validated = json.loads(journal.meta("report") or "{}").get("mode") == "validate"
+            return rewrite_page(out, journal,
+                                RowResult(0, RowStatus.VALID) if validated else NOT_REACHED)
+        finally:
+            journal.close()
+    finally:
+        lock.release()
+
+
 def _reached(out: Path) -> Reached:
     """Whom the run in ``out`` has reached, from its journal, before a resume clears it or a
     replan replaces it."""
@@ -530,6 +551,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
     api = config.api
     summary = Summary("run", out_dir=journal.path.parent)
     summary.ledger_path = ledger.description
+    summary.describe(config, json.loads(journal.meta("identity") or "{}"))
     async with VambeClient(api.base_url, api_key, phone_id=api.phone_id, channel=api.channel,
                            timeout=api.timeout_seconds, max_connections=api.max_concurrency,
                            from_phone_number=api.from_phone_number, skew=skew) as client:
@@ -568,7 +590,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                 raise OutputFolderError(f"{error.filename}: cannot record this ledger in the"
                                         f" index of send ledgers ({error.strerror});"
                                         " nothing was sent") from None
-        journal.mark_started()
+        journal.mark_started(clock().time())
         with _StopOnSignals(sender, enabled=handle_signals) as stop:
             try:
                 await sender.run(journal.planned_requests(Sender.CLAIM_BATCH))
@@ -591,7 +613,8 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                           error=f"not sent: the run stopped ({sender.stopped}) before this row;"
                                 " --resume sends it")
     try:
-        write_reports(journal.path.parent, journal.table(), journal.results(unreached), summary)
+        write_reports(journal.path.parent, journal.table(), journal.results(unreached), summary,
+                      journal)
     except (OutputFolderError, OSError, sqlite3.Error) as error:
         if summary.local_error is None:
             summary.local_error = f"the run ended but its reports could not be written ({error})"

@@ -377,9 +377,10 @@ class Journal:
         found = self.meta("fingerprint")
         return None if found is None else Fingerprint(*json.loads(found))
 
-    def mark_started(self) -> None:
-        """From now on the folder holds a run: running into it again needs --resume."""
-        self.set_meta(started="1")
+    def mark_started(self, at: float) -> None:
+        """From now on the folder holds a run: running into it again needs --resume. ``at``:
+        when this run (or resume) starts sending, the start of report.html's charts."""
+        self.set_meta(started="1", run_started=repr(at))
 
     # ------------------------------------------------------------ the plan
 

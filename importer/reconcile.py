@@ -37,7 +37,7 @@ from .exceptions import FatalApiError, ImporterError, OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
 from .ledger import (Ledger, Policy, Unknown, account_pacer, identity_of, ledger_location,
                      target_name)
-from .report import Summary, plural, write_reports
+from .report import Summary, plural, summary_from_meta, write_reports
 from .timing import Pacer
 from .timing import clock
 
@@ -259,9 +259,13 @@ def reconcile_folder(out_dir: str | Path, config: Config | str | Path, *, api_ke
             try:
                 asyncio.run(_settle(config, api_key, ledger, on_note,
                                     journal_amender(journal)))
-                summary = Summary("run", out_dir=out)
+                # The run's own facts for report.html (when it started, how it ended).
+                summary = summary_from_meta(journal.meta("report"), out)
+                summary.finished_at = None
+                summary.describe(config, record.identity)
                 summary.ledger_path = ledger.description
-                write_reports(out, journal.table(), journal.results(NOT_REACHED), summary)
+                write_reports(out, journal.table(), journal.results(NOT_REACHED), summary,
+                              journal)
                 return summary
             finally:
                 journal.close()

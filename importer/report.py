@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, ExitCode, RowStatus
 from .exceptions import OutputFolderError
 from .files import open_private, private_folder
+from .page import RowTally, RunFacts, build_page
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .journal import Journal
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
@@ -73,6 +78,10 @@ class Summary:
     plan: object | None = None  # run: the Plan made before sending
     unknown_rows: list[int] = field(default_factory=list)  # run: rows left unknown
     wrote_xlsx: bool = False  # errors.xlsx is this run's (its input was a workbook)
+    # For report.html: the account (no key), the config's path and the rate limit.
+    account: str = ""
+    config_path: str | None = None
+    rate: float | None = None
 
     @property
     def total_rows(self) -> int:
@@ -127,10 +136,18 @@ class Summary:
             "elapsed_seconds": round((finished - self.started_at).total_seconds(), 3),
         }
 
+    def describe(self, config: Config, identity: dict[str, str]) -> None:
+        """Fill in what report.html says of the run: the account, the config, the rate."""
+        self.account = (f"{identity.get('base_url', '')} ({identity.get('channel', '')},"
+                        f" phone ID {identity.get('phone_id', '')})")
+        if config.source != "config":  # (the default: made in Python, not read from a file)
+            self.config_path = str(Path(config.folder or ".") / config.source)
+        self.rate = config.api.rate_limit_per_second or None
+
     @property
     def paths(self) -> dict[str, Path]:
         assert self.out_dir is not None
-        names = ["results.csv", "errors.csv", "summary.json"]
+        names = ["results.csv", "errors.csv", "summary.json", "report.html"]
         if self.wrote_xlsx:  # not one left by an earlier run of an XLSX
             names.insert(2, "errors.xlsx")
         return {name: self.out_dir / name for name in names}
@@ -223,18 +240,21 @@ class ReportWriter:
             if self._workbook is not None:
                 self._workbook.append(list(source.cells) + extra)
 
-    def commit(self, summary: Summary) -> None:
+    def commit(self, summary: Summary, page: str) -> None:
         """Put the finished reports in place (each renamed whole), or fail with one line."""
         try:
-            self._commit(summary)
+            self._commit(summary, page)
         except OSError as error:
             self.discard()
             raise OutputFolderError(f"{self.out_dir}: cannot write the reports"
                                     f" ({error.strerror or error})") from None
 
-    def _commit(self, summary: Summary) -> None:
+    def _commit(self, summary: Summary, page: str) -> None:
         self._results_file.close()
         self._errors_file.close()
+        page_tmp = self.out_dir / "report.html.tmp"
+        with open_private(page_tmp, encoding="utf-8") as handle:
+            handle.write(page)
         os.replace(self._results_path, self.out_dir / "results.csv")
         os.replace(self._errors_path, self.out_dir / "errors.csv")
         if self._workbook is not None:
@@ -245,6 +265,7 @@ class ReportWriter:
         with open_private(summary_tmp, encoding="utf-8") as handle:
             handle.write(json.dumps(summary.as_json(), indent=2) + "\n")
         os.replace(summary_tmp, self.out_dir / "summary.json")
+        os.replace(page_tmp, self.out_dir / "report.html")  # last: it describes the others
 
     def discard(self) -> None:
         for handle, path in ((self._results_file, self._results_path),
@@ -255,22 +276,96 @@ class ReportWriter:
                 path.unlink(missing_ok=True)
         if self._workbook is not None:
             self._workbook.path.unlink(missing_ok=True)
+        (self.out_dir / "report.html.tmp").unlink(missing_ok=True)
 
 
 
-def write_reports(out_dir: Path, table: Table, results: Iterable[tuple[RowResult, SourceRow | None]],
-                  summary: Summary) -> None:
+def write_reports(out_dir: Path, table: Table,
+                  results: Iterable[tuple[RowResult, SourceRow | None]], summary: Summary,
+                  journal: Journal | None = None) -> None:
     """Write every report from a run's results (the journal's, in row order), counting
-    them into ``summary``; whole or not at all."""
+    them into ``summary``; whole or not at all. With the run's ``journal``, report.html
+    charts its requests, and the journal keeps what the page says of the run, for
+    ``vambe-import report``."""
     writer = ReportWriter(out_dir, table)
+    tally = RowTally()
     try:
+        counts = summary.counts
         for result, source in results:
-            summary.counts[result.status] += 1
+            counts[result.status] += 1
             if result.status == RowStatus.UNKNOWN:
                 summary.unknown_rows.append(result.row)
             writer.add(result, source)
+            tally.add(result.status, result.error_code, result.error, result.row,
+                      result.phone, result.country)
+        summary.finished_at = datetime.now(timezone.utc)
+        page = build_page(run_facts(summary, table, journal), tally)
+        if journal is not None:
+            journal.set_meta(report=json.dumps(_page_meta(summary)))
     except BaseException:
         writer.discard()
         raise
-    summary.finished_at = datetime.now(timezone.utc)
-    writer.commit(summary)
+    writer.commit(summary, page)
+
+
+def run_facts(summary: Summary, table: Table, journal: Journal | None) -> RunFacts:
+    """What report.html says of the run besides its rows."""
+    requests: list = []
+    pauses: list = []
+    if journal is not None:
+        since = float(journal.meta("run_started") or 0)
+        requests = journal.requests_since(since)
+        pauses = journal.pauses_since(since)
+    return RunFacts(
+        summary.mode, table.path.name, table.sheet, summary.account, summary.ledger_path,
+        str(summary.out_dir or ""), summary.config_path, summary.rate, summary.started_at,
+        summary.finished_at or datetime.now(timezone.utc), summary.exit_code, summary.stopped,
+        dict(summary.counts), requests, pauses)
+
+
+_PAGE_FIELDS = ("mode", "account", "config_path", "rate", "ledger_path", "stopped",
+                "fatal_error", "local_error", "interrupted")
+
+
+def _page_meta(summary: Summary) -> dict:
+    return {**{name: getattr(summary, name) for name in _PAGE_FIELDS},
+            "started_at": summary.started_at.isoformat(),
+            "finished_at": (summary.finished_at or datetime.now(timezone.utc)).isoformat()}
+
+
+def summary_from_meta(found: str | None, out_dir: Path) -> Summary:
+    """A run's summary as its journal kept it for report.html (counts zero: they are
+    counted again from the journal); a folder of an earlier release kept none."""
+    summary = Summary("run", out_dir=out_dir)
+    if found:
+        meta = json.loads(found)
+        for name in _PAGE_FIELDS:
+            setattr(summary, name, meta.get(name, getattr(summary, name)))
+        summary.started_at = datetime.fromisoformat(meta["started_at"])
+        summary.finished_at = datetime.fromisoformat(meta["finished_at"])
+    return summary
+
+
+def rewrite_page(out_dir: Path, journal: Journal, unreached: RowResult) -> Path:
+    """``vambe-import report``: report.html again from the journal alone."""
+    summary = summary_from_meta(journal.meta("report"), out_dir)
+    table = journal.table()
+    tally = RowTally()
+    for result, _ in journal.results(unreached):
+        summary.counts[result.status] += 1
+        tally.add(result.status, result.error_code, result.error, result.row, result.phone,
+                  result.country)
+    if summary.finished_at is None:
+        summary.finished_at = summary.started_at
+    page = build_page(run_facts(summary, table, journal), tally)
+    path = out_dir / "report.html"
+    staging = out_dir / "report.html.tmp"
+    try:
+        with open_private(staging, encoding="utf-8") as handle:
+            handle.write(page)
+        os.replace(staging, path)
+    except OSError as error:
+        staging.unlink(missing_ok=True)
+        raise OutputFolderError(f"{path}: cannot write the report ({error.strerror or error})"
+                                ) from None
+    return path

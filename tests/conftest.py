@@ -19,6 +19,7 @@ from importer.ledger import TeamURL
 from importer.sandbox import DEFAULT_API_KEY, Faults, SandboxServer, SandboxState
 from importer.timing import FakeClock, use_clock
 
+from .browser import ARGS, launch_chromium
 from .postgres import PostgresServer, PostgresUnavailable
 
 # Valid Chilean mobiles (libphonenumber's data); +56 9 1... is unallocated, so not valid.
@@ -68,6 +69,23 @@ def postgres_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium page factory for the browser tests (marked ``browser``, run in
+    their own ``pytest -m browser -n 0``)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    executable = launch_chromium(sync_playwright)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture

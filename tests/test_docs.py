@@ -148,7 +148,8 @@ def test_quick_start_has_exactly_the_two_commands():
     quick_start = section(README, "Quick start")
     commands = [block.strip() for block in code_blocks(quick_start, "sh")]
     assert commands == [
-        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -q",
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m"
+        " pytest -q && .venv/bin/python -m pytest -q -m browser -n 0",
         ".venv/bin/vambe-import run sample_data/campana_noviembre.csv --config config.example.toml --sandbox",
     ]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")

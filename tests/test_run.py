@@ -55,7 +55,7 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
     assert set(summary) >= {"started_at", "finished_at", "elapsed_seconds"}
     assert result.stdout == (
         "3 rows: 1 sent, 1 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped\n"
-        "Reports: informe/results.csv, informe/errors.csv, informe/summary.json\n"
+        "Reports: informe/results.csv, informe/errors.csv, informe/summary.json, informe/report.html\n"
         f"Ledger: {ledger}\n"
         "Invalid and failed rows are in informe/errors.csv: fix and import it again (rows"
         " already sent are never sent again); failed and skipped rows are also retried by"
