@@ -452,6 +452,41 @@ def report(out_dir: Path, open_page: bool) -> None:
         webbrowser.open(path.resolve().as_uri())
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (anything but loopback lets others on the network in).")
+@click.option("--port", default=8788, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
+@_guarded
+def ui(host: str, port: int, no_browser: bool) -> None:
+    """Serve the local page: file, mapping, check, pilot, send, result, in the browser.
+
+    It prints an address with a one-time token; the page needs it. The API key comes from
+    VAMBE_API_KEY or is typed into the page, and stays in this process's memory.
+    """
+    from .config import is_this_machine
+    from .ui import UiServer
+
+    if not is_this_machine(host):
+        _say(f"Warning: serving on {host}: anyone who can reach it and has the address with"
+             " its token can send campaigns with your key; put TLS in front", err=True)
+    try:
+        server = UiServer(host=host, port=port)
+    except OSError as error:
+        raise _CliError(f"--port {port}: cannot listen on {host} ({error.strerror or error})",
+                        EXIT_UNEXPECTED) from None
+    _say(f"vambe-import ui at {server.url} (Ctrl-C to stop)")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+
+
 def _config_for_the_key(config_path: Path) -> Config:
     """The config of a command that sends the key: first, the warning when it would go in
     clear (every such command says it, terminal or not)."""

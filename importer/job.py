@@ -17,6 +17,7 @@ import json
 import math
 import signal
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -307,7 +308,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                handle_signals: bool = True, ledger_path: str | Path | None = None,
                account: str | None = None, reconcile: bool = False, wait: bool = False,
                start_at: float | None = None, replan: bool = False,
-               interactive: bool = False) -> Summary:
+               interactive: bool = False, stop_switch: StopSwitch | None = None) -> Summary:
     """Open one ticket per valid row and write the reports; returns the run's summary.
 
     The whole file is read once and checked before the first request: the plan, written
@@ -329,6 +330,7 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
     when it opens; ``start_at`` (epoch seconds) holds the first request until then.
     ``interactive`` says ``confirm`` is a person's answer: only then may a run go on when
     another ledger on this machine has recorded the account (else ``[ledger] others_ok``).
+    ``stop_switch`` lets another thread stop the run as a first Ctrl-C does.
     """
     config = _as_config(config)
     planning = not resume or replan
@@ -399,7 +401,8 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                                            other_ledgers=others,
                                            replanned=table is not None and started,
                                            confirm=confirm, on_result=on_result,
-                                           on_note=on_note, handle_signals=handle_signals))
+                                           on_note=on_note, handle_signals=handle_signals,
+                                           stop_switch=stop_switch))
                 return summary
             finally:
                 journal.close()
@@ -546,7 +549,8 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                other_ledgers: list[str], index: bool, reached: Reached,
                confirm: Callable[[Plan], bool] | None,
                on_result: Callable[[RowResult], None] | None,
-               on_note: Callable[[str], None] | None, handle_signals: bool) -> Summary:
+               on_note: Callable[[str], None] | None, handle_signals: bool,
+               stop_switch: StopSwitch | None = None) -> Summary:
     """Confirm the plan, send it from the journal, write the reports."""
     api = config.api
     summary = Summary("run", out_dir=journal.path.parent)
@@ -592,6 +596,8 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
                                         " nothing was sent") from None
         journal.mark_started(clock().time())
         with _StopOnSignals(sender, enabled=handle_signals) as stop:
+            if stop_switch is not None:
+                stop_switch.attach(asyncio.get_running_loop(), stop)
             try:
                 await sender.run(journal.planned_requests(Sender.CLAIM_BATCH))
             except asyncio.CancelledError:
@@ -637,6 +643,31 @@ def _warn_before_sending(config: Config, note: Callable[[str], None]) -> None:
         note(f"Note: {PLAIN_TEXT_NOTE}")
 
 
+class StopSwitch:
+    """Stop a run from another thread (the local page's Stop button), with Ctrl-C's meaning:
+    the first request lets requests in flight finish and writes the reports."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: tuple[asyncio.AbstractEventLoop, _StopOnSignals] | None = None
+        self.requested = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop, stop: _StopOnSignals) -> None:
+        with self._lock:
+            self._target = (loop, stop)
+            if self.requested:
+                loop.call_soon(stop.on_request)
+
+    def request(self) -> None:
+        with self._lock:
+            if self.requested:
+                return
+            self.requested = True
+            if self._target is not None:
+                loop, stop = self._target
+                loop.call_soon_threadsafe(stop.on_request)
+
+
 class _StopOnSignals:
     """First SIGINT/SIGTERM: stop taking rows. Second: cancel the run where it stands."""
 
@@ -647,6 +678,11 @@ class _StopOnSignals:
         self.hard = False
         self._task: asyncio.Task | None = None
         self._installed: list[int] = []
+
+    def on_request(self) -> None:
+        """A stop asked from elsewhere (:class:`StopSwitch`): as a first Ctrl-C."""
+        if self.count == 0:
+            self._on_signal()
 
     def _on_signal(self) -> None:
         self.count += 1

@@ -1,0 +1,676 @@
+"""The local page's server: routes, the session, and the runs it starts in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+import os
+import secrets
+import shutil
+import socket
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse,
+                                 Response, StreamingResponse)
+from starlette.routing import Route
+
+from ..codes import RowStatus
+from ..config import Config, load_config
+from ..exceptions import ImporterError
+from ..job import StopSwitch, list_stages, run_import, validate_file
+from ..plan import Plan, duration_text
+from ..read import open_table
+from ..report import RowResult, Summary
+from ..starter import starter_config
+from .mapping import Mapping, config_text
+
+HERE = Path(__file__).parent
+MAX_UPLOAD_BYTES = 50 << 20  # a CSV of a million rows is about 100 MB: use a path for those
+COOKIE = "vambe_import_ui"
+SANDBOX_LEDGER = "sandbox-ledger.sqlite"
+PREVIEW_VALUES = 3  # first values shown beside each header
+
+
+@dataclass
+class Job:
+    """One run, pilot, resume or reconcile, in its own thread."""
+
+    kind: str
+    out: Path
+    total: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    sent_times: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    decided: threading.Event = field(default_factory=threading.Event)
+    go: bool = False
+    stop: StopSwitch = field(default_factory=StopSwitch)
+    summary: Summary | None = None
+    error: str | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def on_result(self, result: RowResult) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        if result.status == RowStatus.SENT:
+            self.sent_times.append(time.monotonic())
+
+    def confirm(self, plan: Plan) -> bool:
+        """The plan waits for the person's answer on the Send page (Send all or Back)."""
+        self.plan = plan
+        self.total = plan.rows
+        self.decided.wait()
+        return self.go
+
+    def progress(self) -> dict[str, Any]:
+        done = sum(self.counts.values())
+        now = time.monotonic()
+        recent = [moment for moment in self.sent_times[-200:] if moment > now - 10]
+        rate = len(recent) / 10 if recent else 0.0
+        left = max(0, self.total - done)
+        return {"done": done, "total": self.total,
+                "sent": self.counts.get(RowStatus.SENT, 0),
+                "failed": self.counts.get(RowStatus.FAILED, 0),
+                "unknown": self.counts.get(RowStatus.UNKNOWN, 0),
+                "rate": round(rate, 2),
+                "eta": duration_text(left / rate) if rate and left else "",
+                "finished": self.finished.is_set(), "error": self.error}
+
+
+@dataclass
+class Session:
+    """The one person's work: their file, config, key and runs (in memory only)."""
+
+    token: str
+    workdir: Path
+    api_key: str | None = None
+    file: Path | None = None
+    sheet: str | None = None
+    sandbox: bool = False
+    config_path: Path | None = None
+    out: Path | None = None
+    job: Job | None = None
+    checked: Summary | None = None
+    sandbox_server: Any = None
+    pilot_done: bool = False
+    runs: list[Path] = field(default_factory=list)
+
+
+class UiError(Exception):
+    """A problem to show on the page, as one line."""
+
+
+def _templates() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["number"] = lambda value: f"{value:,}"
+    return env
+
+
+def create_app(session: Session, *, host: str, port: int) -> Starlette:
+    """The page's application for one session, served at ``host:port``."""
+    templates = _templates()
+    allowed_hosts = {f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"}
+    script = (HERE / "static" / "progress.js").read_text(encoding="utf-8")
+
+    def page(name: str, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
+        values.setdefault("error", None)
+        text = templates.get_template(name).render(session=session, request=request,
+                                                    **values)
+        return HTMLResponse(text, status_code=status)
+
+    def failed(name: str, request: Request, error: Exception, **values: Any) -> HTMLResponse:
+        return page(name, request, 400, error=str(error), **values)
+
+    # ------------------------------------------------------------ guards
+
+    def guard(endpoint: Callable) -> Callable:
+        async def guarded(request: Request) -> Response:
+            if request.headers.get("host", "") not in allowed_hosts:
+                return PlainTextResponse("forbidden: unknown host", 403)
+            given = request.query_params.get("token")
+            if given is not None and secrets.compare_digest(given, session.token):
+                response = RedirectResponse(request.url.path, 303)
+                response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict")
+                return response
+            cookie = request.cookies.get(COOKIE, "")
+            if not secrets.compare_digest(cookie, session.token):
+                return PlainTextResponse("forbidden: open the address vambe-import ui printed",
+                                         403)
+            if request.method == "POST":
+                origin = request.headers.get("origin")
+                if origin is None or origin.removeprefix("http://") not in allowed_hosts:
+                    return PlainTextResponse("forbidden: request from another site", 403)
+            try:
+                return await endpoint(request)
+            except UiError as error:
+                return PlainTextResponse(f"Error: {error}", 400)
+        return guarded
+
+    # ------------------------------------------------------------ 1. file
+
+    async def file_page(request: Request) -> Response:
+        sheets = _sheets(session.file) if session.file else []
+        return page("file.html", request, sheets=sheets,
+                    key_from_env=bool(os.environ.get("VAMBE_API_KEY", "").strip()))
+
+    async def upload(request: Request) -> Response:
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_UPLOAD_BYTES + 4096:
+            return failed("file.html", request, UiError(
+                f"the file is larger than {MAX_UPLOAD_BYTES >> 20} MB: type its path instead"),
+                sheets=[], key_from_env=False)
+        form = await request.form(max_part_size=MAX_UPLOAD_BYTES)
+        upload = form.get("upload")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            return failed("file.html", request, UiError("choose a CSV or XLSX file first"),
+                          sheets=[], key_from_env=False)
+        name = Path(upload.filename).name
+        if Path(name).suffix.lower() not in (".csv", ".xlsx", ".txt", ".tsv"):
+            return failed("file.html", request, UiError(f"{name}: not a CSV or XLSX file"),
+                          sheets=[], key_from_env=False)
+        target = session.workdir / name
+        with target.open("wb") as handle:
+            os.chmod(target, 0o600)
+            while chunk := await upload.read(1 << 20):
+                handle.write(chunk)
+                if handle.tell() > MAX_UPLOAD_BYTES:
+                    handle.close()
+                    target.unlink()
+                    return failed("file.html", request, UiError(
+                        f"the file is larger than {MAX_UPLOAD_BYTES >> 20} MB: type its path"
+                        " instead"), sheets=[], key_from_env=False)
+        _choose_file(session, target)
+        return RedirectResponse("/file", 303)
+
+    async def choose_path(request: Request) -> Response:
+        form = await request.form()
+        try:
+            path = _allowed_path(str(form.get("path", "")))
+            _choose_file(session, path)
+        except UiError as error:
+            return failed("file.html", request, error, sheets=[], key_from_env=False)
+        return RedirectResponse("/file", 303)
+
+    async def file_next(request: Request) -> Response:
+        form = await request.form()
+        if session.file is None:
+            return failed("file.html", request, UiError("choose a file first"), sheets=[],
+                          key_from_env=False)
+        session.sheet = str(form.get("sheet") or "") or None
+        session.sandbox = form.get("sandbox") == "on"
+        key = str(form.get("api_key") or "").strip()
+        if key:
+            session.api_key = key  # memory only: never written, never sent back
+        return RedirectResponse("/mapping", 303)
+
+    # ------------------------------------------------------------ 2. mapping
+
+    async def mapping_page(request: Request) -> Response:
+        if session.file is None:
+            return RedirectResponse("/file", 303)
+        try:
+            table, sample = _sample(session)
+        except ImporterError as error:
+            return failed("file.html", request, error, sheets=[], key_from_env=False)
+        mapping = Mapping.from_toml(_starting_toml(session, table))
+        return _mapping_view(request, mapping, table.headers, sample)
+
+    async def mapping_post(request: Request) -> Response:
+        if session.file is None:
+            return RedirectResponse("/file", 303)
+        form = await request.form()
+        table, sample = _sample(session)
+        mapping = Mapping.from_form({key: str(value) for key, value in form.items()})
+        text = config_text(mapping)
+        path = _config_path(session)
+        path.write_text(text, encoding="utf-8")
+        try:
+            config = load_config(path)
+            config.check_columns(list(table.headers), table.path.name)
+        except ImporterError as error:
+            return _mapping_view(request, mapping, table.headers, sample, error=str(error),
+                                 status=400)
+        session.config_path = path
+        if form.get("action") == "next":
+            return RedirectResponse("/check", 303)
+        return _mapping_view(request, mapping, table.headers, sample)
+
+    def _mapping_view(request: Request, mapping: Mapping, headers: tuple[str, ...],
+                      sample: list[tuple[str, ...]], *, error: str | None = None,
+                      status: int = 200) -> Response:
+        columns = [(header, [row[index] for row in sample[:PREVIEW_VALUES] if index < len(row)])
+                   for index, header in enumerate(headers)]
+        body = None
+        if error is None and session.config_path is not None:
+            body = _first_request(session)
+        return page("mapping.html", request, status, mapping=mapping, columns=columns,
+                    toml=config_text(mapping), body=body, error=error,
+                    stages=_stages(session), saved=session.config_path)
+
+    # ------------------------------------------------------------ 3. check
+
+    async def check_page(request: Request) -> Response:
+        if session.config_path is None:
+            return RedirectResponse("/mapping", 303)
+        out = session.workdir / "check"
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            summary = await asyncio.to_thread(
+                validate_file, session.file, _config(session), out_dir=out,
+                sheet=session.sheet, api_key=_key(session),
+                **({"ledger_path": _sandbox_ledger(session)} if session.sandbox else {}))
+        except ImporterError as error:
+            return failed("mapping_error.html", request, error)
+        session.checked = summary
+        rows = _rows_not_sent(out)
+        page_number = max(1, int(request.query_params.get("page", "1") or 1))
+        per_page = 20
+        shown = rows[(page_number - 1) * per_page:page_number * per_page]
+        return page("check.html", request, summary=summary, rows=shown, page=page_number,
+                    pages=max(1, math.ceil(len(rows) / per_page)),
+                    bodies=[json.dumps(body, ensure_ascii=False, indent=2)
+                            for body in summary.preview],
+                    duration=(duration_text(summary.estimated_seconds)
+                              if summary.estimated_seconds else None))
+
+    # ------------------------------------------------------------ 4. pilot, 5. send
+
+    async def pilot_page(request: Request) -> Response:
+        return page("pilot.html", request)
+
+    async def pilot_post(request: Request) -> Response:
+        form = await request.form()
+        try:
+            count = int(str(form.get("rows") or "10"))
+        except ValueError:
+            count = 0
+        if not 1 <= count <= 1000:
+            return failed("pilot.html", request, UiError("a pilot sends 1 to 1,000 rows"))
+        _start(session, "pilot", limit=count)
+        return RedirectResponse("/progress", 303)
+
+    async def send_page(request: Request) -> Response:
+        job = session.job
+        if job is None or job.finished.is_set() or job.kind not in ("send",):
+            _start(session, "send")
+            job = session.job
+        assert job is not None
+        return page("send.html", request, job=job)
+
+    async def send_confirm(request: Request) -> Response:
+        form = await request.form()
+        job = session.job
+        if job is None or job.plan is None or job.decided.is_set():
+            return RedirectResponse("/send", 303)
+        job.go = form.get("action") == "send"
+        job.decided.set()
+        return RedirectResponse("/progress" if job.go else "/check", 303)
+
+    async def progress_page(request: Request) -> Response:
+        if session.job is None:
+            return RedirectResponse("/file", 303)
+        return page("progress.html", request, job=session.job,
+                    state=session.job.progress())
+
+    async def events(request: Request) -> Response:
+        job = session.job
+        if job is None:
+            return PlainTextResponse("no run", 404)
+
+        async def stream():
+            # Bounded: ends when the run does (or the page goes away), at most 2 a second.
+            while True:
+                state = job.progress()
+                yield f"data: {json.dumps(state)}\n\n"
+                if state["finished"] or await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    async def stop(request: Request) -> Response:
+        if session.job is not None:
+            session.job.stop.request()
+            session.job.decided.set()  # a plan still waiting for its answer: declined
+        return RedirectResponse("/progress", 303)
+
+    async def progress_script(request: Request) -> Response:
+        return Response(script, media_type="text/javascript")
+
+    # ------------------------------------------------------------ 6. result
+
+    async def result_page(request: Request) -> Response:
+        out = session.out
+        if out is None or not (out / "summary.json").exists():
+            return RedirectResponse("/file", 303)
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        settleable = sum(summary.get(name, 0) for name in ("failed", "unknown", "skipped"))
+        return page("result.html", request, out=out, summary=summary,
+                    settleable=settleable, unknown=summary.get("unknown", 0),
+                    xlsx=(out / "errors.xlsx").exists(),
+                    can_act=session.config_path is not None and session.file is not None,
+                    after_pilot=session.job is not None and session.job.kind == "pilot"
+                    and session.job.out == out and settleable > 0)
+
+    async def report_file(request: Request) -> Response:
+        out = session.out
+        if out is None or not (out / "report.html").exists():
+            return PlainTextResponse("no report", 404)
+        return FileResponse(out / "report.html", media_type="text/html")
+
+    async def download(request: Request) -> Response:
+        name = request.path_params["name"]
+        out = session.out
+        if name not in ("results.csv", "errors.csv", "errors.xlsx") or out is None \
+                or not (out / name).exists():
+            return PlainTextResponse("not found", 404)
+        return FileResponse(out / name, filename=name)
+
+    async def resume(request: Request) -> Response:
+        _start(session, "resume")
+        return RedirectResponse("/progress", 303)
+
+    async def reconcile(request: Request) -> Response:
+        _start(session, "reconcile")
+        return RedirectResponse("/progress", 303)
+
+    async def runs_page(request: Request) -> Response:
+        known = []
+        for out in session.runs:
+            found = out / "summary.json"
+            counts = json.loads(found.read_text(encoding="utf-8")) if found.exists() else {}
+            known.append((out, counts))
+        return page("runs.html", request, runs=known)
+
+    async def open_run(request: Request) -> Response:
+        form = await request.form()
+        chosen = Path(str(form.get("folder", "")))
+        if chosen not in session.runs:
+            return PlainTextResponse("not a run of this page", 404)
+        session.out = chosen
+        return RedirectResponse("/result", 303)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/file", 303)
+
+    routes = [
+        Route("/", guard(home)),
+        Route("/file", guard(file_page)),
+        Route("/file/upload", guard(upload), methods=["POST"]),
+        Route("/file/path", guard(choose_path), methods=["POST"]),
+        Route("/file/next", guard(file_next), methods=["POST"]),
+        Route("/mapping", guard(mapping_page)),
+        Route("/mapping", guard(mapping_post), methods=["POST"]),
+        Route("/check", guard(check_page)),
+        Route("/pilot", guard(pilot_page)),
+        Route("/pilot", guard(pilot_post), methods=["POST"]),
+        Route("/send", guard(send_page)),
+        Route("/send", guard(send_confirm), methods=["POST"]),
+        Route("/progress", guard(progress_page)),
+        Route("/events", guard(events)),
+        Route("/stop", guard(stop), methods=["POST"]),
+        Route("/static/progress.js", guard(progress_script)),
+        Route("/result", guard(result_page)),
+        Route("/result/report.html", guard(report_file)),
+        Route("/download/{name}", guard(download)),
+        Route("/resume", guard(resume), methods=["POST"]),
+        Route("/reconcile", guard(reconcile), methods=["POST"]),
+        Route("/runs", guard(runs_page)),
+        Route("/runs", guard(open_run), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+# ---------------------------------------------------------------- the steps' work
+
+
+def _choose_file(session: Session, path: Path) -> None:
+    open_table(path)  # refuses what the CLI refuses, in its words
+    session.file = path
+    session.sheet = None
+    session.config_path = None
+    session.out = None
+    session.pilot_done = False
+
+
+def _allowed_path(text: str) -> Path:
+    """A typed path: a regular file inside the user's home or the working folder."""
+    if not text.strip():
+        raise UiError("type the path of a CSV or XLSX file")
+    path = Path(text.strip()).expanduser()
+    try:
+        resolved = path.resolve(strict=True)
+        found = resolved.stat()
+    except OSError:
+        raise UiError(f"{path}: input file not found") from None
+    roots = [Path.home().resolve(), Path.cwd().resolve()]
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise UiError(f"{path}: outside your home and working folders; copy it there or"
+                      " upload it")
+    if not stat.S_ISREG(found.st_mode):
+        raise UiError(f"{path}: not a regular file (a FIFO, a device or a folder)")
+    return resolved
+
+
+def _sheets(path: Path) -> list[str]:
+    if path.suffix.lower() != ".xlsx":
+        return []
+    from ..sheet import load
+
+    book = load(path)
+    try:
+        return list(book.sheets)
+    finally:
+        book.close()
+
+
+def _sample(session: Session) -> tuple[Any, list[tuple[str, ...]]]:
+    assert session.file is not None
+    table = open_table(session.file, sheet=session.sheet)
+    sample = []
+    for row in table.rows():
+        sample.append(row.cells)
+        if len(sample) == 20:
+            break
+    return table, sample
+
+
+def _starting_toml(session: Session, table: Any) -> str:
+    """The config saved earlier for this file, else init's guesses."""
+    path = _config_path(session)
+    if path.exists():
+        return path.read_text(encoding="utf-8")
+    return starter_config(table).text
+
+
+def _config_path(session: Session) -> Path:
+    assert session.file is not None
+    return session.file.with_name(f"{session.file.stem}.vambe.toml")
+
+
+def _config(session: Session) -> Config:
+    """The saved config, pointed at this page's sandbox when the switch is on."""
+    assert session.config_path is not None
+    config = load_config(session.config_path)
+    if not session.sandbox:
+        return config
+    if session.sandbox_server is None:
+        from ..sandbox import (DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, SandboxServer,
+                               SandboxState)
+
+        session.sandbox_server = SandboxServer(SandboxState(
+            phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID),
+            web_phone_ids=(config.api.phone_id, DEFAULT_WEB_PHONE_ID))).start()
+    api = config.api.model_copy(update={"base_url": session.sandbox_server.url})
+    return config.model_copy(update={"api": api})
+
+
+def _key(session: Session) -> str | None:
+    if session.sandbox:
+        from ..sandbox import DEFAULT_API_KEY
+
+        return DEFAULT_API_KEY
+    return session.api_key or os.environ.get("VAMBE_API_KEY", "").strip() or None
+
+
+def _sandbox_ledger(session: Session) -> Path:
+    return session.workdir / SANDBOX_LEDGER
+
+
+def _stages(session: Session) -> list[tuple[str, str]]:
+    """(id, "Pipeline / Stage") of the account's stages, when a key (or the sandbox) says."""
+    key = _key(session)
+    if key is None or session.config_path is None:
+        return []
+    try:
+        pipelines = list_stages(_config(session), api_key=key)
+    except ImporterError:
+        return []
+    return [(stage.id, f"{pipeline.name} / {stage.name}") for pipeline in pipelines
+            for stage in pipeline.stages]
+
+
+def _first_request(session: Session) -> str | None:
+    """The exact body the first valid row would send, as validate previews it."""
+    out = session.workdir / "preview"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        summary = validate_file(session.file, _config(session), out_dir=out, sheet=session.sheet,
+                                api_key=None)
+    except ImporterError as error:
+        return f"(no request: {error})"
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    if not summary.preview:
+        return "(no valid row)"
+    return json.dumps(summary.preview[0], ensure_ascii=False, indent=2)
+
+
+def _rows_not_sent(out: Path) -> list[dict[str, str]]:
+    with (out / "results.csv").open(encoding="utf-8-sig", newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["status"] != "valid"]
+
+
+def _start(session: Session, kind: str, *, limit: int | None = None) -> None:
+    """Start a run (pilot, send, resume) or a reconcile in a thread, as the CLI would."""
+    if session.job is not None and not session.job.finished.is_set():
+        raise UiError("a run is going on: stop it first")
+    if session.config_path is None or session.file is None:
+        raise UiError("choose a file and its mapping first")
+    config = _config(session)
+    key = _key(session)
+    if key is None:
+        raise UiError("VAMBE_API_KEY is not set: type your API key on the first step (or use"
+                      " the sandbox)")
+    # Next to the file (an upload's: in the working folder, since the page's private
+    # folder goes when it stops); a sandbox run, which sends nowhere, in that folder.
+    folder = session.file.parent
+    if session.sandbox:
+        folder = session.workdir
+    elif folder == session.workdir:
+        folder = Path.cwd()
+    out = session.out or folder / f"{session.file.stem}-import"
+    started = (out / "journal.sqlite").exists()
+    job = Job(kind, out)
+    if kind != "send":  # the button was the confirmation: the plan is only counted
+        job.go = True
+        job.decided.set()
+    session.job = job
+    session.out = out
+    if out not in session.runs:
+        session.runs.append(out)
+    options: dict[str, Any] = {"ledger_path": _sandbox_ledger(session),
+                               "account": "sandbox"} if session.sandbox else {}
+
+    def work() -> None:
+        try:
+            if kind == "reconcile":
+                from ..reconcile import reconcile_folder
+
+                job.summary = reconcile_folder(out, config, api_key=key, **options)
+            else:
+                job.summary = run_import(
+                    session.file, config, api_key=key, out_dir=out, sheet=session.sheet,
+                    resume=started, limit=limit, handle_signals=False,
+                    confirm=job.confirm, interactive=kind == "send",
+                    on_result=job.on_result, on_note=job.notes.append,
+                    stop_switch=job.stop, reconcile=kind == "resume" and started, **options)
+        except ImporterError as error:
+            job.error = str(error)
+        except Exception as error:  # noqa: BLE001 - a bug: one line on the page, not a hang
+            job.error = f"unexpected error: {type(error).__name__}: {error}"
+        finally:
+            job.decided.set()
+            job.finished.set()
+
+    threading.Thread(target=work, name=f"ui-{kind}", daemon=True).start()
+
+
+# ---------------------------------------------------------------- the server
+
+
+class UiServer:
+    """The page served by uvicorn on ``host:port`` in a thread (tests) or the caller's."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
+                 api_key: str | None = None) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="vambe-import-ui-"))
+        os.chmod(self.workdir, 0o700)
+        self.session = Session(secrets.token_urlsafe(24), self.workdir, api_key=api_key)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        app = create_app(self.session, host=host, port=self.port)
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
+                                                     access_log=False, lifespan="off"))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The address to open, with the one-time token."""
+        return f"http://{self.host}:{self.port}/?token={self.session.token}"
+
+    def start(self) -> UiServer:
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the page's server did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.run(sockets=[self._socket])
+
+    def stop(self) -> None:
+        job = self.session.job
+        if job is not None and not job.finished.is_set():
+            job.stop.request()
+            job.decided.set()
+            job.finished.wait(60)
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._socket.close()
+        if self.session.sandbox_server is not None:
+            self.session.sandbox_server.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
