@@ -184,6 +184,7 @@ class PhoneNormalizer:
             number = phonenumbers.parse(raw, region)
         except NumberParseException as error:
             return _parse_problem(raw, region, error)
+        assert number.country_code is not None  # parse() sets it, or raises
         _drop_obsolete_mexican_prefix(number)
         read_in = _region_of(number.country_code, region)
         kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not valid
@@ -192,6 +193,7 @@ class PhoneNormalizer:
         if not written_with_plus and region is not None:
             international = self._international_reading(raw)
             if international is not None:
+                assert international.country_code is not None  # a parsed number has one
                 if self.international_without_plus:
                     accepted = self._accepted(raw, _e164(international),
                                               phonenumbers.number_type(international),
@@ -287,9 +289,13 @@ def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:
     """Whether the number fits its country's numbering plan as a whole (libphonenumber's
     general pattern), as a number newer than the data would; "possible" alone checks only
     the length."""
+    assert number.country_code is not None  # a parsed number has one
     region = phonenumbers.region_code_for_country_code(number.country_code)
     metadata = metadata_for(number.country_code, region)
-    pattern = None if metadata is None else metadata.general_desc.national_number_pattern
+    if metadata is None:
+        return True
+    assert metadata.general_desc is not None  # every numbering plan has its general one
+    pattern = metadata.general_desc.national_number_pattern
     return pattern is None or re.fullmatch(pattern, str(number.national_number)) is not None
 
 
@@ -392,6 +398,7 @@ def _obsolete_mexican(e164: str) -> bool:
 
 def _drop_obsolete_mexican_prefix(number: phonenumbers.PhoneNumber) -> None:
     """``+52 1 55 1234 5678`` has been ``+52 55 1234 5678`` since 2019."""
+    assert number.national_number is not None  # a parsed number has one
     if number.country_code == 52 and 10**10 <= number.national_number < 2 * 10**10:
         number.national_number -= 10**10
 
@@ -582,7 +589,9 @@ class Validator:
         whose phone a later row holds (the last one is sent; the others are duplicates)."""
         last = self._last_row_of_phone
         for row, phone in zip(self._earlier_rows, self._earlier_phones):
-            yield row, last.get(f"+{phone}")
+            last_row = last.get(f"+{phone}")
+            assert last_row is not None  # _repeated_row stored it before setting this row aside
+            yield row, last_row
 
     def check(self, row: MappedRow) -> CheckedRow:
         """The row's verdict, with the phone as written, its column and the name, for
@@ -673,9 +682,12 @@ class Validator:
     def _template_request(self, row: MappedRow, phone: str, stage_id: str) -> TicketRequest:
         """A template with several variables, through Vambe's template endpoint: the values
         in order, the contact's metadata as meta_data (no ticket metadata: it takes none)."""
+        message = self.config.message
+        # config.template_endpoint: [message] variables is set, so the mapping read them.
+        assert message is not None and row.variables is not None
         if not row.template_id:
             raise RowProblem(ErrorCode.TEMPLATE_MISSING,
-                             f"the template column {self.config.message.template_column!r} is"
+                             f"the template column {message.template_column!r} is"
                              " empty and [message] template_id is not set")
         for name, value in row.variables:
             _check_template_variable(name, value)
@@ -721,10 +733,11 @@ class Validator:
         config = self.config
         if row.stage:
             stage_id = self.stages.resolve(row.stage)
-        else:
+        elif config.defaults.stage_id is not None:
             stage_id = config.defaults.stage_id
-            if stage_id is None:
-                raise RowProblem(ErrorCode.STAGE_MISSING, "stage is empty and [defaults] stage_id is not set")
+        else:
+            raise RowProblem(ErrorCode.STAGE_MISSING,
+                             "stage is empty and [defaults] stage_id is not set")
         if row.emails:
             row = row._replace(email=_first_email(row.emails))
         elif row.email:
