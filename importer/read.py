@@ -20,12 +20,15 @@ import subprocess
 import sys
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .exceptions import InputFileError
+
+if TYPE_CHECKING:  # .sheet imports openpyxl, which loads only for XLSX (_load_workbook)
+    from .sheet import Workbook
 
 # Limits: a cell longer than MAX_CELL makes its row invalid (cell_too_long); a CSV field over
 # MAX_CSV_FIELD, or a workbook beyond Excel's own limits or expanding like a zip bomb, stops
@@ -394,7 +397,7 @@ def _open_xlsx(path: Path, sheet: str | None) -> Table:
     return Table(path, "xlsx", (), "utf-8-sig", ",", sheet).with_headers(headers)
 
 
-def _header(workbook, sheet: str, name: str) -> tuple[str, ...]:
+def _header(workbook: Workbook, sheet: str, name: str) -> tuple[str, ...]:
     """Row 1, the header."""
     records = _sheet_records(workbook, sheet, name)
     try:
@@ -403,7 +406,7 @@ def _header(workbook, sheet: str, name: str) -> tuple[str, ...]:
         records.close()
 
 
-def _load_workbook(path: Path):
+def _load_workbook(path: Path) -> Workbook:
     """The workbook (a :class:`.sheet.Workbook`); openpyxl loads only for XLSX."""
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -438,6 +441,7 @@ def _xlsx_records(table: Table, look_ahead: bool = True) -> Iterator[list[str]]:
     """The sheet's rows as text, row by row (a missing row is an empty one). A large
     workbook is parsed in a second process while this one validates or sends: parsing
     XML costs as much as validating, and the machines have two cores."""
+    assert table.sheet is not None  # an XLSX table names its sheet (_open_xlsx)
     if look_ahead and table.path.stat().st_size >= WORKER_FILE_BYTES:
         yield from _records_from_worker(table.path, table.sheet)
     else:
@@ -470,6 +474,7 @@ def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
     except OSError:
         yield from _records_in_process(path, sheet)
         return
+    assert process.stdout is not None  # stdout=PIPE
     heard = False
     try:
         while True:
@@ -528,7 +533,8 @@ def read_in_worker(path: Path, sheet: str, out: BinaryIO) -> None:
     out.flush()
 
 
-def _sheet_records(workbook, sheet: str, name: str) -> Iterator[list[str]]:
+def _sheet_records(workbook: Workbook, sheet: str,
+                   name: str) -> Generator[list[str], None, None]:
     """The sheet's rows as text, streamed by :mod:`.sheet` (openpyxl's own parser costs four
     times what validating a row does)."""
     expected = 1

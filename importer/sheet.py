@@ -90,9 +90,11 @@ class SharedStrings:
             nonlocal text, item, phonetic
             if tag == _TEXT:
                 if text is not None:
+                    assert item is not None  # text is read only inside an <si>
                     item += text
                     text = None
             elif tag == _ITEM:
+                assert item is not None  # expat matches each </si> with its <si>
                 self._strings.append(item.replace("x005F_", ""))
                 item = None
             elif tag == _PHONETIC:
@@ -212,6 +214,7 @@ class SheetParser:
                     except IndexError:
                         pass  # read_cell says what is wrong
                 if string is not None:
+                    assert known is not None  # a string is read only for a known column
                     column = known
                     cells.append((known, string))
                 else:
@@ -220,11 +223,13 @@ class SheetParser:
                 cell = None
             elif tag == _VALUE:
                 if text is not None:
+                    assert cell is not None  # text is read only inside a <c>
                     if cell[3] is None:  # the first <v>, as findtext reads it
                         cell[3] = text or None
                     text = None
             elif tag == _TEXT:
                 if text is not None:
+                    assert cell is not None  # text is read only inside a <c>
                     cell[5] += text
                     text = None
             elif tag == _ROW:
