@@ -29,6 +29,7 @@ import ssl
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import httpx2 as httpx
 
@@ -328,6 +329,12 @@ class VambeClient:
         found = found if isinstance(found, list) else [found]
         return [item for item in found if isinstance(item, dict) and item.get("id") is not None]
 
+    @overload
+    async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
+                  backoff: float = 1.0, missing_ok: Literal[False] = False) -> bytes: ...
+    @overload
+    async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
+                  backoff: float = 1.0, missing_ok: bool) -> bytes | None: ...
     async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
                   backoff: float = 1.0, missing_ok: bool = False) -> bytes | None:
         """A GET's body (bounded, like every answer). A GET is safe to repeat, so 429, 5xx

@@ -20,7 +20,6 @@ import time
 import uuid
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 
@@ -30,6 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_PHONE_ID = "123456789"
@@ -415,6 +415,7 @@ def create_app(state: SandboxState) -> _Dated:
         problem = _check_body(body, state)
         if problem is not None:
             return _error(400, problem, "Bad Request")
+        assert isinstance(body, dict)  # _check_body refuses any other body
         digits = re.sub(r"\D", "", str(body["to_phone_number"]))
         now = state.now()
         with state._lock:
@@ -565,12 +566,12 @@ class _Dated:
     def __init__(self, state: SandboxState, app: Starlette) -> None:
         self._state, self._app = state, app
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
 
-        async def dated(message: dict) -> None:
+        async def dated(message: Message) -> None:
             if message["type"] == "http.response.start":
                 date = email.utils.formatdate(self._state.now(), usegmt=True)
                 message = {**message, "headers": [*message.get("headers", []),
