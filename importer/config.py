@@ -309,14 +309,15 @@ class DedupeSettings(_Section):
     skip_open_tickets: Annotated[bool, Field(strict=True)] = False
 
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleSettings(_Section):
     """Send only inside this window, in each customer's own time (see README "Send windows")."""
 
     hours: str  # "09:00-20:00", in the customer's local time; "22:00-06:00" crosses midnight
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    days: list[Day] = list(DAYS)
     # The zone of numbers whose own zone the phone data does not know.
     timezone: str
 
@@ -578,9 +579,10 @@ def _suggestion(location: list[str]) -> str:
     model: type[BaseModel] = Config
     for part in location[:-1]:
         annotation = model.model_fields.get(part)
-        model = getattr(annotation, "annotation", None)
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        section = getattr(annotation, "annotation", None)
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
             return ""
+        model = section
     names = [name for name, field in model.model_fields.items() if not field.exclude]
     close = difflib.get_close_matches(location[-1], names, n=1, cutoff=0.6)
     if not close:

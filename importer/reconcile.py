@@ -133,7 +133,9 @@ def skew_at_sending(request: Unknown, now: tuple[float, float] | None,
     header; a request an earlier release recorded without one; a clock set since)."""
     sent = request.skew_low is not None and request.skew_high is not None
     if now is None:
-        return (request.skew_low, request.skew_high) if sent else _NO_DATE  # type: ignore[return-value]
+        if request.skew_low is None or request.skew_high is None:  # not sent
+            return _NO_DATE
+        return request.skew_low, request.skew_high
     drift = DRIFT + DRIFT_RATE * max(0.0, moment - (request.sent_at or moment))
     low, high = now[0] - drift, now[1] + drift
     if not sent:  # the skew then is unknown: the skew now says nothing of a clock set since

@@ -259,6 +259,7 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
         columns["contact_name"] = parts
         used |= set(columns_of(parts))
     if len(phone_headers) > 1:
+        # Only phone may be several headers ([columns] phone); every other setting is one.
         columns["phone"] = phone_headers  # type: ignore[assignment]
     cells_seen: Counter = Counter()
     if "country" in columns:

@@ -222,6 +222,8 @@ class TeamLedger(Ledger):
             raise _database_error(url, error, tail="; nothing was sent") from None
         return connection
 
+    # open and peek take a team ledger's URL only (hence [override]): Ledger.open and Ledger.peek
+    # take either kind of location and call the kind's own.
     @classmethod
     def open(cls, url: TeamURL, *, target: str, folder: Path,  # type: ignore[override]
              policy: Policy = Policy(), origin: str | None = None,
@@ -384,7 +386,7 @@ class TeamLedger(Ledger):
             found = self._budget_db.execute(
                 "SELECT slot, wait FROM vambe_import_reserve(%s, %s, %s, %s, %s)",
                 (self.target, interval, count, window, horizon)).fetchone()
-        except (*self._errors, OutputFolderError) as error:
+        except self._errors + (OutputFolderError,) as error:
             self.error = self.error or (error if isinstance(error, OutputFolderError)
                                         else self._failure(error, "write"))
             raise self.error from None
