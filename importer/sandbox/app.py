@@ -20,8 +20,10 @@ import time
 import uuid
 import zlib
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from typing import TypedDict
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -35,7 +37,23 @@ DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_PHONE_ID = "123456789"
 DEFAULT_WEB_PHONE_ID = "phone_sandbox"
 
-PIPELINES = [
+
+class _Stage(TypedDict):
+    id: str
+    name: str
+    description: str
+
+
+class _Pipeline(TypedDict):
+    """A pipeline as GET /api/public/pipeline answers it."""
+
+    id: str
+    name: str
+    description: str
+    stages: list[_Stage]
+
+
+PIPELINES: list[_Pipeline] = [
     {
         "id": "3f2b8a1e-0c4d-4e5f-8a9b-1c2d3e4f5a6b",
         "name": "Ventas",
@@ -239,12 +257,13 @@ def _error(status: int, message: str, error: str) -> JSONResponse:
 class _StreamedAnswer(Response):
     """A 200 written in pieces, each after ``pause`` seconds: a trickle or a flood."""
 
-    def __init__(self, pieces, *, headers: dict[str, str], pause: float = 0.0) -> None:
+    def __init__(self, pieces: Iterable[bytes], *, headers: dict[str, str],
+                 pause: float = 0.0) -> None:
         super().__init__(status_code=200)
         self._pieces, self._pause = pieces, pause
         self.raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         for piece in self._pieces:
             if self._pause:
@@ -308,7 +327,7 @@ def _too_many(wait: float, retry_after: str | None = None) -> JSONResponse:
 class _DroppedResponse(Response):
     """Starts an answer, then breaks the connection: the client cannot know what happened."""
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", b"100")]})
