@@ -20,6 +20,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 from .client import Pipeline, VambeClient
@@ -275,7 +276,7 @@ def _rows_hold(count: int) -> str:
     return f"{plural(count, 'row')} {'holds' if count == 1 else 'hold'}"
 
 
-def _phone_notes(config: Config, tallies, summary: Summary) -> None:
+def _phone_notes(config: Config, tallies: Counter[str], summary: Summary) -> None:
     """What validate can say about the phones beyond each row's verdict."""
     defaults = config.defaults
     if tallies["international"] and not defaults.international_without_plus:
@@ -414,7 +415,7 @@ def run_until_settled(input_path: str | Path, config: Config | str | Path, *, ap
                       rounds: int = SETTLE_ROUNDS,
                       on_round: Callable[[int, Summary], None] | None = None,
                       confirm: Callable[[Plan], bool] | None = None, replan: bool = False,
-                      **options) -> Summary:
+                      **options: Any) -> Summary:
     """Reconcile and resume the run in ``out_dir`` (``run_import``'s other ``options``) again
     and again, until no row is left that they can settle (:attr:`Summary.settleable`), a
     round settles none (a row the account keeps refusing, a window still closed), the run

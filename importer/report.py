@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
 from .exceptions import OutputFolderError
 from .files import open_private, private_folder
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
+
+if TYPE_CHECKING:  # openpyxl loads only when an errors.xlsx is written
+    from openpyxl.cell import Cell
+    from openpyxl.styles import Font
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
@@ -141,7 +145,8 @@ class _ErrorsWorkbook:
         self._error_column = len(headers) - 1
         self._sheet.append([self._cell(header, bold=Font(bold=True)) for header in headers])
 
-    def _cell(self, value: object, *, bold=None, highlight: bool = False):
+    def _cell(self, value: object, *, bold: Font | None = None,
+              highlight: bool = False) -> Cell:
         from openpyxl.cell import WriteOnlyCell
 
         cell = WriteOnlyCell(self._sheet, value=str(value))

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from xml.parsers import expat
 
 from .exceptions import InputFileError
@@ -121,7 +122,7 @@ class SharedStrings:
         return self._strings[index]
 
 
-def _refuse_doctype(name: str):
+def _refuse_doctype(name: str) -> Callable[..., None]:
     def refuse(*_: object) -> None:
         raise InputFileError(f"{name}: the workbook declares a DTD, which Excel never writes;"
                              " refused")
@@ -160,7 +161,7 @@ class SheetParser:
         with self.workbook.archive.open(self.workbook.sheets[sheet]) as source:
             yield from self._parse(source)
 
-    def _parse(self, source) -> Iterator[tuple[int, list]]:
+    def _parse(self, source: IO[bytes]) -> Iterator[tuple[int, list]]:
         rows: list[tuple[int, list]] = []
         row = column = phonetic = 0
         cells: list = []
