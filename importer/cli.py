@@ -28,8 +28,14 @@ import click
 from .codes import ErrorCode, RowStatus
 from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
-from .job import (SETTLE_ROUNDS, default_out_dir, list_stages, run_import, run_until_settled,
-                  validate_file)
+from .job import (
+    SETTLE_ROUNDS,
+    default_out_dir,
+    list_stages,
+    run_import,
+    run_until_settled,
+    validate_file,
+)
 from .plan import Plan, duration_text
 from .report import RowResult, Summary, plural
 from .version import __version__
@@ -677,8 +683,15 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
             broken_gzip: bool, echo_key: bool, error_message: str | None, clock_offset: float,
             seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
-    from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, PIPELINES,
-                          Faults, SandboxServer, SandboxState)
+    from .sandbox import (
+        DEFAULT_API_KEY,
+        DEFAULT_PHONE_ID,
+        DEFAULT_WEB_PHONE_ID,
+        PIPELINES,
+        Faults,
+        SandboxServer,
+        SandboxState,
+    )
 
     faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
                     fail_500=fail_500, drop=drop, fail_500_unprocessed=fail_500_unprocessed,

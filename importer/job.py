@@ -36,10 +36,26 @@ from .journal import (
     fingerprint,
     read_journal,
 )
-from .ledger import (Ledger, Policy, account_pacer, identity_of, ledger_location, other_ledgers,
-                     remember_ledger, target_name)
-from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
-                   summarize, validation_results)
+from .ledger import (
+    Ledger,
+    Policy,
+    account_pacer,
+    identity_of,
+    ledger_location,
+    other_ledgers,
+    remember_ledger,
+    target_name,
+)
+from .plan import (
+    PREVIEW_ROWS,
+    Plan,
+    duration_text,
+    held_in_ledger,
+    ledger_note,
+    plan_file,
+    summarize,
+    validation_results,
+)
 from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import Verdict, journal_amender, settle
 from .report import RowResult, Summary, plural, write_reports

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
+from .database import JOURNAL_APPLICATION_ID, create_database, open_database
 from .exceptions import InputFileError, OutputFolderError
 from .files import private_fd, private_folder
-from .database import JOURNAL_APPLICATION_ID, create_database, open_database
 from .read import SourceRow, Table
 from .report import RowResult
 

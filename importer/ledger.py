@@ -48,18 +48,17 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
-from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
 from .database import LEDGER_APPLICATION_ID, create_database, open_database
+from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
 from .files import open_private, private_fd, private_folder
 from .report import RowResult
 from .timing import ARRIVAL_JITTER, Clock, Pacer, clock, format_time

@@ -21,10 +21,11 @@ from typing import Final, NamedTuple, overload
 from phonenumbers import (
     COUNTRY_CODE_TO_REGION_CODE,
     SUPPORTED_REGIONS,
+    PhoneMetadata,
+    PhoneNumberDesc,
     PhoneNumberType,
     region_code_for_country_code,
 )
-from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
 from .phonenumbers_adapter import MAX_INPUT, MAX_NATIONAL, MIN_NATIONAL, region_metadata
 

@@ -20,9 +20,9 @@ from .journal import Fingerprint, Journal, Planned, file_identity, fingerprint
 from .ledger import Held, Ledger
 from .mapping import RowMapper
 from .read import SourceRow, Table
+from .report import RowResult
 from .schedule import SendWindow
 from .timing import format_time
-from .report import RowResult
 from .validate import CheckedRow, Validator
 
 # The exact bytes of every body sent: compact, and UTF-8 as written (one encoder, made once:

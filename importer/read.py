@@ -226,7 +226,7 @@ def _require_data(table: Table) -> None:
 def _clean(cell: str) -> str:
     cell = cell.strip()
     if len(cell) > 1 and cell[0] == "'" and (cell[1] in FORMULA_TRIGGERS
-                                             or cell[1:].isascii() and cell[1:].isdigit()):
+                                             or (cell[1:].isascii() and cell[1:].isdigit())):
         # Our own guard against formulas, or an export's mark that digits are text
         # (Shopify writes order and customer IDs as '7212345746411).
         return cell[1:]

@@ -26,7 +26,7 @@ import asyncio
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,12 +35,17 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import FatalApiError, ImporterError, OutputFolderError
 from .journal import NOT_REACHED, FolderLock, Journal, read_journal
-from .ledger import (Ledger, Policy, Unknown, account_pacer, identity_of, ledger_location,
-                     target_name)
+from .ledger import (
+    Ledger,
+    Policy,
+    Unknown,
+    account_pacer,
+    identity_of,
+    ledger_location,
+    target_name,
+)
 from .report import Summary, plural, write_reports
-from .timing import Pacer
-from .timing import clock
-
+from .timing import Pacer, clock
 
 _NO_DATE = ("the account's clock cannot be compared with this machine's (its answers carry no"
             " Date header)")
@@ -71,11 +76,11 @@ def _moment(value: object) -> float | None:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _day(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d")
 
 
 def judge(phone: str, sent_at: float, message: str | None, contacts: list[dict],

@@ -14,9 +14,8 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING, NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
@@ -59,7 +58,7 @@ class Summary:
 
     mode: str  # "run" or "validate"
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RowStatus, 0))
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     stopped: str | None = None  # why a run stopped early: "interrupted", an API error...
     interrupted: bool = False
@@ -103,7 +102,7 @@ class Summary:
         return counts[RowStatus.FAILED] + counts[RowStatus.UNKNOWN] + counts[RowStatus.SKIPPED]
 
     def as_json(self) -> dict:
-        finished = self.finished_at or datetime.now(timezone.utc)
+        finished = self.finished_at or datetime.now(UTC)
         shown = [self.done_status] + [s for s in RowStatus
                                       if s not in (RowStatus.SENT, RowStatus.VALID)]
         return {
@@ -154,7 +153,7 @@ class _ErrorsWorkbook:
         cell.number_format = "@"  # and Excel keeps it text when edited
         if bold is not None:
             cell.font = bold
-        if highlight or bold is not None and value == "_error":
+        if highlight or (bold is not None and value == "_error"):
             cell.fill = self._highlight
         return cell
 
@@ -261,5 +260,5 @@ def write_reports(out_dir: Path, table: Table, results: Iterable[tuple[RowResult
     except BaseException:
         writer.discard()
         raise
-    summary.finished_at = datetime.now(timezone.utc)
+    summary.finished_at = datetime.now(UTC)
     writer.commit(summary)

@@ -26,8 +26,16 @@ from .journal import Journal, Planned
 from .ledger import Ledger
 from .report import RowResult
 from .schedule import SendWindow
-from .timing import (ARRIVAL_JITTER, MAX_BACKOFF_SECONDS, SHARING_CHECK_SECONDS, Clock, Pacer,
-                     backoff, clock, format_time)
+from .timing import (
+    ARRIVAL_JITTER,
+    MAX_BACKOFF_SECONDS,
+    SHARING_CHECK_SECONDS,
+    Clock,
+    Pacer,
+    backoff,
+    clock,
+    format_time,
+)
 from .validate import OptOuts
 
 DAY = 86400.0

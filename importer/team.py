@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .exceptions import LedgerUnreachableError, OutputFolderError
 from .codes import RequestState
+from .exceptions import LedgerUnreachableError, OutputFolderError
 from .ledger import _CLAIM, _PRIOR, Ledger, Policy, Prior, TeamURL
 
 LEASE_SECONDS = 30.0  # a run whose lease is older than this is dead

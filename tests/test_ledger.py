@@ -15,8 +15,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from .conftest import (PHONES, STAGE_NEW, people, read_errors, read_results, start_run,
-                       wait_until)
+from .conftest import PHONES, STAGE_NEW, people, read_errors, read_results, start_run, wait_until
 
 
 @pytest.fixture(params=["file", "team"])

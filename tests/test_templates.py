@@ -120,13 +120,13 @@ def test_the_sandbox_template_endpoint_refuses_what_vambe_does(sandbox):
 # ---------------------------------------------------------------- send windows
 
 import signal  # noqa: E402
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from datetime import UTC, datetime, timedelta, timezone  # noqa: E402
 
 from importer.timing import FakeClock, use_clock  # noqa: E402
 
 from .conftest import start_run  # noqa: E402
 
-FRIDAY_NOON = datetime(2027, 1, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+FRIDAY_NOON = datetime(2027, 1, 15, 12, 0, tzinfo=UTC).timestamp()
 CHILE, MEXICO, SPAIN = "+56987654321", "+525512345678", "+34612345678"
 WORLD = [["Nombre", "Teléfono", "Correo"], ["Ana", CHILE, ""], ["Luis", MEXICO, ""],
          ["Eva", SPAIN, ""]]
@@ -186,7 +186,7 @@ def test_days_and_several_zones_must_all_be_open(sandbox, write_config, write_cs
     assert {r["status"] for r in rows} == {"skipped"}
     assert "it opens 2027-01-18 09:00 America/Santiago" in rows[0]["error"]
     late = {**WINDOW, "hours": "08:00-20:30"}
-    at_1945_utc = datetime(2027, 1, 15, 19, 45, tzinfo=timezone.utc).timestamp()
+    at_1945_utc = datetime(2027, 1, 15, 19, 45, tzinfo=UTC).timestamp()
     with use_clock(_at(at_1945_utc)):  # 20:45 in Madrid (closed), 19:45 in the Canaries
         invoke("run", write_csv(WORLD[:1] + WORLD[3:], name="es.csv"), "--config",
                write_config(sandbox.url, name="late.toml", schedule=late))

@@ -11,9 +11,14 @@ import pytest
 
 from importer.client import classify_status
 from importer.codes import ErrorCode, Outcome
-from importer.timing import Pacer
-from importer.timing import (MAX_BACKOFF_SECONDS, FakeClock, backoff, backoff_ceiling,
-                             parse_retry_after)
+from importer.timing import (
+    MAX_BACKOFF_SECONDS,
+    FakeClock,
+    Pacer,
+    backoff,
+    backoff_ceiling,
+    parse_retry_after,
+)
 
 from .conftest import people, read_results
 

@@ -22,7 +22,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypedDict
 
 import phonenumbers
@@ -246,7 +246,7 @@ class SandboxState:
 
 def _iso(moment: float) -> str:
     """A time as the API writes it: ISO 8601 in UTC with milliseconds."""
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds"
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"
                                                                   ).replace("+00:00", "Z")
 
 
