@@ -40,7 +40,8 @@ def valid_mobiles(count: int, seed: int = 1) -> list[str]:
     found: set[str] = set()
     while len(found) < count:
         digits = f"{rng.randint(50_000_000, 99_999_999)}"
-        if digits not in found and phonenumbers.is_valid_number(phonenumbers.parse(f"+569{digits}")):
+        if digits not in found and phonenumbers.is_valid_number(
+                phonenumbers.parse(f"+569{digits}")):
             found.add(digits)
     return sorted(found)
 

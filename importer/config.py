@@ -281,7 +281,8 @@ class MessageSettings(_Section):
         if not templated and self.content is None:
             raise ValueError("needs content, or template_id / template_column")
         if self.variable is not None and not templated:
-            raise ValueError("variable goes with a template; plain content uses {Column} placeholders")
+            raise ValueError("variable goes with a template; plain content uses {Column}"
+                             " placeholders")
         if self.variables is not None:
             if not templated:
                 raise ValueError("variables go with a template (template_id or template_column)")
@@ -419,7 +420,9 @@ class Config(_Section):
         return [self.folder / name for name in self.dedupe.exclude]
 
     def ledger_path(self) -> Path | None:
-        return None if self.ledger.path is None else self.folder / Path(self.ledger.path).expanduser()
+        if self.ledger.path is None:
+            return None
+        return self.folder / Path(self.ledger.path).expanduser()
 
     def mapped_columns(self) -> list[tuple[str, str]]:
         """Every (setting, column header) pair the config reads from the file."""
@@ -489,7 +492,8 @@ def is_uuid(text: str) -> bool:
 
 
 class Template:
-    """A message with ``{Column header}`` placeholders, parsed once; ``{{`` and ``}}`` are braces."""
+    """A message with ``{Column header}`` placeholders, parsed once; ``{{`` and ``}}`` are
+    braces."""
 
     _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 

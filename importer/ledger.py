@@ -102,8 +102,9 @@ _MESSAGES_INDEX = ("CREATE INDEX IF NOT EXISTS requests_with_messages ON request
                    " (target, sent_at) WHERE has_message = 1")  # the daily limit's count
 _INDEXES = (_MESSAGES_INDEX, "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
-_SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-                      _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
+_SCHEMA = ";\n".join([
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
 
 
 class TeamURL(str):

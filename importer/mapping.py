@@ -148,12 +148,12 @@ class RowMapper:
                         f"column {column!r} holds the Excel error {cell}: fix the formula")
             if cell == UNCALCULATED:
                 return (ErrorCode.CELL_ERROR,
-                        f"column {column!r} holds a formula without a value: open the file in"
-                        " Excel and save it again")
+                        (f"column {column!r} holds a formula without a value: open the file in"
+                         " Excel and save it again"))
             if len(cell) > MAX_CELL:
                 return (ErrorCode.CELL_TOO_LONG,
-                        f"column {column!r} holds {len(cell):,} characters, more than"
-                        f" {MAX_CELL // 1024} KiB: not data anyone meant to send")
+                        (f"column {column!r} holds {len(cell):,} characters, more than"
+                         f" {MAX_CELL // 1024} KiB: not data anyone meant to send"))
         return None
 
     def map(self, row: SourceRow) -> MappedRow:

@@ -123,14 +123,16 @@ class _Plan:
                                               and self.mobile.fits(national)):
                 return PhoneNumberType.FIXED_LINE_OR_MOBILE
             return PhoneNumberType.FIXED_LINE
-        if not self.same_mobile_and_fixed and self.mobile is not None and self.mobile.fits(national):
+        if (not self.same_mobile_and_fixed and self.mobile is not None
+                and self.mobile.fits(national)):
             return PhoneNumberType.MOBILE
         return PhoneNumberType.UNKNOWN
 
     def general_fits(self, national: str) -> bool:
         """libphonenumber's ``_match_national_number`` against the general description
         (the pattern alone, without the lengths)."""
-        return self.general_pattern is not None and self.general_pattern.fullmatch(national) is not None
+        return (self.general_pattern is not None
+                and self.general_pattern.fullmatch(national) is not None)
 
     def too_long(self, national: str) -> bool:
         """Whether libphonenumber's ``_test_number_length`` says TOO_LONG."""

@@ -214,7 +214,8 @@ def _open_csv_checked(path: Path, suffix: str, head: bytes, is_zip: bool, encodi
     if is_zip:
         raise InputFileError(f"{path.name}: looks like an XLSX workbook, not a CSV; name it .xlsx")
     if suffix not in (".csv", ".txt", ".tsv"):
-        raise InputFileError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
+        raise InputFileError(f"{path.name}: unsupported file type {suffix or '(none)'};"
+                             " use .csv or .xlsx")
     return _open_csv(path, head, encoding, delimiter)
 
 
@@ -528,7 +529,7 @@ def read_in_worker(path: Path, sheet: str, out: BinaryIO) -> None:
             workbook.close()
     except InputFileError as error:
         send("error", str(error))
-    except BaseException as error:  # a bug: said in one line by the parent
+    except BaseException as error:  # noqa: BLE001 - a bug: the parent raises it, in one line
         send("crash", f"{type(error).__name__}: {error}")
     out.flush()
 

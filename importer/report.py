@@ -246,7 +246,8 @@ class ReportWriter:
 
 
 
-def write_reports(out_dir: Path, table: Table, results: Iterable[tuple[RowResult, SourceRow | None]],
+def write_reports(out_dir: Path, table: Table,
+                  results: Iterable[tuple[RowResult, SourceRow | None]],
                   summary: Summary) -> None:
     """Write every report from a run's results (the journal's, in row order), counting
     them into ``summary``; whole or not at all."""

@@ -225,7 +225,7 @@ class Sender:
         try:
             try:
                 await self._produce(batches, queue)
-            except Exception as error:  # a full disk, a ledger that moved
+            except Exception as error:  # noqa: BLE001 - a full disk, a ledger that moved: the run's local error
                 self._fail_locally(error)
             for _ in workers:
                 await queue.put(None)
@@ -237,7 +237,7 @@ class Sender:
             for flush in (self.ledger.finish, self.journal.flush):
                 try:
                     flush()
-                except Exception as error:  # the disk may still refuse: said, never raised
+                except Exception as error:  # noqa: BLE001 - the disk may still refuse: the run's local error
                     self._fail_locally(error)
 
     async def _produce(self, batches: Iterable[list[Planned]], queue: asyncio.Queue) -> None:
@@ -417,7 +417,7 @@ class Sender:
                     self._not_sent(planned, self._skipped(planned))
                 else:
                     await self._send(planned)
-            except Exception as error:  # a full disk, a bug: stop, never hang
+            except Exception as error:  # noqa: BLE001 - a full disk, a bug: the run's local error, never a hang
                 self._fail_locally(error)
                 # The disk may still refuse: the failure is already the run's local error.
                 with contextlib.suppress(ImporterError, OSError, sqlite3.Error):
@@ -455,7 +455,7 @@ class Sender:
                              error="stopped at once while the request was in flight:"
                                    " the ticket may exist")
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - the run's local error; the row unknown
                 self._fail_locally(error)
                 self._finish(planned, attempts, RowStatus.UNKNOWN, answer=None,
                              error_code=ErrorCode.OUTCOME_UNKNOWN,
@@ -572,7 +572,8 @@ class Sender:
         self._record(result)
 
     def _observe(self, latency: float) -> None:
-        """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x latency."""
+        """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x
+        latency."""
         self._answered += 1
         self._latency += (latency - self._latency) / min(self._answered, 50)
         concurrency = self.api.max_concurrency

@@ -252,7 +252,8 @@ class SheetParser:
                     rows.clear()
             parser.Parse(b"", True)
         except expat.ExpatError as error:
-            raise InputFileError(f"{self.name}: the sheet is not well-formed XML ({error})") from None
+            raise InputFileError(f"{self.name}: the sheet is not well-formed XML"
+                                 f" ({error})") from None
         yield from rows
 
     def _read_cell(self, cell: list, column: int) -> int:

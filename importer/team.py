@@ -77,8 +77,8 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
     "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)",
     "CREATE INDEX IF NOT EXISTS requests_by_run ON requests (run)",
-    "CREATE INDEX IF NOT EXISTS requests_with_messages ON requests (target, sent_at)"
-    " WHERE has_message = 1",
+    ("CREATE INDEX IF NOT EXISTS requests_with_messages ON requests (target, sent_at)"
+     " WHERE has_message = 1"),
     # The account's next free slot and its last slots (seconds since the epoch, by the
     # database's clock).
     """CREATE TABLE IF NOT EXISTS budget (

@@ -206,8 +206,8 @@ class PhoneNormalizer:
                 return RowProblem(
                     ErrorCode.PHONE_INVALID,
                     f"phone {raw!r} is not a valid {region} number; as {shown} it is a valid"
-                    f" {_region_of(international.country_code, None)} number: write it with + or set"
-                    " [defaults] international_without_plus = true", international=True)
+                    f" {_region_of(international.country_code, None)} number: write it with +"
+                    " or set [defaults] international_without_plus = true", international=True)
         reason = phonenumbers.is_possible_number_with_reason(number)
         hint = _argentine_hint(raw) if read_in == "AR" and not written_with_plus else ""
         if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH,
@@ -246,8 +246,8 @@ class PhoneNormalizer:
         if fixed and self.classify_lines:
             self.fixed_lines.add(e164)
         if fixed and self.policy == "mobile":
-            argentine = " (an Argentine mobile is +54 9 and its area code, nationally" \
-                " 0 area code 15)" if country_code == 54 else ""
+            argentine = (" (an Argentine mobile is +54 9 and its area code, nationally"
+                         " 0 area code 15)") if country_code == 54 else ""
             return RowProblem(ErrorCode.PHONE_NOT_MOBILE,
                               f"phone {raw!r} ({e164}) is a fixed line in"
                               f" {_region_of(country_code, region)}{argentine}, which WhatsApp"
@@ -444,11 +444,13 @@ class StageResolver:
             return cell  # validate without a key: resolved against the account at run time
         if is_uuid(cell):
             if not self.exists(cell):
-                raise RowProblem(ErrorCode.STAGE_UNKNOWN, f"stage {cell} is not in the account's pipelines")
+                raise RowProblem(ErrorCode.STAGE_UNKNOWN,
+                                 f"stage {cell} is not in the account's pipelines")
             return cell
         matches = self._by_name.get(_fold(cell), [])
         if not matches:
-            raise RowProblem(ErrorCode.STAGE_UNKNOWN, f"no stage named {cell!r} in the account's pipelines")
+            raise RowProblem(ErrorCode.STAGE_UNKNOWN,
+                             f"no stage named {cell!r} in the account's pipelines")
         if len(set(matches)) > 1:
             raise RowProblem(ErrorCode.STAGE_AMBIGUOUS,
                 f"stage name {cell!r} is in more than one pipeline; write 'Pipeline / Stage'"
@@ -475,7 +477,8 @@ def _check_template_variable(column: str, value: str | None) -> None:
     for bad, what in (("\n", "a line break"), ("\r", "a line break"), ("\t", "a tab")):
         if bad in value:
             raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
-                             f"the template variable {column!r} holds {what}, which WhatsApp refuses")
+                             f"the template variable {column!r} holds {what}, which WhatsApp"
+                             " refuses")
     if _LONG_SPACE_RUN.search(value):
         raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
                          f"the template variable {column!r} holds more than four spaces in a"
@@ -538,8 +541,8 @@ class OptOuts:
         unreadable = []
         for row, column, raw in cells:
             if raw == UNCALCULATED:
-                unreadable.append((row, column, "a formula Excel never calculated (open the"
-                                                " file in Excel and save it again)"))
+                unreadable.append((row, column, ("a formula Excel never calculated (open the"
+                                                 " file in Excel and save it again)")))
                 continue
             phone = self._lenient.normalize(raw, self._lenient.country)
             if isinstance(phone, RowProblem):
@@ -639,7 +642,8 @@ class Validator:
                                         " never contacted")
         repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
-            return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
+            return CheckedRow(row.number, RowStatus.DUPLICATE, phone,
+                              error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")
         if others and self.policy == "first":  # rows [A, B] and [B, A] were both sent
             for _, other in others:
@@ -743,11 +747,12 @@ class Validator:
         elif row.email:
             problem = email_problem(row.email)
             if problem is not None:
-                raise RowProblem(ErrorCode.EMAIL_INVALID, f"email {row.email!r} is not valid: {problem}")
+                raise RowProblem(ErrorCode.EMAIL_INVALID,
+                                 f"email {row.email!r} is not valid: {problem}")
         if row.empty_placeholders:
             names = ", ".join(repr(name) for name in row.empty_placeholders)
-            raise RowProblem(ErrorCode.PLACEHOLDER_EMPTY, f"the message needs {names}, which is empty in this row"
-            )
+            raise RowProblem(ErrorCode.PLACEHOLDER_EMPTY,
+                             f"the message needs {names}, which is empty in this row")
         message = config.message
         if config.template_endpoint:
             return self._template_request(row, phone, stage_id)

@@ -25,7 +25,8 @@ def test_starter_config_for_the_sample_runs_unchanged(invoke, tmp_path, fake_clo
     config = tomllib.loads(text)
     assert config["columns"] == {"phone": "Teléfono", "contact_name": "Nombre",
                                  "email": "Correo"}
-    assert ('# stage = "Etapa"    # not mapped: its values (\'550e8400-e29b-41d4-a716-446655440001\','
+    assert ('# stage = "Etapa"    # not mapped: its values'
+            " ('550e8400-e29b-41d4-a716-446655440001',"
             " 'Contactado', 'Nuevo') can be checked against the account's stages only with"
             " VAMBE_API_KEY set; uncomment if they are stage names or IDs") in text
     assert config["defaults"]["country"] == "CL"

@@ -119,8 +119,8 @@ def test_connection_refused_is_retried_then_failed(make_sandbox, write_config, w
 
 
 @pytest.mark.parametrize(("faults", "error"), [
-    ({"fail_500": 1.0}, "API error (HTTP 500) after receiving the request: the ticket may exist:"
-                        " Internal server error"),
+    ({"fail_500": 1.0}, ("API error (HTTP 500) after receiving the request: the ticket may exist:"
+                         " Internal server error")),
     ({"drop": 1.0}, "connection lost after sending"),
     ({"latency": 0.6}, "no complete answer within 0.3 s after sending: the ticket may exist"),
 ])

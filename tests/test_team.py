@@ -92,13 +92,13 @@ def test_a_libpq_keyword_string_is_refused_never_taken_as_a_file(write_config, w
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"path": "postgresql://127.0.0.1:1/vambe"}, "[ledger] path: a postgresql:// URL goes in"
-                                                 " [ledger] url"),
+    ({"path": "postgresql://127.0.0.1:1/vambe"}, ("[ledger] path: a postgresql:// URL goes in"
+                                                  " [ledger] url")),
     ({"url": "ledger.sqlite"}, "[ledger] url: must be a postgresql:// URL"),
-    ({"url": "redis://127.0.0.1:1/0"}, "[ledger] url: redis:// is not a ledger this release"
-                                       " can use"),
-    ({"url": "postgresql://127.0.0.1:1/v", "path": "l.sqlite"}, "[ledger] path and url: set"
-                                                                " one of them"),
+    ({"url": "redis://127.0.0.1:1/0"}, ("[ledger] url: redis:// is not a ledger this release"
+                                        " can use")),
+    ({"url": "postgresql://127.0.0.1:1/v", "path": "l.sqlite"}, ("[ledger] path and url: set"
+                                                                 " one of them")),
 ])
 def test_ledger_settings_that_cannot_be_a_ledger_stop_with_exit_2(write_config, write_csv,
                                                                   invoke, settings, message):

@@ -48,8 +48,8 @@ def test_three_variables_go_through_the_template_endpoint(sandbox, write_config,
         ("invalid", "", "template_variable_invalid",
          "the template variable 'Pedido' is empty in this row"),
         ("invalid", "", "template_variable_invalid",
-         "the template variable 'Pedido' holds more than four spaces in a row, which WhatsApp"
-         " refuses")]
+         ("the template variable 'Pedido' holds more than four spaces in a row, which WhatsApp"
+          " refuses"))]
     assert rows[0]["ai_contact_id"] == sandbox.state.contacts[PHONES[0][1:]]
 
 
@@ -82,9 +82,9 @@ def test_unknown_template_sends_are_never_resent(sandbox, write_config, write_cs
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"message": TEMPLATE, "ticket_metadata": {"order": "Pedido"}},
-     "[message] variables: templates with several variables go through Vambe's template"
-     " endpoint, which takes no ticket metadata or integration data; remove"
-     " [ticket_metadata], or use a single variable"),
+     ("[message] variables: templates with several variables go through Vambe's template"
+      " endpoint, which takes no ticket metadata or integration data; remove"
+      " [ticket_metadata], or use a single variable")),
     ({"message": {**TEMPLATE, "variable": "Nombre"}},
      "[message]: give variable (one) or variables (several), not both"),
     ({"message": {"content": "Hola", "variables": ["Nombre"]}},
@@ -92,8 +92,8 @@ def test_unknown_template_sends_are_never_resent(sandbox, write_config, write_cs
     ({"message": {"template_id": "x", "variables": []}},
      "[message] variables: give at least one, in the template's order"),
     ({"message": {"template_id": "x", "variables": ["Apodo"]}},
-     "[message] variables: column 'Apodo' is not in clientes.csv (its columns: 'Nombre',"
-     " 'Teléfono', 'Correo', 'Pedido', 'Ciudad')"),
+     ("[message] variables: column 'Apodo' is not in clientes.csv (its columns: 'Nombre',"
+      " 'Teléfono', 'Correo', 'Pedido', 'Ciudad')")),
 ])
 def test_template_configs_that_cannot_work_are_refused(write_config, write_csv, invoke,
                                                        changes, message):

@@ -105,7 +105,8 @@ def test_stage_names_and_ids_resolve_against_the_account(sandbox, write_config, 
 def test_default_stage_missing_from_account_stops_before_sending(sandbox, write_config, write_csv,
                                                                  invoke):
     """A default stage the account lacks is a config error (exit 2) and nothing is sent."""
-    config = write_config(sandbox.url, defaults={"stage_id": "11111111-2222-3333-4444-555555555555"})
+    config = write_config(sandbox.url,
+                          defaults={"stage_id": "11111111-2222-3333-4444-555555555555"})
     result = invoke("run", write_csv([["Nombre", "Teléfono", "Correo"], ["a", PHONES[0], ""]]),
                     "--config", config)
     assert result.exit_code == 2
@@ -203,7 +204,8 @@ EMAIL_VALIDATOR_SUITE = [
     "trailingdot.@domain.email", "@example.com", "white space@test", "test@white space",
     "\nmy@example.com", "m\ny@example.com", "my\n@example.com", 'bad"quotes"@example.com',
     'obsolete."quoted".atom@example.com', "1" * 65 + "@example.com", "1" * 66 + "@example.com",
-    "me@" + ".".join(["1" * 49] * 5) + ".com", "my.long.address@" + ".".join(["1" * 60] * 4) + ".info",
+    "me@" + ".".join(["1" * 49] * 5) + ".com",
+    "my.long.address@" + ".".join(["1" * 60] * 4) + ".info",
     "me@bad-tld-1", "me@bad.tld-2", "me@xn--0.tld", "me@yy--0.tld", "me@[127.0.0.1]",
     "me@[IPv6:::1]", "me@anything.arpa", "me@valid.invalid", "me@link.local",
     "me@host.localhost", "me@onion.onion.onion", "me@test.test.test", "anything@test",
@@ -302,8 +304,8 @@ def test_template_messages_carry_template_id_and_variable(sandbox, write_config,
         ("template_variable_invalid", "the template variable 'Nombre' is empty in this row"),
         ("template_variable_invalid",
          "the template variable 'Nombre' holds a tab, which WhatsApp refuses"),
-        ("template_variable_invalid", "the template variable 'Nombre' holds more than four"
-                                      " spaces in a row, which WhatsApp refuses"),
+        ("template_variable_invalid", ("the template variable 'Nombre' holds more than four"
+                                       " spaces in a row, which WhatsApp refuses")),
         ("template_variable_invalid",
          "the template variable 'Nombre' holds a line break, which WhatsApp refuses"),
     ]
@@ -377,7 +379,8 @@ def test_opt_out_file_problems_are_config_errors(write_config, write_csv, invoke
     source = write_csv(people(1))
     missing = invoke("validate", source, "--config", write_config(dedupe={"exclude": ["x.csv"]}),
                      api_key=None)
-    assert missing.stderr == f"Error: config.toml: [dedupe] exclude: {tmp_path / 'x.csv'} not found\n"
+    assert missing.stderr == (f"Error: config.toml: [dedupe] exclude: {tmp_path / 'x.csv'}"
+                              " not found\n")
     (tmp_path / "bajas.csv").write_text("Nombre,Motivo\nAna,baja\n", encoding="utf-8")
     nameless = invoke("validate", source, "--config",
                       write_config(dedupe={"exclude": ["bajas.csv"]}), api_key=None)
