@@ -200,7 +200,7 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
         first = ("The first request" if len(summary.preview) == 1
                  else f"The first {len(summary.preview)} requests")
         _say(f"{first} that run would send:")
-        for body, path in zip(summary.preview, summary.preview_paths):
+        for body, path in zip(summary.preview, summary.preview_paths, strict=True):
             if path is not None:
                 _say(f"POST {path}")
             _say(json.dumps(body, ensure_ascii=False, indent=2))
@@ -633,7 +633,9 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     """Columns padded to their widest cell, two spaces apart; the last one unpadded."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        _say("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]))
+        # (widths has no entry for the last column, which is not padded)
+        _say("  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+                       + [row[-1]]))
 
 
 @cli.command()

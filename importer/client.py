@@ -167,11 +167,12 @@ async def read_bounded(response: httpx.Response) -> bytes | None:
             if decoder is None:
                 body += chunk
                 continue
-            while chunk:
-                body += decoder.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+            pending = chunk
+            while pending:
+                body += decoder.decompress(pending, MAX_ANSWER_BYTES + 1 - len(body))
                 if len(body) > MAX_ANSWER_BYTES:
                     return None
-                chunk = decoder.unconsumed_tail
+                pending = decoder.unconsumed_tail
         if decoder is not None:
             if not decoder.eof:
                 return None  # truncated or not compressed at all

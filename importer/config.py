@@ -439,15 +439,14 @@ class Config(_Section):
                     pairs.extend((f"[{section}] {key}", column) for column in columns_of(source))
         message = self.message
         if message is not None and message.content is not None:
-            for header in parse_template(message.content).columns:
-                pairs.append(("[message] content", header))
+            pairs.extend(("[message] content", header)
+                         for header in parse_template(message.content).columns)
         if message is not None:
-            for name in ("template_column", "variable"):
-                if getattr(message, name) is not None:
-                    pairs.append((f"[message] {name}", getattr(message, name)))
-            for source in message.variables or []:
-                if isinstance(source, str):
-                    pairs.append(("[message] variables", source))
+            pairs.extend((f"[message] {name}", getattr(message, name))
+                         for name in ("template_column", "variable")
+                         if getattr(message, name) is not None)
+            pairs.extend(("[message] variables", source) for source in message.variables or []
+                         if isinstance(source, str))
         return pairs
 
     def check_columns(self, headers: list[str], file_name: str) -> None:

@@ -408,14 +408,13 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                 if table is not None:
                     _check_default_stage(config, stages)
                     plan_file(table, config, Validator(config, stages, opt_outs), journal)
-                summary = asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
-                                           skew=skew, index=account is None, reached=reached,
-                                           wait=wait, start_at=start_at, limit=limit,
-                                           other_ledgers=others,
-                                           replanned=table is not None and started,
-                                           confirm=confirm, on_result=on_result,
-                                           on_note=on_note, handle_signals=handle_signals))
-                return summary
+                return asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
+                                        skew=skew, index=account is None, reached=reached,
+                                        wait=wait, start_at=start_at, limit=limit,
+                                        other_ledgers=others,
+                                        replanned=table is not None and started,
+                                        confirm=confirm, on_result=on_result,
+                                        on_note=on_note, handle_signals=handle_signals))
             finally:
                 journal.close()
         finally:

@@ -513,8 +513,8 @@ class Journal:
                                        error=error)
                 source = None
                 if result.status in ERROR_STATUSES:
-                    _, cells, origin, _, _ = data.get(row)
-                    source = SourceRow(row, tuple(cells), origin)
+                    _, cells, cells_origin, _, _ = data.get(row)
+                    source = SourceRow(row, tuple(cells), cells_origin)
                 yield result._replace(**shown), source
 
     def _execute(self, statements: list[tuple[str, list]]) -> None:

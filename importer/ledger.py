@@ -778,7 +778,7 @@ class Ledger:
                 if future is not None and not future.done():
                     future.set_exception(failure)
             return
-        for (_, future), result in zip(queued, results):
+        for (_, future), result in zip(queued, results, strict=True):
             if future is not None and not future.done():
                 future.set_result(result)
 

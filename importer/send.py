@@ -243,16 +243,16 @@ class Sender:
     async def _produce(self, batches: Iterable[list[Planned]], queue: asyncio.Queue) -> None:
         """Claim each batch in the ledger (its verdict on every key, once), record what needs
         no request, and queue the rest for the workers."""
-        for batch in batches:
+        for planned_batch in batches:
             if self.stopped is not None:
                 return  # the rows not reached are reported skipped, from the plan
-            batch = [planned for planned in batch if not self._opted_out(planned)]
+            batch = [planned for planned in planned_batch if not self._opted_out(planned)]
             if self.limit is not None and self._routed >= self.limit and not self._deferred:
                 self._beyond_limit(batch)  # nothing more will be sent: no claim to write
                 await asyncio.sleep(0)
                 continue
             verdicts = await self.ledger.claim([(p.key, p.row, p.phone) for p in batch])
-            for planned, held in zip(batch, verdicts):
+            for planned, held in zip(batch, verdicts, strict=True):
                 if (held is not None and held.status == RowStatus.UNKNOWN
                         and self.reached_keys.get(planned.key) == RowStatus.SENT):
                     # The journal saw the API's answer, which the ledger could not record

@@ -318,7 +318,7 @@ class TeamLedger(Ledger):
         """The whole batch in one statement (one round trip, not one per key)."""
         if not claims:
             return
-        keys, rows, phones, attempts = (list(column) for column in zip(*claims))
+        keys, rows, phones, attempts = (list(column) for column in zip(*claims, strict=True))
         self._db.execute(_CLAIM_BATCH, (self.target, RequestState.CLAIMED.value, self.folder,
                                         self.origin, self.run_id, now, keys, rows, phones,
                                         attempts))

@@ -152,7 +152,7 @@ class ClockSkew:
 @contextmanager
 def use_clock(replacement: Clock) -> Iterator[Clock]:
     """Wait through ``replacement`` inside the block (tests), then through real time again."""
-    global _clock
+    global _clock  # noqa: PLW0603 - the module's one seam for time, swapped on purpose
     previous, _clock = _clock, replacement
     try:
         yield replacement

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 from urllib.parse import quote
 
 import phonenumbers
@@ -330,11 +330,12 @@ class CountryReader:
     ``+52``) or a name in Spanish or English (``México``, ``Mexico``, ``Perú``, ``Brasil``,
     ``República del Perú``, ``Republic of Peru``, ``Islas Canarias``)."""
 
-    _ALIASES = {"eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES",
-                "estados unidos mexicanos": "MX",
-                # territories written as the country (their numbers are the country's)
-                "canarias": "ES", "islas canarias": "ES", "baleares": "ES",
-                "islas baleares": "ES", "ceuta": "ES", "melilla": "ES"}
+    _ALIASES: ClassVar[dict[str, str]] = {
+        "eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES",
+        "estados unidos mexicanos": "MX",
+        # territories written as the country (their numbers are the country's)
+        "canarias": "ES", "islas canarias": "ES", "baleares": "ES",
+        "islas baleares": "ES", "ceuta": "ES", "melilla": "ES"}
     # Official names in Spanish: "República del Perú", "Estado Plurinacional de Bolivia".
     _OFFICIAL = re.compile(r"^(republica|estado plurinacional|reino|principado|mancomunidad"
                            r"|estado|confederacion)( (de|del))?( (la|las|los|el))? ")
@@ -591,7 +592,7 @@ class Validator:
         """``within_file = "last"``, once every row is checked: (row, last row) for each row
         whose phone a later row holds (the last one is sent; the others are duplicates)."""
         last = self._last_row_of_phone
-        for row, phone in zip(self._earlier_rows, self._earlier_phones):
+        for row, phone in zip(self._earlier_rows, self._earlier_phones, strict=True):
             last_row = last.get(f"+{phone}")
             assert last_row is not None  # _repeated_row stored it before setting this row aside
             yield row, last_row

@@ -247,7 +247,7 @@ class SandboxState:
 def _iso(moment: float) -> str:
     """A time as the API writes it: ISO 8601 in UTC with milliseconds."""
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"
-                                                                  ).replace("+00:00", "Z")
+                                                         ).replace("+00:00", "Z")
 
 
 def _error(status: int, message: str, error: str) -> JSONResponse:
