@@ -127,7 +127,7 @@ def run_importer(*args: str, env: dict | None = None) -> tuple[float, subprocess
                "VAMBE_IMPORT_DATA": f"{ledger}/data", **(env or {})}
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "importer", *args], capture_output=True,
-                              text=True, env=env, stdin=subprocess.DEVNULL)
+                              text=True, env=env, stdin=subprocess.DEVNULL, check=False)
         return time.perf_counter() - started, done
 
 

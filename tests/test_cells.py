@@ -444,7 +444,7 @@ def test_numbers_nobody_is_a_customer_on_are_refused_under_every_policy(
                                    " number in AR: no customer is reached on it")
 
 
-@pytest.mark.parametrize("cell, region", [
+@pytest.mark.parametrize(("cell", "region"), [
     ("PER", "PE"), ("MEX", "MX"), ("Sur", None), ("Can", None), ("República del Perú", "PE"),
     ("Republica del Peru", "PE"), ("Republic of Peru", "PE"), ("Estados Unidos Mexicanos", "MX"),
     ("Islas Canarias", "ES"),

@@ -18,10 +18,7 @@ def _long_options(command) -> list[str]:
 
 def test_every_command_and_option_is_documented():
     """Each command has a section and each of its long options appears in backticks."""
-    missing = []
-    for option in _long_options(cli):
-        if f"`{option}" not in README:
-            missing.append(option)
+    missing = [option for option in _long_options(cli) if f"`{option}" not in README]
     for name, command in cli.commands.items():
         if f"### `{name}`" not in README:
             missing.append(f"command {name}")

@@ -134,7 +134,7 @@ def test_a_shopify_export_gets_both_phones_both_name_parts_and_no_guessed_countr
         "Ana Pérez", "Luis Soto", "Eva Ruiz", "Juan Gil"}
 
 
-@pytest.mark.parametrize("name, expected", [
+@pytest.mark.parametrize(("name", "expected"), [
     ("shopify_customers.csv", [("sent", "")] * 7 + [
         ("invalid", "phone_missing"), ("invalid", "not_a_personal_number"),
         ("invalid", "phone_invalid"), ("invalid", "phone_damaged"),
@@ -175,8 +175,8 @@ def test_init_reaches_nobody_else_and_guesses_no_country_it_cannot_know(write_cs
                         name="es.csv")
     made = invoke("init", spanish, "-o", "es.toml", api_key=None)
     assert "No default country" in made.stdout
-    mixed = write_csv([["Phone", "Country"]] + [["202 555 01%02d" % n, "US"] for n in range(3)]
-                      + [["81 1234 56%02d" % n, ""] for n in range(7)], name="mx.csv")
+    mixed = write_csv([["Phone", "Country"]] + [[f"202 555 01{n:02d}", "US"] for n in range(3)]
+                      + [[f"81 1234 56{n:02d}", ""] for n in range(7)], name="mx.csv")
     made = invoke("init", mixed, "-o", "mx.toml", api_key=None)
     defaults = tomllib.loads((tmp_path / "mx.toml").read_text(encoding="utf-8"))["defaults"]
     assert defaults.get("country") == "MX", made.output

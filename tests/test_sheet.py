@@ -170,7 +170,7 @@ SHEET_OF = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2
             '<sheetData><row r="1">{}</row></sheetData></worksheet>')
 
 
-@pytest.mark.parametrize("xml, problem", [
+@pytest.mark.parametrize(("xml", "problem"), [
     ('<!DOCTYPE x [<!ENTITY a "aaaa">]><worksheet/>', "declares a DTD"),
     ("<worksheet><sheetData><row>", "not well-formed XML"),
     (SHEET_OF.format('<c r="A1" t="s"><v>99</v></c>'), "cell A1 holds '99'"),

@@ -65,10 +65,10 @@ def test_possible_policy_sends_numbers_the_data_calls_invalid(sandbox, write_con
 def test_number_without_country_code_needs_a_default_country(sandbox, write_config, write_csv,
                                                              invoke, tmp_path):
     """With no [defaults] country, a local number cannot be placed: it is refused."""
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
-                                [["Nombre", "Teléfono", "Correo"], ["Ana", "9 8765 4321", ""],
-                                 ["Luis", PHONES[1], ""]],
-                                defaults={"stage_id": STAGE_NEW, "country": None})
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                           [["Nombre", "Teléfono", "Correo"], ["Ana", "9 8765 4321", ""],
+                            ["Luis", PHONES[1], ""]],
+                           defaults={"stage_id": STAGE_NEW, "country": None})
     assert [(r["status"], r["error_code"]) for r in results] == [
         ("invalid", "phone_no_country"), ("sent", "")]
 
@@ -76,9 +76,9 @@ def test_number_without_country_code_needs_a_default_country(sandbox, write_conf
 def test_bad_email_is_invalid_and_good_email_is_sent(sandbox, write_config, write_csv, invoke,
                                                      tmp_path):
     """Email syntax is checked without DNS."""
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
-                                [["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], "ana@"],
-                                 ["Luis", PHONES[1], "luis@example.com"]])
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                           [["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], "ana@"],
+                            ["Luis", PHONES[1], "luis@example.com"]])
     assert [(r["status"], r["error_code"]) for r in results] == [
         ("invalid", "email_invalid"), ("sent", "")]
     assert sandbox.state.ticket_bodies()[0]["email"] == "luis@example.com"
@@ -92,8 +92,8 @@ def test_stage_names_and_ids_resolve_against_the_account(sandbox, write_config, 
             ["c", PHONES[2], "", STAGE_CONTACTED], ["d", PHONES[3], "", ""],
             ["e", PHONES[4], "", "Nuevo"], ["f", PHONES[5], "", "Reactivación"],
             ["g", PHONES[6], "", "11111111-2222-3333-4444-555555555555"]]
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
-                                columns={"stage": "Etapa"})
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                           columns={"stage": "Etapa"})
     assert [b["stage_id"] for b in sandbox.state.ticket_bodies()] == [
         STAGE_CONTACTED, SUPPORT_NEW, STAGE_CONTACTED, STAGE_NEW]
     assert [r["error_code"] for r in results[4:]] == [
@@ -121,7 +121,7 @@ def test_message_placeholders_render_and_empty_ones_refuse_the_row(sandbox, writ
     """``{Nombre}`` is filled from the row; an empty placeholder never sends "Hola !"."""
     rows = [["Nombre", "Teléfono", "Correo", "Pedido"],
             ["Ana", PHONES[0], "", " 1001 "], ["", PHONES[1], "", "1002"]]
-    result, results = _run_rows(
+    _, results = _run_rows(
         sandbox, write_config, write_csv, invoke, tmp_path, rows,
         message={"content": "Hola {Nombre}! Pedido {Pedido} {{confirmado}}", "ai_generated": False})
     assert sandbox.state.ticket_bodies()[0]["message"] == {
@@ -156,8 +156,8 @@ def test_duplicates_within_the_file(sandbox, write_config, write_csv, invoke, tm
     """Rows with the same normalized phone: ``first``, ``last`` or ``none`` is sent."""
     rows = [["Nombre", "Teléfono", "Correo"], ["a", PHONES[0], ""], ["b", "9 8765 4321", ""],
             ["c", PHONES[1], ""], ["d", "56987654321", ""]]
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
-                                dedupe={"within_file": policy})
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                           dedupe={"within_file": policy})
     assert [r["status"] for r in results] == statuses
     assert sorted(b["contact_name"] for b in sandbox.state.ticket_bodies()) == sent_names
     errors = {r["row"]: r["error"] for r in results if r["status"] == "duplicate"}
