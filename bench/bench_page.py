@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from importer.codes import ErrorCode, ExitCode, RowStatus
 from importer.page import RowTally, RunFacts, build_page
@@ -27,7 +27,7 @@ def main() -> None:
             status = 429 if rng.random() < 0.01 else (500 if rng.random() < 0.002 else 200)
             requests.append((began, began + 0.05 + rng.random() * 0.2, status))
         pauses = [(start + n * 3600.0, start + n * 3600.0 + 30) for n in range(1, 5)]
-        began_at = datetime.fromtimestamp(start, timezone.utc)
+        began_at = datetime.fromtimestamp(start, UTC)
         counts = {RowStatus.SENT: rows - rows // 50, RowStatus.INVALID: rows // 50}
         tally = RowTally()
         phones = [f"+5698765{n:04d}" for n in range(1000)]

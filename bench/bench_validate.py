@@ -106,7 +106,8 @@ def write_workbook(source: Path, target: Path) -> None:
     shared = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst xmlns="{main}"'
               f' count="{len(strings)}" uniqueCount="{len(strings)}">'
               + "".join(f"<si><t>{escape(text)}</t></si>" for text in strings) + "</sst>")
-    with zipfile.ZipFile(frame) as original, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+    with zipfile.ZipFile(frame) as original, \
+            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
         for item in original.infolist():
             data = original.read(item)
             if item.filename == "xl/worksheets/sheet1.xml":

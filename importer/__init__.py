@@ -17,6 +17,5 @@ from .reconcile import reconcile_folder
 from .report import Summary
 from .version import __version__
 
-__all__ = ["Config", "ImporterError", "Plan", "Summary", "list_stages", "load_config",
-           "reconcile_folder", "run_import", "run_until_settled", "validate_file",
-           "__version__"]
+__all__ = ["Config", "ImporterError", "Plan", "Summary", "__version__", "list_stages",
+           "load_config", "reconcile_folder", "run_import", "run_until_settled", "validate_file"]

@@ -19,22 +19,33 @@ import gc
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypedDict, TypeVar
 
 import click
 
 from .codes import ErrorCode, ExitCode, RowStatus
 from .config import DEFAULT_BASE_URL, Config
 from .exceptions import ImporterError, MissingApiKeyError
-from .job import (SETTLE_ROUNDS, default_out_dir, list_stages, run_import, run_until_settled,
-                  validate_file)
+from .job import (
+    SETTLE_ROUNDS,
+    default_out_dir,
+    list_stages,
+    run_import,
+    run_until_settled,
+    validate_file,
+)
 from .plan import Plan, duration_text
 from .report import RowResult, Summary, plural
 from .version import __version__
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from .client import Pipeline
     from .sandbox import SandboxServer
+    from .starter import Account
 
 # 2 (could not start) is every ImporterError's own exit_code.
 EXIT_OK, EXIT_NOT_ALL_SENT, EXIT_FATAL_API, EXIT_LOCAL_ERROR, EXIT_INTERRUPTED = (
@@ -78,7 +89,11 @@ class _CliError(click.ClickException):
 
     def __init__(self, error: ImporterError | str, exit_code: int | None = None) -> None:
         super().__init__(printable(str(error)))
-        self.exit_code = exit_code if exit_code is not None else error.exit_code
+        if exit_code is None:
+            assert isinstance(error, ImporterError)  # a bare message comes with its code
+            exit_code = error.exit_code
+        # click declares exit_code a ClassVar, yet reads it from the instance: one per error.
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def exit_code(summary: Summary) -> int:
@@ -94,10 +109,14 @@ def cli(context: click.Context, traceback: bool) -> None:
     context.obj = {"traceback": traceback}
 
 
-def _guarded(function):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn library errors into one-line messages (or tracebacks with --traceback)."""
 
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         # Everything alive now (modules, config, pydantic's and click's machinery) lives for
         # the whole command: keep it out of the garbage collector's scans. ~15% less CPU on
         # a fast run (bench/bench_overhead.py); a process-wide choice, so the CLI makes it.
@@ -173,7 +192,7 @@ def validate(file: Path, config_path: Path, out_dir: Path | None, sheet: str | N
         first = ("The first request" if len(summary.preview) == 1
                  else f"The first {len(summary.preview)} requests")
         _say(f"{first} that run would send:")
-        for body, path in zip(summary.preview, summary.preview_paths):
+        for body, path in zip(summary.preview, summary.preview_paths, strict=True):
             if path is not None:
                 _say(f"POST {path}")
             _say(json.dumps(body, ensure_ascii=False, indent=2))
@@ -283,9 +302,10 @@ def run(file: Path, config_path: Path, out_dir: Path | None, sheet: str | None, 
                  f" failed, {counts[RowStatus.UNKNOWN]:,} unknown,"
                  f" {counts[RowStatus.SKIPPED]:,} skipped.", err=True)
 
-    options = dict(out_dir=out, sheet=sheet, interactive=ask, on_result=progress.update,
-                   on_note=progress.note, ledger_path=ledger_path, account=account, wait=wait,
-                   start_at=start)
+    options: _RunOptions = {
+        "out_dir": out, "sheet": sheet, "interactive": ask, "on_result": progress.update,
+        "on_note": progress.note, "ledger_path": ledger_path, "account": account,
+        "wait": wait, "start_at": start}
     try:
         if until_settled:
             summary = run_until_settled(file, config, api_key=api_key, replan=replan,
@@ -369,13 +389,27 @@ def _start_sandbox(config: Config) -> tuple[SandboxServer, Config]:
 _PROGRESS_STATUSES = (RowStatus.SENT, RowStatus.FAILED, RowStatus.UNKNOWN)
 
 
+class _RunOptions(TypedDict):
+    """What ``run`` passes to run_import, with or without --until-settled."""
+
+    out_dir: Path
+    sheet: str | None
+    interactive: bool
+    on_result: Callable[[RowResult], None]
+    on_note: Callable[[str], None]
+    ledger_path: Path | None
+    account: str | None
+    wait: bool
+    start_at: float | None
+
+
 class _Progress:
     """A tqdm bar on stderr while sending; silent when stderr is not a terminal."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.total: int | None = None
-        self._bar = None
+        self._bar: tqdm[NoReturn] | None = None
         self._counts: dict[str, int] = {}
 
     def update(self, result: RowResult) -> None:
@@ -554,7 +588,7 @@ def init(file: Path, sheet: str | None, output: Path, force: bool, base_url: str
          f" vambe-import validate {file} --config {output}")
 
 
-def _read_account(base_url: str):
+def _read_account(base_url: str) -> Account:
     """The account's WhatsApp channels and pipelines, for init."""
     import asyncio
 
@@ -571,7 +605,7 @@ def _read_account(base_url: str):
     if settings.plain_http_warning is not None:
         _say(settings.plain_http_warning, err=True)
 
-    async def read():
+    async def read() -> tuple[list[dict], list[Pipeline]]:
         async with VambeClient(base_url, os.environ[API_KEY_VARIABLE], phone_id="0",
                                max_connections=1) as client:
             return await client.list_channels("whatsapp"), await client.list_pipelines()
@@ -599,7 +633,7 @@ def channels(config_path: Path, as_json: bool) -> None:
 
     api = _config_for_the_key(config_path).api
 
-    async def read():
+    async def read() -> list[tuple[str, dict]]:
         async with VambeClient(api.base_url, _api_key(), phone_id=api.phone_id,
                                timeout=api.timeout_seconds, max_connections=1) as client:
             return [(kind, channel) for kind in CHANNEL_TYPES
@@ -642,11 +676,13 @@ def stages(config_path: Path, as_json: bool) -> None:
     _print_table(rows)
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     """Columns padded to their widest cell, two spaces apart; the last one unpadded."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        _say("  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]))
+        # (widths has no entry for the last column, which is not padded)
+        _say("  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+                       + [row[-1]]))
 
 
 @cli.command()
@@ -696,8 +732,15 @@ def sandbox(host: str, port: int, api_key: str | None, rate_limit: float | None,
             broken_gzip: bool, echo_key: bool, error_message: str | None, clock_offset: float,
             seed: int) -> None:
     """Serve the sandbox API: Vambe's endpoints in memory, for demos and tests."""
-    from .sandbox import (DEFAULT_API_KEY, DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, PIPELINES,
-                          Faults, SandboxServer, SandboxState)
+    from .sandbox import (
+        DEFAULT_API_KEY,
+        DEFAULT_PHONE_ID,
+        DEFAULT_WEB_PHONE_ID,
+        PIPELINES,
+        Faults,
+        SandboxServer,
+        SandboxState,
+    )
 
     faults = Faults(rate_limit=rate_limit, latency=latency, throttle=throttle, fail_503=fail_503,
                     fail_500=fail_500, drop=drop, fail_500_unprocessed=fail_500_unprocessed,

@@ -29,6 +29,7 @@ import ssl
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import httpx2 as httpx
 
@@ -166,11 +167,12 @@ async def read_bounded(response: httpx.Response) -> bytes | None:
             if decoder is None:
                 body += chunk
                 continue
-            while chunk:
-                body += decoder.decompress(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+            pending = chunk
+            while pending:
+                body += decoder.decompress(pending, MAX_ANSWER_BYTES + 1 - len(body))
                 if len(body) > MAX_ANSWER_BYTES:
                     return None
-                chunk = decoder.unconsumed_tail
+                pending = decoder.unconsumed_tail
         if decoder is not None:
             if not decoder.eof:
                 return None  # truncated or not compressed at all
@@ -328,6 +330,12 @@ class VambeClient:
         found = found if isinstance(found, list) else [found]
         return [item for item in found if isinstance(item, dict) and item.get("id") is not None]
 
+    @overload
+    async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
+                  backoff: float = 1.0, missing_ok: Literal[False] = False) -> bytes: ...
+    @overload
+    async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
+                  backoff: float = 1.0, missing_ok: bool) -> bytes | None: ...
     async def get(self, path: str, *, what: str, params: dict | None = None, retries: int = 3,
                   backoff: float = 1.0, missing_ok: bool = False) -> bytes | None:
         """A GET's body (bounded, like every answer). A GET is safe to repeat, so 429, 5xx

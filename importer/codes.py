@@ -119,49 +119,49 @@ _EXIT_MEANINGS = {
 # What each error code means and what to do about it, for report.html (the reference table
 # is docs/reports.md; tests/test_docs.py keeps both covering every code).
 ERROR_HELP: dict[ErrorCode, tuple[str, str]] = {
-    ErrorCode.PHONE_MISSING: ("the phone cell is empty", "fill it in errors.csv and import"
-                              " it again"),
+    ErrorCode.PHONE_MISSING: ("the phone cell is empty", ("fill it in errors.csv and import"
+                              " it again")),
     ErrorCode.PHONE_DAMAGED: ("scientific notation or a float: the spreadsheet lost digits",
                               "format the column as text and type the number again"),
-    ErrorCode.PHONE_TOO_SHORT: ("too short for its country", "check the number and its"
-                                " country"),
+    ErrorCode.PHONE_TOO_SHORT: ("too short for its country", ("check the number and its"
+                                " country")),
     ErrorCode.PHONE_TOO_LONG: ("too long for its country", "check the number and its country"),
-    ErrorCode.PHONE_INVALID: ("not a phone number for its country", "check the number and"
-                              " its country"),
-    ErrorCode.PHONE_NO_COUNTRY: ("no country code and no default country", "write +code, or"
-                                 " set [defaults] country or [columns] country"),
-    ErrorCode.PHONE_NOT_MOBILE: ("a fixed line (phone_check = \"mobile\")", "use the"
-                                 " customer's mobile, or phone_check = \"valid\""),
+    ErrorCode.PHONE_INVALID: ("not a phone number for its country", ("check the number and"
+                              " its country")),
+    ErrorCode.PHONE_NO_COUNTRY: ("no country code and no default country", ("write +code, or"
+                                 " set [defaults] country or [columns] country")),
+    ErrorCode.PHONE_NOT_MOBILE: ("a fixed line (phone_check = \"mobile\")", ("use the"
+                                 " customer's mobile, or phone_check = \"valid\"")),
     ErrorCode.NOT_A_PERSONAL_NUMBER: ("shared-cost, premium, toll-free, UAN, voicemail or pager",
                                       "use the customer's own number"),
-    ErrorCode.COUNTRY_UNKNOWN: ("the country cell cannot be read", "write an ISO code (MX),"
-                                " a dialing code (+52) or a name"),
+    ErrorCode.COUNTRY_UNKNOWN: ("the country cell cannot be read", ("write an ISO code (MX),"
+                                " a dialing code (+52) or a name")),
     ErrorCode.CELL_ERROR: ("a used cell holds an Excel error or an uncalculated formula",
                            "recalculate or fix the cell"),
     ErrorCode.CELL_TOO_LONG: ("a used cell is longer than 64 KiB", "shorten the cell"),
     ErrorCode.EMAIL_INVALID: ("the email address is not valid", "fix or empty the cell"),
-    ErrorCode.STAGE_UNKNOWN: ("no such stage in the account", "use a stage name or ID that"
-                              " `vambe-import stages` lists"),
+    ErrorCode.STAGE_UNKNOWN: ("no such stage in the account", ("use a stage name or ID that"
+                              " `vambe-import stages` lists")),
     ErrorCode.STAGE_AMBIGUOUS: ("the stage name is in several pipelines", "use the stage ID"),
-    ErrorCode.STAGE_MISSING: ("no stage cell and no default stage", "fill the cell or set"
-                              " [defaults] stage_id"),
+    ErrorCode.STAGE_MISSING: ("no stage cell and no default stage", ("fill the cell or set"
+                              " [defaults] stage_id")),
     ErrorCode.PLACEHOLDER_EMPTY: ("the message needs a cell that is empty", "fill the cell"),
-    ErrorCode.TEMPLATE_MISSING: ("no template for the row", "fill the template column or set"
-                                 " [message] template_id"),
+    ErrorCode.TEMPLATE_MISSING: ("no template for the row", ("fill the template column or set"
+                                 " [message] template_id")),
     ErrorCode.TEMPLATE_VARIABLE_INVALID: ("a template variable is empty or has line breaks",
                                           "fix the cell"),
     ErrorCode.DUPLICATE_PHONE: ("the same phone as another row", "nothing: one is sent"),
-    ErrorCode.SENT_BEFORE: ("sent from another folder recently", "nothing, or"
-                            " [dedupe] across_runs_days"),
+    ErrorCode.SENT_BEFORE: ("sent from another folder recently", ("nothing, or"
+                            " [dedupe] across_runs_days")),
     ErrorCode.OPTED_OUT: ("the phone is on an opt-out list", "nothing: never contacted"),
-    ErrorCode.API_REJECTED: ("the API refused the row (4xx)", "read its message, fix the row"
-                             " and import errors.csv again"),
-    ErrorCode.API_KEY_REJECTED: ("the API refused the key", "check VAMBE_API_KEY, then"
-                                 " --resume"),
-    ErrorCode.PHONE_ID_UNKNOWN: ("the API does not know the phone ID", "check [api] phone_id,"
-                                 " then --resume"),
-    ErrorCode.THROTTLED: ("throttled (429) for too long; not processed", "--resume later,"
-                          " or lower the rate"),
+    ErrorCode.API_REJECTED: ("the API refused the row (4xx)", ("read its message, fix the row"
+                             " and import errors.csv again")),
+    ErrorCode.API_KEY_REJECTED: ("the API refused the key", ("check VAMBE_API_KEY, then"
+                                 " --resume")),
+    ErrorCode.PHONE_ID_UNKNOWN: ("the API does not know the phone ID", ("check [api] phone_id,"
+                                 " then --resume")),
+    ErrorCode.THROTTLED: ("throttled (429) for too long; not processed", ("--resume later,"
+                          " or lower the rate")),
     ErrorCode.API_UNAVAILABLE: ("503 after every retry; not processed", "--resume later"),
     ErrorCode.CONNECTION_FAILED: ("no connection after every retry; not processed",
                                   "--resume when the network is back"),
@@ -172,8 +172,8 @@ ERROR_HELP: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.IN_PROGRESS: ("another run is sending it now", "--resume if that run does not"),
     ErrorCode.OPEN_TICKET: ("the contact has an open ticket, or the look-up failed",
                             "nothing, or --resume to look again"),
-    ErrorCode.OUTSIDE_WINDOW: ("the customer's send window is closed", "--resume (or"
-                               " --wait) when it opens"),
+    ErrorCode.OUTSIDE_WINDOW: ("the customer's send window is closed", ("--resume (or"
+                               " --wait) when it opens")),
     ErrorCode.OVER_LIMIT: ("beyond --limit", "--resume sends it"),
     ErrorCode.DAILY_LIMIT: ("beyond the daily message limit", "--resume when the error says"),
 }

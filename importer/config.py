@@ -281,7 +281,8 @@ class MessageSettings(_Section):
         if not templated and self.content is None:
             raise ValueError("needs content, or template_id / template_column")
         if self.variable is not None and not templated:
-            raise ValueError("variable goes with a template; plain content uses {Column} placeholders")
+            raise ValueError("variable goes with a template; plain content uses {Column}"
+                             " placeholders")
         if self.variables is not None:
             if not templated:
                 raise ValueError("variables go with a template (template_id or template_column)")
@@ -309,14 +310,15 @@ class DedupeSettings(_Section):
     skip_open_tickets: Annotated[bool, Field(strict=True)] = False
 
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ScheduleSettings(_Section):
     """Send only inside this window, in each customer's own time (docs/sending-and-resume.md)."""
 
     hours: str  # "09:00-20:00", in the customer's local time; "22:00-06:00" crosses midnight
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    days: list[Day] = list(DAYS)
     # The zone of numbers whose own zone the phone data does not know.
     timezone: str
 
@@ -418,7 +420,9 @@ class Config(_Section):
         return [self.folder / name for name in self.dedupe.exclude]
 
     def ledger_path(self) -> Path | None:
-        return None if self.ledger.path is None else self.folder / Path(self.ledger.path).expanduser()
+        if self.ledger.path is None:
+            return None
+        return self.folder / Path(self.ledger.path).expanduser()
 
     def mapped_columns(self) -> list[tuple[str, str]]:
         """Every (setting, column header) pair the config reads from the file."""
@@ -435,15 +439,14 @@ class Config(_Section):
                     pairs.extend((f"[{section}] {key}", column) for column in columns_of(source))
         message = self.message
         if message is not None and message.content is not None:
-            for header in parse_template(message.content).columns:
-                pairs.append(("[message] content", header))
+            pairs.extend(("[message] content", header)
+                         for header in parse_template(message.content).columns)
         if message is not None:
-            for name in ("template_column", "variable"):
-                if getattr(message, name) is not None:
-                    pairs.append((f"[message] {name}", getattr(message, name)))
-            for source in message.variables or []:
-                if isinstance(source, str):
-                    pairs.append(("[message] variables", source))
+            pairs.extend((f"[message] {name}", getattr(message, name))
+                         for name in ("template_column", "variable")
+                         if getattr(message, name) is not None)
+            pairs.extend(("[message] variables", source) for source in message.variables or []
+                         if isinstance(source, str))
         return pairs
 
     def check_columns(self, headers: list[str], file_name: str) -> None:
@@ -488,7 +491,8 @@ def is_uuid(text: str) -> bool:
 
 
 class Template:
-    """A message with ``{Column header}`` placeholders, parsed once; ``{{`` and ``}}`` are braces."""
+    """A message with ``{Column header}`` placeholders, parsed once; ``{{`` and ``}}`` are
+    braces."""
 
     _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
@@ -578,9 +582,10 @@ def _suggestion(location: list[str]) -> str:
     model: type[BaseModel] = Config
     for part in location[:-1]:
         annotation = model.model_fields.get(part)
-        model = getattr(annotation, "annotation", None)
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        section = getattr(annotation, "annotation", None)
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
             return ""
+        model = section
     names = [name for name, field in model.model_fields.items() if not field.exclude]
     close = difflib.get_close_matches(location[-1], names, n=1, cutoff=0.6)
     if not close:

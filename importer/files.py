@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
@@ -44,7 +44,7 @@ def create_private(path: Path) -> None:
     os.close(private_fd(path, os.O_RDWR | os.O_CREAT))
 
 
-def open_private(path: Path, mode: str = "w", **options) -> IO:
+def open_private(path: Path, mode: str = "w", **options: Any) -> IO:
     """``open(path, mode)`` for writing, the file created (or truncated) with mode 0600."""
     fd = private_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     return os.fdopen(fd, mode, **options)

@@ -55,7 +55,7 @@ class PhoneIndex:
 
     def items(self) -> Iterator[tuple[str, int]]:
         """Every (phone, value) stored, in no particular order."""
-        return ((f"+{key}", row) for key, row in zip(self._keys, self._rows) if key)
+        return ((f"+{key}", row) for key, row in zip(self._keys, self._rows, strict=True) if key)
 
     def _store(self, slot: int, key: int, row: int) -> None:
         self._keys[slot] = key
@@ -69,7 +69,7 @@ class PhoneIndex:
         self._bits += 1
         self._keys = array("q", bytes(8 << self._bits))
         self._rows = array("q", bytes(8 << self._bits))
-        for key, row in zip(old_keys, old_rows):
+        for key, row in zip(old_keys, old_rows, strict=True):
             if key:
                 slot = self._slot(key)
                 self._keys[slot] = key

@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 from .client import Pipeline, VambeClient
@@ -28,19 +29,35 @@ from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config, load_config
 from .exceptions import ConfigError, InputFileError, OutputFolderError
 from .journal import (
+    NOT_REACHED,
     FolderLock,
     Journal,
-    NOT_REACHED,
     JournalRecord,
     Reached,
     file_identity,
     fingerprint,
     read_journal,
 )
-from .ledger import (Ledger, Policy, account_pacer, identity_of, ledger_location, other_ledgers,
-                     remember_ledger, target_name)
-from .plan import (PREVIEW_ROWS, Plan, duration_text, held_in_ledger, ledger_note, plan_file,
-                   summarize, validation_results)
+from .ledger import (
+    Ledger,
+    Policy,
+    account_pacer,
+    identity_of,
+    ledger_location,
+    other_ledgers,
+    remember_ledger,
+    target_name,
+)
+from .plan import (
+    PREVIEW_ROWS,
+    Plan,
+    duration_text,
+    held_in_ledger,
+    ledger_note,
+    plan_file,
+    summarize,
+    validation_results,
+)
 from .read import SourceRow, Table, open_table, opt_out_cells
 from .reconcile import Verdict, journal_amender, settle
 from .report import RowResult, Summary, plural, rewrite_page, write_reports
@@ -278,7 +295,7 @@ def _rows_hold(count: int) -> str:
     return f"{plural(count, 'row')} {'holds' if count == 1 else 'hold'}"
 
 
-def _phone_notes(config: Config, tallies, summary: Summary) -> None:
+def _phone_notes(config: Config, tallies: Counter[str], summary: Summary) -> None:
     """What validate can say about the phones beyond each row's verdict."""
     defaults = config.defaults
     if tallies["international"] and not defaults.international_without_plus:
@@ -395,15 +412,14 @@ def run_import(input_path: str | Path, config: Config | str | Path, *, api_key: 
                 if table is not None:
                     _check_default_stage(config, stages)
                     plan_file(table, config, Validator(config, stages, opt_outs), journal)
-                summary = asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
-                                           skew=skew, index=account is None, reached=reached,
-                                           wait=wait, start_at=start_at, limit=limit,
-                                           other_ledgers=others,
-                                           replanned=table is not None and started,
-                                           confirm=confirm, on_result=on_result,
-                                           on_note=on_note, handle_signals=handle_signals,
-                                           stop_switch=stop_switch))
-                return summary
+                return asyncio.run(_run(config, journal, ledger, api_key, opt_outs, stages,
+                                        skew=skew, index=account is None, reached=reached,
+                                        wait=wait, start_at=start_at, limit=limit,
+                                        other_ledgers=others,
+                                        replanned=table is not None and started,
+                                        confirm=confirm, on_result=on_result,
+                                        on_note=on_note, handle_signals=handle_signals,
+                                        stop_switch=stop_switch))
             finally:
                 journal.close()
         finally:
@@ -419,7 +435,7 @@ def run_until_settled(input_path: str | Path, config: Config | str | Path, *, ap
                       rounds: int = SETTLE_ROUNDS,
                       on_round: Callable[[int, Summary], None] | None = None,
                       confirm: Callable[[Plan], bool] | None = None, replan: bool = False,
-                      **options) -> Summary:
+                      **options: Any) -> Summary:
     """Reconcile and resume the run in ``out_dir`` (``run_import``'s other ``options``) again
     and again, until no row is left that they can settle (:attr:`Summary.settleable`), a
     round settles none (a row the account keeps refusing, a window still closed), the run

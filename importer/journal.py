@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, RowStatus
+from .database import JOURNAL_APPLICATION_ID, create_database, open_database
 from .exceptions import InputFileError, OutputFolderError
 from .files import private_fd, private_folder
-from .database import JOURNAL_APPLICATION_ID, create_database, open_database
 from .read import SourceRow, Table
 from .report import RowResult
 
@@ -386,8 +386,9 @@ class Journal:
 
     def add_planned(self, verdict: tuple, data: tuple | None = None) -> None:
         """Buffer one row of the plan: its verdict (row, status, phone, error_code, error,
-        key, has_message, origin, written, phone_column, name, country) and, for a row that may go to errors.csv or be sent, its data
-        (row, cells, origin, path, body), written in large transactions."""
+        key, has_message, origin, written, phone_column, name, country) and, for a row that
+        may go to errors.csv or be sent, its data (row, cells, origin, path, body), written
+        in large transactions."""
         self._plan.append(verdict)
         if data is not None:
             self._data.append(data)
@@ -412,8 +413,8 @@ class Journal:
         the row holding its phone last, which is the one sent."""
         self._flush_plan()
         self._execute([(
-            "UPDATE plan SET status=?, error_code=?, error='same phone as row ' || ?,"
-            " key=NULL, has_message=NULL WHERE row=?",
+            ("UPDATE plan SET status=?, error_code=?, error='same phone as row ' || ?,"
+             " key=NULL, has_message=NULL WHERE row=?"),
             [(RowStatus.DUPLICATE, ErrorCode.DUPLICATE_PHONE, last, row)
              for row, last in rows])])
 
@@ -518,8 +519,8 @@ class Journal:
 
     def amend(self, row: int, status: str, ai_contact_id: str, error_code: str,
               error: str) -> None:
-        self._execute([("UPDATE outcomes SET status=?, ai_contact_id=?, error_code=?, error=?"
-                        " WHERE row=?", [(status, ai_contact_id, error_code, error, row)])])
+        self._execute([(("UPDATE outcomes SET status=?, ai_contact_id=?, error_code=?, error=?"
+                         " WHERE row=?"), [(status, ai_contact_id, error_code, error, row)])])
 
     def results(self, unreached: RowResult | None = None
                 ) -> Iterator[tuple[RowResult, SourceRow | None]]:
@@ -552,8 +553,8 @@ class Journal:
                                        error=error)
                 source = None
                 if result.status in ERROR_STATUSES:
-                    _, cells, origin, _, _ = data.get(row)
-                    source = SourceRow(row, tuple(cells), origin)
+                    _, cells, cells_origin, _, _ = data.get(row)
+                    source = SourceRow(row, tuple(cells), cells_origin)
                 yield result._replace(**shown), source
 
     def _execute(self, statements: list[tuple[str, list]]) -> None:

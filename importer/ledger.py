@@ -48,18 +48,17 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from .codes import ErrorCode, RequestState, RowStatus
 from .config import Config
-from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
 from .database import LEDGER_APPLICATION_ID, create_database, open_database
+from .exceptions import ConfigError, LedgerMovedError, OutputFolderError
 from .files import open_private, private_fd, private_folder
 from .report import RowResult
 from .timing import ARRIVAL_JITTER, Clock, Pacer, clock, format_time
@@ -103,8 +102,9 @@ _MESSAGES_INDEX = ("CREATE INDEX IF NOT EXISTS requests_with_messages ON request
                    " (target, sent_at) WHERE has_message = 1")  # the daily limit's count
 _INDEXES = (_MESSAGES_INDEX, "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
             "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)")
-_SCHEMA = ";\n".join(["CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-                      _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
+_SCHEMA = ";\n".join([
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _REQUESTS_TABLE, _BUDGET_TABLE, *_INDEXES]) + ";"
 
 
 class TeamURL(str):
@@ -455,11 +455,9 @@ class Ledger:
         """One statement (``?`` placeholders); its cursor."""
         raise NotImplementedError
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self) -> AbstractContextManager[None]:
         """One transaction, taken for writing: other runs' claims wait for it."""
         raise NotImplementedError
-        yield
 
     def _run_alive(self, run: str) -> bool:
         """Whether run ``run`` is alive (its reservations and requests in flight are held)."""
@@ -772,7 +770,7 @@ class Ledger:
         try:
             with self._transaction():
                 results = [work() for work, _ in queued]
-        except (*self._errors, OSError, OutputFolderError) as error:
+        except self._errors + (OSError, OutputFolderError) as error:
             failure = error if isinstance(error, OutputFolderError) else self._failure(
                 error, "write")
             self.error = self.error or failure
@@ -780,7 +778,7 @@ class Ledger:
                 if future is not None and not future.done():
                     future.set_exception(failure)
             return
-        for (_, future), result in zip(queued, results):
+        for (_, future), result in zip(queued, results, strict=True):
             if future is not None and not future.done():
                 future.set_result(result)
 
@@ -831,6 +829,7 @@ class FileLedger(Ledger):
     background thread)."""
 
     _CHECKPOINT_SECONDS = 1.0
+    path: Path  # its location is always its file
 
     def __init__(self, connection: sqlite3.Connection, path: Path, *, target: str,
                  folder: Path, policy: Policy, origin: str | None = None) -> None:
@@ -844,6 +843,8 @@ class FileLedger(Ledger):
         self._checkpointer = threading.Thread(target=self._checkpoint_loop,
                                               name="ledger-checkpoints", daemon=True)
 
+    # open and peek take a file's path only (hence [override]): Ledger.open and Ledger.peek
+    # take either kind of location and call the kind's own.
     @classmethod
     def open(cls, path: Path, *, target: str, folder: Path,  # type: ignore[override]
              policy: Policy = Policy(), origin: str | None = None) -> FileLedger:
@@ -1057,11 +1058,11 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
                                     " newer release of vambe-import: upgrade to use it")
         connection.create_function("v2_target", 1, _target_from_v1, deterministic=True)
         connection.execute(_REQUESTS_TABLE.replace("requests (", "requests_v2 (", 1))
-        columns = ("key, state, row, phone, attempts, http_status, ai_contact_id, error_code,"
-                   " error, has_message, message, sent_at, folder, run, updated_at")
+        copied = ("key, state, row, phone, attempts, http_status, ai_contact_id, error_code,"
+                  " error, has_message, message, sent_at, folder, run, updated_at")
         connection.execute(  # 0.1.0 told a run's folder by its path: that is its origin
-            f"INSERT OR REPLACE INTO requests_v2 (target, origin, {columns})"
-            f" SELECT v2_target(target), folder, {columns} FROM requests"
+            f"INSERT OR REPLACE INTO requests_v2 (target, origin, {copied})"
+            f" SELECT v2_target(target), folder, {copied} FROM requests"
             f" ORDER BY {_STRENGTH}, updated_at")
         connection.execute("DROP TABLE requests")
         connection.execute("ALTER TABLE requests_v2 RENAME TO requests")

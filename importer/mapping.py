@@ -15,6 +15,11 @@ from .read import EXCEL_ERRORS, MAX_CELL, UNCALCULATED, SourceRow
 
 _SUSPECT_START = frozenset("#\ue000")
 
+# A template of columns: (column position, True) or (literal text, False) parts. The flag
+# says which, and mypy cannot follow that through the unpacking, hence the [index] ignores.
+_Parts = list[tuple[int | str, bool]]
+_Source = int | _Parts  # where a setting's value comes from: one column, or a template
+
 
 class MappedRow(NamedTuple):
     """A row's values under the API's names, still unchecked."""
@@ -47,7 +52,7 @@ class RowMapper:
         for index, header in enumerate(headers):
             keyed.setdefault(header_key(header), index)  # (a used one is never repeated)
 
-        class _Positions(dict):
+        class _Positions(dict[str, int]):
             def __missing__(self, header: str) -> int:
                 return keyed[header_key(header)]
 
@@ -75,7 +80,7 @@ class RowMapper:
         self._contact = self._metadata(config.contact_metadata)
         self._ticket = self._metadata(config.ticket_metadata)
         self._integration = self._metadata(config.integration_data)
-        self._message = None
+        self._message: _Parts | None = None
         message = config.message
         self._template_id = None if message is None else message.template_id
         self._template_column = column(None if message is None else message.template_column)
@@ -93,7 +98,7 @@ class RowMapper:
             self._message_headers = {position[value]: value for is_column, value in parts
                                      if is_column}
 
-    def _source(self, setting: str) -> int | list[tuple[int | str, bool]]:
+    def _source(self, setting: str) -> _Source:
         """Where a setting's value comes from: one column's position, or a template of
         columns as (position or literal text, is a column) parts."""
         if not is_cell_template(setting):
@@ -102,7 +107,7 @@ class RowMapper:
                 for is_column, value in parse_template(setting).parts]
 
     @staticmethod
-    def _value(cells: tuple[str, ...], source: int | list[tuple[int | str, bool]]) -> str:
+    def _value(cells: tuple[str, ...], source: _Source) -> str:
         """A column's cell, or a template filled in with spaces collapsed and trimmed
         (``"{First Name} {Last Name}"`` with no last name is the first name alone; with no
         part at all, empty)."""
@@ -111,20 +116,21 @@ class RowMapper:
         if not any(cells[part].strip() for part, is_column in source  # type: ignore[index]
                    if is_column):
             return ""  # every part empty: no value, not the template's punctuation
-        return " ".join("".join(cells[part] if is_column else part  # type: ignore[index]
+        return " ".join("".join(cells[part] if is_column else part  # type: ignore[index,misc]
                                 for part, is_column in source).split())
 
-    def _metadata(self, mapping: MetadataMap) -> list[tuple[str, object]]:
+    def _metadata(self, mapping: MetadataMap) -> list[tuple[str, Constant | _Source]]:
         return [
             (key, source if isinstance(source, Constant) else self._source(source))
             for key, source in mapping.items()
         ]
 
-    def _fill(self, cells: tuple[str, ...], fields: list[tuple[str, object]]) -> dict[str, str]:
+    def _fill(self, cells: tuple[str, ...],
+              fields: list[tuple[str, Constant | _Source]]) -> dict[str, str]:
         values = {}
         for key, source in fields:
             value = source.value if isinstance(source, Constant) else self._value(
-                cells, source)  # type: ignore[arg-type]
+                cells, source)
             if value:
                 values[key] = value
         return values
@@ -142,12 +148,12 @@ class RowMapper:
                         f"column {column!r} holds the Excel error {cell}: fix the formula")
             if cell == UNCALCULATED:
                 return (ErrorCode.CELL_ERROR,
-                        f"column {column!r} holds a formula without a value: open the file in"
-                        " Excel and save it again")
+                        (f"column {column!r} holds a formula without a value: open the file in"
+                         " Excel and save it again"))
             if len(cell) > MAX_CELL:
                 return (ErrorCode.CELL_TOO_LONG,
-                        f"column {column!r} holds {len(cell):,} characters, more than"
-                        f" {MAX_CELL // 1024} KiB: not data anyone meant to send")
+                        (f"column {column!r} holds {len(cell):,} characters, more than"
+                         f" {MAX_CELL // 1024} KiB: not data anyone meant to send"))
         return None
 
     def map(self, row: SourceRow) -> MappedRow:
@@ -160,9 +166,9 @@ class RowMapper:
         if self._variable is not None:
             message = cells[self._variable]
         if self._message is not None:
-            pieces = []
+            pieces: list[str] = []
             for source, is_column in self._message:
-                pieces.append(cells[source] if is_column else source)
+                pieces.append(cells[source] if is_column else source)  # type: ignore[index,arg-type]
             message = "".join(pieces)
             empty = tuple(
                 header for index, header in self._message_headers.items() if not cells[index]

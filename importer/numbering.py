@@ -15,22 +15,32 @@ answer to the library over more than 100,000 numbers written the ways exports wr
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from enum import Enum
+from typing import Final, NamedTuple, overload
 
 from phonenumbers import (
     COUNTRY_CODE_TO_REGION_CODE,
     SUPPORTED_REGIONS,
+    PhoneMetadata,
+    PhoneNumberDesc,
     PhoneNumberType,
     region_code_for_country_code,
 )
-from phonenumbers import PhoneMetadata
 
 from .phonenumbers_adapter import MAX_INPUT, MAX_NATIONAL, MIN_NATIONAL, region_metadata
 
 # What the library skips between digits and this path can drop as well: ASCII space,
 # no-break space, dash, dot and parentheses (it reads any of them as punctuation).
 _FORMATTING = str.maketrans("", "", " \u00a0-.()")
-_MISSING = object()
+
+
+class _Missing(Enum):
+    """Not looked up yet (None is a looked-up answer): a sentinel the type checker knows."""
+
+    MISSING = 0
+
+
+_MISSING: Final = _Missing.MISSING
 
 
 class Reading(NamedTuple):
@@ -54,7 +64,11 @@ class _Desc(NamedTuple):
         return self.pattern is not None and self.pattern.fullmatch(national) is not None
 
 
-def _desc(desc) -> _Desc | None:
+@overload
+def _desc(desc: PhoneNumberDesc) -> _Desc: ...
+@overload
+def _desc(desc: PhoneNumberDesc | None) -> _Desc | None: ...
+def _desc(desc: PhoneNumberDesc | None) -> _Desc | None:
     if desc is None:
         return None
     pattern = desc.national_number_pattern
@@ -69,15 +83,18 @@ class _Plan:
     """One region's numbering plan (libphonenumber metadata), compiled once."""
 
     def __init__(self, metadata: PhoneMetadata) -> None:
+        # A region's metadata always has both (the stubs allow None: a PhoneMetadata built empty).
+        assert metadata.country_code is not None and metadata.general_desc is not None
         self.country_code = metadata.country_code
         self.code_text = str(metadata.country_code)
         general = metadata.general_desc
         self.general = _desc(general)
-        self.general_pattern = self.general.pattern if self.general else None
+        self.general_pattern = self.general.pattern
         self.lengths = tuple(general.possible_length)
         self.local_lengths = tuple(general.possible_length_local_only or ())
-        self.special = [(getattr(PhoneNumberType, name.upper()), _desc(getattr(metadata, name)))
-                        for name in _SPECIAL_TYPES if getattr(metadata, name) is not None]
+        self.special: list[tuple[int, _Desc]] = [
+            (getattr(PhoneNumberType, name.upper()), _desc(getattr(metadata, name)))
+            for name in _SPECIAL_TYPES if getattr(metadata, name) is not None]
         # One pattern that any special number fits (lengths aside): most numbers are mobiles
         # and fixed lines, and one failed match then stands for the eight tried in order.
         patterns = [desc.pattern.pattern for _, desc in self.special if desc.pattern is not None]
@@ -95,7 +112,7 @@ class _Plan:
 
     def kind(self, national: str) -> int:
         """libphonenumber's ``_number_type_helper``: the first type whose pattern fits."""
-        if self.general is None or not self.general.fits(national):
+        if not self.general.fits(national):
             return PhoneNumberType.UNKNOWN
         if self.any_special is not None and self.any_special.fullmatch(national):
             for kind, desc in self.special:
@@ -106,14 +123,16 @@ class _Plan:
                                               and self.mobile.fits(national)):
                 return PhoneNumberType.FIXED_LINE_OR_MOBILE
             return PhoneNumberType.FIXED_LINE
-        if not self.same_mobile_and_fixed and self.mobile is not None and self.mobile.fits(national):
+        if (not self.same_mobile_and_fixed and self.mobile is not None
+                and self.mobile.fits(national)):
             return PhoneNumberType.MOBILE
         return PhoneNumberType.UNKNOWN
 
     def general_fits(self, national: str) -> bool:
         """libphonenumber's ``_match_national_number`` against the general description
         (the pattern alone, without the lengths)."""
-        return self.general_pattern is not None and self.general_pattern.fullmatch(national) is not None
+        return (self.general_pattern is not None
+                and self.general_pattern.fullmatch(national) is not None)
 
     def too_long(self, national: str) -> bool:
         """Whether libphonenumber's ``_test_number_length`` says TOO_LONG."""

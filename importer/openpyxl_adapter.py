@@ -49,8 +49,11 @@ def load_parts(path: Path) -> WorkbookParts:
         reader.archive.close()
         raise
     book = reader.parser.wb
+    # The two style-id sets are private, so the stubs leave them out (check_shape pins them).
+    date_formats: set[int] = book._date_formats  # type: ignore[attr-defined]
+    timedelta_formats: set[int] = book._timedelta_formats  # type: ignore[attr-defined]
     return WorkbookParts(reader.archive, sheets, strings.PartName[1:] if strings else None,
-                         book.epoch, book._date_formats, book._timedelta_formats)
+                         book.epoch, date_formats, timedelta_formats)
 
 
 def check_shape() -> None:

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
@@ -380,7 +380,7 @@ def _latency_section(facts: RunFacts, line: _Timeline) -> str:
            f" p50, p90, p99 over the run</title>{_axis(line.seconds, round(top * 1000), 'ms')}"
            f"{''.join(lines)}</svg>")
     rows = []
-    for (first, last), values in zip(per_span, span_values):
+    for (first, last), values in zip(per_span, span_values, strict=True):
         if values:
             p50, p90, p99 = _percentiles(values)
             rows.append(f"<tr><td>{_duration(first)}&ndash;{_duration(last)}</td>"
@@ -467,11 +467,11 @@ def _waiting_section(tally: RowTally, facts: RunFacts) -> str:
 
 
 def _at(moment: float) -> datetime:
-    return datetime.fromtimestamp(moment, timezone.utc)
+    return datetime.fromtimestamp(moment, UTC)
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _duration(seconds: float) -> str:

@@ -32,7 +32,7 @@ def region_metadata(region: str) -> PhoneMetadata | None:
     return PhoneMetadata.metadata_for_region(region, None)
 
 
-def metadata_for(country_code: int, region: str | None) -> PhoneMetadata | None:
+def metadata_for(country_code: int, region: str) -> PhoneMetadata | None:
     """The numbering plan of a region, or of a non-geographic calling code."""
     return PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
 

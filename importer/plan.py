@@ -20,9 +20,9 @@ from .journal import Fingerprint, Journal, Planned, file_identity, fingerprint
 from .ledger import Held, Ledger
 from .mapping import RowMapper
 from .read import SourceRow, Table
+from .report import RowResult
 from .schedule import SendWindow
 from .timing import format_time
-from .report import RowResult
 from .validate import CheckedRow, Validator
 
 # The exact bytes of every body sent: compact, and UTF-8 as written (one encoder, made once:
@@ -68,10 +68,10 @@ def validation_results(table: Table, config: Config, validator: Validator,
     first valid rows go to ``preview``. (Not for ``within_file = "last"``, which needs the
     whole file before any verdict: that goes through a plan.)"""
     before = file_identity(table.path)
-    knows = ledger is not None and ledger.knows_target
+    knowing = ledger if ledger is not None and ledger.knows_target else None
     for group in checked_groups(table, config, validator):
-        held = ledger.held_many([checked.request.key for _, checked in group
-                                 if checked.request is not None]) if knows else {}
+        held = knowing.held_many([checked.request.key for _, checked in group
+                                  if checked.request is not None]) if knowing is not None else {}
         for source, checked in group:
             request = checked.request
             holding = held.get(request.key) if held and request is not None else None

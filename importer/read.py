@@ -20,12 +20,15 @@ import subprocess
 import sys
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .exceptions import InputFileError
+
+if TYPE_CHECKING:  # .sheet imports openpyxl, which loads only for XLSX (_load_workbook)
+    from .sheet import Workbook
 
 # Limits: a cell longer than MAX_CELL makes its row invalid (cell_too_long); a CSV field over
 # MAX_CSV_FIELD, or a workbook beyond Excel's own limits or expanding like a zip bomb, stops
@@ -211,7 +214,8 @@ def _open_csv_checked(path: Path, suffix: str, head: bytes, is_zip: bool, encodi
     if is_zip:
         raise InputFileError(f"{path.name}: looks like an XLSX workbook, not a CSV; name it .xlsx")
     if suffix not in (".csv", ".txt", ".tsv"):
-        raise InputFileError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
+        raise InputFileError(f"{path.name}: unsupported file type {suffix or '(none)'};"
+                             " use .csv or .xlsx")
     return _open_csv(path, head, encoding, delimiter)
 
 
@@ -223,7 +227,7 @@ def _require_data(table: Table) -> None:
 def _clean(cell: str) -> str:
     cell = cell.strip()
     if len(cell) > 1 and cell[0] == "'" and (cell[1] in FORMULA_TRIGGERS
-                                             or cell[1:].isascii() and cell[1:].isdigit()):
+                                             or (cell[1:].isascii() and cell[1:].isdigit())):
         # Our own guard against formulas, or an export's mark that digits are text
         # (Shopify writes order and customer IDs as '7212345746411).
         return cell[1:]
@@ -394,7 +398,7 @@ def _open_xlsx(path: Path, sheet: str | None) -> Table:
     return Table(path, "xlsx", (), "utf-8-sig", ",", sheet).with_headers(headers)
 
 
-def _header(workbook, sheet: str, name: str) -> tuple[str, ...]:
+def _header(workbook: Workbook, sheet: str, name: str) -> tuple[str, ...]:
     """Row 1, the header."""
     records = _sheet_records(workbook, sheet, name)
     try:
@@ -403,7 +407,7 @@ def _header(workbook, sheet: str, name: str) -> tuple[str, ...]:
         records.close()
 
 
-def _load_workbook(path: Path):
+def _load_workbook(path: Path) -> Workbook:
     """The workbook (a :class:`.sheet.Workbook`); openpyxl loads only for XLSX."""
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -438,6 +442,7 @@ def _xlsx_records(table: Table, look_ahead: bool = True) -> Iterator[list[str]]:
     """The sheet's rows as text, row by row (a missing row is an empty one). A large
     workbook is parsed in a second process while this one validates or sends: parsing
     XML costs as much as validating, and the machines have two cores."""
+    assert table.sheet is not None  # an XLSX table names its sheet (_open_xlsx)
     if look_ahead and table.path.stat().st_size >= WORKER_FILE_BYTES:
         yield from _records_from_worker(table.path, table.sheet)
     else:
@@ -470,6 +475,7 @@ def _records_from_worker(path: Path, sheet: str) -> Iterator[list[str]]:
     except OSError:
         yield from _records_in_process(path, sheet)
         return
+    assert process.stdout is not None  # stdout=PIPE
     heard = False
     try:
         while True:
@@ -523,12 +529,13 @@ def read_in_worker(path: Path, sheet: str, out: BinaryIO) -> None:
             workbook.close()
     except InputFileError as error:
         send("error", str(error))
-    except BaseException as error:  # a bug: said in one line by the parent
+    except BaseException as error:  # noqa: BLE001 - a bug: the parent raises it, in one line
         send("crash", f"{type(error).__name__}: {error}")
     out.flush()
 
 
-def _sheet_records(workbook, sheet: str, name: str) -> Iterator[list[str]]:
+def _sheet_records(workbook: Workbook, sheet: str,
+                   name: str) -> Generator[list[str], None, None]:
     """The sheet's rows as text, streamed by :mod:`.sheet` (openpyxl's own parser costs four
     times what validating a row does)."""
     expected = 1

@@ -14,9 +14,8 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING, NamedTuple
 
 from .codes import ERROR_STATUSES, ErrorCode, ExitCode, RowStatus
@@ -25,7 +24,10 @@ from .files import open_private, private_folder
 from .page import RowTally, RunFacts, build_page
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # openpyxl loads only when an errors.xlsx is written
+    from openpyxl.cell import Cell
+    from openpyxl.styles import Font
+
     from .config import Config
     from .journal import Journal
 
@@ -61,7 +63,7 @@ class Summary:
 
     mode: str  # "run" or "validate"
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RowStatus, 0))
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     stopped: str | None = None  # why a run stopped early: "interrupted", an API error...
     interrupted: bool = False
@@ -124,7 +126,7 @@ class Summary:
         return counts[RowStatus.FAILED] + counts[RowStatus.UNKNOWN] + counts[RowStatus.SKIPPED]
 
     def as_json(self) -> dict:
-        finished = self.finished_at or datetime.now(timezone.utc)
+        finished = self.finished_at or datetime.now(UTC)
         shown = [self.done_status] + [s for s in RowStatus
                                       if s not in (RowStatus.SENT, RowStatus.VALID)]
         return {
@@ -141,7 +143,7 @@ class Summary:
         self.account = (f"{identity.get('base_url', '')} ({identity.get('channel', '')},"
                         f" phone ID {identity.get('phone_id', '')})")
         if config.source != "config":  # (the default: made in Python, not read from a file)
-            self.config_path = str(Path(config.folder or ".") / config.source)
+            self.config_path = str(config.folder / config.source)
         self.rate = config.api.rate_limit_per_second or None
 
     @property
@@ -174,7 +176,8 @@ class _ErrorsWorkbook:
         self._error_column = len(headers) - 1
         self._sheet.append([self._cell(header, bold=Font(bold=True)) for header in headers])
 
-    def _cell(self, value: object, *, bold=None, highlight: bool = False):
+    def _cell(self, value: object, *, bold: Font | None = None,
+              highlight: bool = False) -> Cell:
         from openpyxl.cell import WriteOnlyCell
 
         cell = WriteOnlyCell(self._sheet, value=str(value))
@@ -182,7 +185,7 @@ class _ErrorsWorkbook:
         cell.number_format = "@"  # and Excel keeps it text when edited
         if bold is not None:
             cell.font = bold
-        if highlight or bold is not None and value == "_error":
+        if highlight or (bold is not None and value == "_error"):
             cell.fill = self._highlight
         return cell
 
@@ -298,7 +301,7 @@ def write_reports(out_dir: Path, table: Table,
             writer.add(result, source)
             tally.add(result.status, result.error_code, result.error, result.row,
                       result.phone, result.country)
-        summary.finished_at = datetime.now(timezone.utc)
+        summary.finished_at = datetime.now(UTC)
         page = build_page(run_facts(summary, table, journal), tally)
         if journal is not None:
             journal.set_meta(report=json.dumps(_page_meta(summary)))
@@ -319,7 +322,7 @@ def run_facts(summary: Summary, table: Table, journal: Journal | None) -> RunFac
     return RunFacts(
         summary.mode, table.path.name, table.sheet, summary.account, summary.ledger_path,
         str(summary.out_dir or ""), summary.config_path, summary.rate, summary.started_at,
-        summary.finished_at or datetime.now(timezone.utc), summary.exit_code, summary.stopped,
+        summary.finished_at or datetime.now(UTC), summary.exit_code, summary.stopped,
         dict(summary.counts), requests, pauses)
 
 
@@ -330,7 +333,7 @@ _PAGE_FIELDS = ("mode", "account", "config_path", "rate", "ledger_path", "stoppe
 def _page_meta(summary: Summary) -> dict:
     return {**{name: getattr(summary, name) for name in _PAGE_FIELDS},
             "started_at": summary.started_at.isoformat(),
-            "finished_at": (summary.finished_at or datetime.now(timezone.utc)).isoformat()}
+            "finished_at": (summary.finished_at or datetime.now(UTC)).isoformat()}
 
 
 def summary_from_meta(found: str | None, out_dir: Path) -> Summary:

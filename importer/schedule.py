@@ -8,7 +8,7 @@ All times come from :func:`importer.timing.clock`, so tests run windows in virtu
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
 from .config import DAYS, ScheduleSettings
+
 _LOOKAHEAD_DAYS = 8
 
 
@@ -48,14 +49,14 @@ class SendWindow:
         for offset in range(-1, _LOOKAHEAD_DAYS):
             day = today + timedelta(days=offset)
             if day.weekday() in self.days:
-                opens = datetime.combine(day, self.start, tzinfo=place).astimezone(timezone.utc)
+                opens = datetime.combine(day, self.start, tzinfo=place).astimezone(UTC)
                 spans.append((opens, opens + self.length))
         return spans
 
     def opens_at(self, phone: str, moment: float) -> float | None:
         """None when the window is open now in all the phone's zones; else when it next is
         (``inf`` when it never is within a week, as for zones whose windows never meet)."""
-        now = datetime.fromtimestamp(moment, timezone.utc)
+        now = datetime.fromtimestamp(moment, UTC)
         common = [(now - timedelta(days=2), now + timedelta(days=_LOOKAHEAD_DAYS))]
         for zone in self.zones(phone):
             common = [(max(a, c), min(b, d)) for a, b in common
@@ -77,7 +78,7 @@ class SendWindow:
         """When the window opens (``moment``, never ``inf``), in the customer's time and in
         UTC."""
         zone = self.zones(phone)[0]
-        when = datetime.fromtimestamp(moment, timezone.utc)
+        when = datetime.fromtimestamp(moment, UTC)
         local = when.astimezone(ZoneInfo(zone))
         return (f"{local:%Y-%m-%d %H:%M} {zone} ({when:%Y-%m-%d %H:%M} UTC)")
 

@@ -26,8 +26,16 @@ from .journal import Journal, Planned
 from .ledger import Ledger
 from .report import RowResult
 from .schedule import SendWindow
-from .timing import (ARRIVAL_JITTER, MAX_BACKOFF_SECONDS, SHARING_CHECK_SECONDS, Clock, Pacer,
-                     backoff, clock, format_time)
+from .timing import (
+    ARRIVAL_JITTER,
+    MAX_BACKOFF_SECONDS,
+    SHARING_CHECK_SECONDS,
+    Clock,
+    Pacer,
+    backoff,
+    clock,
+    format_time,
+)
 from .validate import OptOuts
 
 DAY = 86400.0
@@ -217,7 +225,7 @@ class Sender:
         try:
             try:
                 await self._produce(batches, queue)
-            except Exception as error:  # a full disk, a ledger that moved
+            except Exception as error:  # noqa: BLE001 - a full disk, a ledger that moved: the run's local error
                 self._fail_locally(error)
             for _ in workers:
                 await queue.put(None)
@@ -229,22 +237,22 @@ class Sender:
             for flush in (self.ledger.finish, self.journal.flush):
                 try:
                     flush()
-                except Exception as error:  # the disk may still refuse: said, never raised
+                except Exception as error:  # noqa: BLE001 - the disk may still refuse: the run's local error
                     self._fail_locally(error)
 
     async def _produce(self, batches: Iterable[list[Planned]], queue: asyncio.Queue) -> None:
         """Claim each batch in the ledger (its verdict on every key, once), record what needs
         no request, and queue the rest for the workers."""
-        for batch in batches:
+        for planned_batch in batches:
             if self.stopped is not None:
                 return  # the rows not reached are reported skipped, from the plan
-            batch = [planned for planned in batch if not self._opted_out(planned)]
+            batch = [planned for planned in planned_batch if not self._opted_out(planned)]
             if self.limit is not None and self._routed >= self.limit and not self._deferred:
                 self._beyond_limit(batch)  # nothing more will be sent: no claim to write
                 await asyncio.sleep(0)
                 continue
             verdicts = await self.ledger.claim([(p.key, p.row, p.phone) for p in batch])
-            for planned, held in zip(batch, verdicts):
+            for planned, held in zip(batch, verdicts, strict=True):
                 if (held is not None and held.status == RowStatus.UNKNOWN
                         and self.reached_keys.get(planned.key) == RowStatus.SENT):
                     # The journal saw the API's answer, which the ledger could not record
@@ -409,7 +417,7 @@ class Sender:
                     self._not_sent(planned, self._skipped(planned))
                 else:
                     await self._send(planned)
-            except Exception as error:  # a full disk, a bug: stop, never hang
+            except Exception as error:  # noqa: BLE001 - a full disk, a bug: the run's local error, never a hang
                 self._fail_locally(error)
                 # The disk may still refuse: the failure is already the run's local error.
                 with contextlib.suppress(ImporterError, OSError, sqlite3.Error):
@@ -451,7 +459,7 @@ class Sender:
                              error="stopped at once while the request was in flight:"
                                    " the ticket may exist")
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - the run's local error; the row unknown
                 self._fail_locally(error)
                 with contextlib.suppress(ImporterError):  # the journal may be what failed
                     self.journal.add_request(started, self.clock.time(), planned.row,
@@ -571,7 +579,8 @@ class Sender:
         self._record(result)
 
     def _observe(self, latency: float) -> None:
-        """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x latency."""
+        """Say once when max_concurrency, not the rate limit, sets the pace: in flight = rate x
+        latency."""
         self._answered += 1
         self._latency += (latency - self._latency) / min(self._answered, 50)
         concurrency = self.api.max_concurrency

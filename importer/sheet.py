@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from xml.parsers import expat
 
 from .exceptions import InputFileError
@@ -90,9 +91,11 @@ class SharedStrings:
             nonlocal text, item, phonetic
             if tag == _TEXT:
                 if text is not None:
+                    assert item is not None  # text is read only inside an <si>
                     item += text
                     text = None
             elif tag == _ITEM:
+                assert item is not None  # expat matches each </si> with its <si>
                 self._strings.append(item.replace("x005F_", ""))
                 item = None
             elif tag == _PHONETIC:
@@ -119,7 +122,7 @@ class SharedStrings:
         return self._strings[index]
 
 
-def _refuse_doctype(name: str):
+def _refuse_doctype(name: str) -> Callable[..., None]:
     def refuse(*_: object) -> None:
         raise InputFileError(f"{name}: the workbook declares a DTD, which Excel never writes;"
                              " refused")
@@ -158,7 +161,7 @@ class SheetParser:
         with self.workbook.archive.open(self.workbook.sheets[sheet]) as source:
             yield from self._parse(source)
 
-    def _parse(self, source) -> Iterator[tuple[int, list]]:
+    def _parse(self, source: IO[bytes]) -> Iterator[tuple[int, list]]:
         rows: list[tuple[int, list]] = []
         row = column = phonetic = 0
         cells: list = []
@@ -212,6 +215,7 @@ class SheetParser:
                     except IndexError:
                         pass  # read_cell says what is wrong
                 if string is not None:
+                    assert known is not None  # a string is read only for a known column
                     column = known
                     cells.append((known, string))
                 else:
@@ -220,11 +224,13 @@ class SheetParser:
                 cell = None
             elif tag == _VALUE:
                 if text is not None:
+                    assert cell is not None  # text is read only inside a <c>
                     if cell[3] is None:  # the first <v>, as findtext reads it
                         cell[3] = text or None
                     text = None
             elif tag == _TEXT:
                 if text is not None:
+                    assert cell is not None  # text is read only inside a <c>
                     cell[5] += text
                     text = None
             elif tag == _ROW:
@@ -246,7 +252,8 @@ class SheetParser:
                     rows.clear()
             parser.Parse(b"", True)
         except expat.ExpatError as error:
-            raise InputFileError(f"{self.name}: the sheet is not well-formed XML ({error})") from None
+            raise InputFileError(f"{self.name}: the sheet is not well-formed XML"
+                                 f" ({error})") from None
         yield from rows
 
     def _read_cell(self, cell: list, column: int) -> int:

@@ -157,8 +157,9 @@ _REACHABLE = (phonenumbers.PhoneNumberType.MOBILE,
 def _guess_country(values: list[str]) -> Counter:
     """How many sample numbers belong to each region: an explicit country code votes for
     its own; a number written without one votes only if it is a number the default
-    phone_check sends to (mobile) in exactly one of Vambe's markets. A number valid in several (a Spanish 612 345 678 is a valid Chilean
-    number too) votes for none: it is counted under "?", so it can keep any country from
+    phone_check sends to (mobile) in exactly one of Vambe's markets. A number valid in
+    several (a Spanish 612 345 678 is a valid Chilean number too) votes for none: it is
+    counted under "?", so it can keep any country from
     holding most of the sample (found by review: Spanish mobiles defaulted to CL)."""
     votes: Counter = Counter()
     for value in values:
@@ -210,8 +211,9 @@ def _api_lines(account: Account | None) -> tuple[list[str], bool]:
     channels = account.channels
     if len(channels) == 1:
         channel = channels[0]
-        return base + [f"phone_id = {_quote(str(channel['id']))}    # your WhatsApp channel"
-                       f" {channel.get('name', '')!s} ({channel.get('phone_number', '')!s})"], True
+        phone_id = (f"phone_id = {_quote(str(channel['id']))}    # your WhatsApp channel"
+                    f" {channel.get('name', '')!s} ({channel.get('phone_number', '')!s})")
+        return [*base, phone_id], True
     listed = [f"#   {channel['id']}: {channel.get('name', '')} ({channel.get('phone_number', '')})"
               for channel in channels]
     say = ("# The account's WhatsApp channels (choose one):" if channels else
@@ -259,6 +261,7 @@ def starter_config(table: Table, account: Account | None = None) -> Starter:
         columns["contact_name"] = parts
         used |= set(columns_of(parts))
     if len(phone_headers) > 1:
+        # Only phone may be several headers ([columns] phone); every other setting is one.
         columns["phone"] = phone_headers  # type: ignore[assignment]
     cells_seen: Counter = Counter()
     if "country" in columns:

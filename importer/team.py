@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .exceptions import LedgerUnreachableError, OutputFolderError
 from .codes import RequestState
+from .exceptions import LedgerUnreachableError, OutputFolderError
 from .ledger import _CLAIM, _PRIOR, Ledger, Policy, Prior, TeamURL
 
 LEASE_SECONDS = 30.0  # a run whose lease is older than this is dead
@@ -77,8 +77,8 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state)",
     "CREATE INDEX IF NOT EXISTS requests_by_send_time ON requests (target, sent_at)",
     "CREATE INDEX IF NOT EXISTS requests_by_run ON requests (run)",
-    "CREATE INDEX IF NOT EXISTS requests_with_messages ON requests (target, sent_at)"
-    " WHERE has_message = 1",
+    ("CREATE INDEX IF NOT EXISTS requests_with_messages ON requests (target, sent_at)"
+     " WHERE has_message = 1"),
     # The account's next free slot and its last slots (seconds since the epoch, by the
     # database's clock).
     """CREATE TABLE IF NOT EXISTS budget (
@@ -222,6 +222,8 @@ class TeamLedger(Ledger):
             raise _database_error(url, error, tail="; nothing was sent") from None
         return connection
 
+    # open and peek take a team ledger's URL only (hence [override]): Ledger.open and Ledger.peek
+    # take either kind of location and call the kind's own.
     @classmethod
     def open(cls, url: TeamURL, *, target: str, folder: Path,  # type: ignore[override]
              policy: Policy = Policy(), origin: str | None = None,
@@ -316,7 +318,7 @@ class TeamLedger(Ledger):
         """The whole batch in one statement (one round trip, not one per key)."""
         if not claims:
             return
-        keys, rows, phones, attempts = (list(column) for column in zip(*claims))
+        keys, rows, phones, attempts = (list(column) for column in zip(*claims, strict=True))
         self._db.execute(_CLAIM_BATCH, (self.target, RequestState.CLAIMED.value, self.folder,
                                         self.origin, self.run_id, now, keys, rows, phones,
                                         attempts))
@@ -384,7 +386,7 @@ class TeamLedger(Ledger):
             found = self._budget_db.execute(
                 "SELECT slot, wait FROM vambe_import_reserve(%s, %s, %s, %s, %s)",
                 (self.target, interval, count, window, horizon)).fetchone()
-        except (*self._errors, OutputFolderError) as error:
+        except self._errors + (OutputFolderError,) as error:
             self.error = self.error or (error if isinstance(error, OutputFolderError)
                                         else self._failure(error, "write"))
             raise self.error from None

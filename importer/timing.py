@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # The longest wait between two tries of a request that never reached the API (503, refused
 # connection): long enough to ride out a deploy or a restart, short enough that a run that
@@ -134,7 +134,7 @@ class ClockSkew:
         except (TypeError, ValueError, IndexError, OverflowError):
             return
         if when.tzinfo is None:  # "-0000" or the asctime form: HTTP dates are always UTC
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         date = when.timestamp()
         low, high = date - received, date + 1 - sent
         if low > self.high or high < self.low:  # a clock was set: what we knew is stale
@@ -152,7 +152,7 @@ class ClockSkew:
 @contextmanager
 def use_clock(replacement: Clock) -> Iterator[Clock]:
     """Wait through ``replacement`` inside the block (tests), then through real time again."""
-    global _clock
+    global _clock  # noqa: PLW0603 - the module's one seam for time, swapped on purpose
     previous, _clock = _clock, replacement
     try:
         yield replacement
@@ -263,4 +263,4 @@ class Pacer:
 
 
 def format_time(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")

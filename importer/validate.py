@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 from urllib.parse import quote
 
 import phonenumbers
@@ -185,6 +185,7 @@ class PhoneNormalizer:
             number = phonenumbers.parse(raw, region)
         except NumberParseException as error:
             return _parse_problem(raw, region, error)
+        assert number.country_code is not None  # parse() sets it, or raises
         _drop_obsolete_mexican_prefix(number)
         read_in = _region_of(number.country_code, region)
         kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not valid
@@ -193,6 +194,7 @@ class PhoneNormalizer:
         if not written_with_plus and region is not None:
             international = self._international_reading(raw)
             if international is not None:
+                assert international.country_code is not None  # a parsed number has one
                 if self.international_without_plus:
                     accepted = self._accepted(raw, _e164(international),
                                               phonenumbers.number_type(international),
@@ -205,8 +207,8 @@ class PhoneNormalizer:
                 return RowProblem(
                     ErrorCode.PHONE_INVALID,
                     f"phone {raw!r} is not a valid {region} number; as {shown} it is a valid"
-                    f" {_region_of(international.country_code, None)} number: write it with + or set"
-                    " [defaults] international_without_plus = true", international=True)
+                    f" {_region_of(international.country_code, None)} number: write it with +"
+                    " or set [defaults] international_without_plus = true", international=True)
         reason = phonenumbers.is_possible_number_with_reason(number)
         hint = _argentine_hint(raw) if read_in == "AR" and not written_with_plus else ""
         if reason in (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH,
@@ -245,8 +247,8 @@ class PhoneNormalizer:
         if fixed and self.classify_lines:
             self.fixed_lines.add(e164)
         if fixed and self.policy == "mobile":
-            argentine = " (an Argentine mobile is +54 9 and its area code, nationally" \
-                " 0 area code 15)" if country_code == 54 else ""
+            argentine = (" (an Argentine mobile is +54 9 and its area code, nationally"
+                         " 0 area code 15)") if country_code == 54 else ""
             return RowProblem(ErrorCode.PHONE_NOT_MOBILE,
                               f"phone {raw!r} ({e164}) is a fixed line in"
                               f" {_region_of(country_code, region)}{argentine}, which WhatsApp"
@@ -288,9 +290,13 @@ def _fits_numbering_plan(number: phonenumbers.PhoneNumber) -> bool:
     """Whether the number fits its country's numbering plan as a whole (libphonenumber's
     general pattern), as a number newer than the data would; "possible" alone checks only
     the length."""
+    assert number.country_code is not None  # a parsed number has one
     region = phonenumbers.region_code_for_country_code(number.country_code)
     metadata = metadata_for(number.country_code, region)
-    pattern = None if metadata is None else metadata.general_desc.national_number_pattern
+    if metadata is None:
+        return True
+    assert metadata.general_desc is not None  # every numbering plan has its general one
+    pattern = metadata.general_desc.national_number_pattern
     return pattern is None or re.fullmatch(pattern, str(number.national_number)) is not None
 
 
@@ -325,11 +331,12 @@ class CountryReader:
     ``+52``) or a name in Spanish or English (``México``, ``Mexico``, ``Perú``, ``Brasil``,
     ``República del Perú``, ``Republic of Peru``, ``Islas Canarias``)."""
 
-    _ALIASES = {"eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES",
-                "estados unidos mexicanos": "MX",
-                # territories written as the country (their numbers are the country's)
-                "canarias": "ES", "islas canarias": "ES", "baleares": "ES",
-                "islas baleares": "ES", "ceuta": "ES", "melilla": "ES"}
+    _ALIASES: ClassVar[dict[str, str]] = {
+        "eeuu": "US", "ee uu": "US", "usa": "US", "uk": "GB", "espana": "ES",
+        "estados unidos mexicanos": "MX",
+        # territories written as the country (their numbers are the country's)
+        "canarias": "ES", "islas canarias": "ES", "baleares": "ES",
+        "islas baleares": "ES", "ceuta": "ES", "melilla": "ES"}
     # Official names in Spanish: "República del Perú", "Estado Plurinacional de Bolivia".
     _OFFICIAL = re.compile(r"^(republica|estado plurinacional|reino|principado|mancomunidad"
                            r"|estado|confederacion)( (de|del))?( (la|las|los|el))? ")
@@ -393,6 +400,7 @@ def _obsolete_mexican(e164: str) -> bool:
 
 def _drop_obsolete_mexican_prefix(number: phonenumbers.PhoneNumber) -> None:
     """``+52 1 55 1234 5678`` has been ``+52 55 1234 5678`` since 2019."""
+    assert number.national_number is not None  # a parsed number has one
     if number.country_code == 52 and 10**10 <= number.national_number < 2 * 10**10:
         number.national_number -= 10**10
 
@@ -438,11 +446,13 @@ class StageResolver:
             return cell  # validate without a key: resolved against the account at run time
         if is_uuid(cell):
             if not self.exists(cell):
-                raise RowProblem(ErrorCode.STAGE_UNKNOWN, f"stage {cell} is not in the account's pipelines")
+                raise RowProblem(ErrorCode.STAGE_UNKNOWN,
+                                 f"stage {cell} is not in the account's pipelines")
             return cell
         matches = self._by_name.get(_fold(cell), [])
         if not matches:
-            raise RowProblem(ErrorCode.STAGE_UNKNOWN, f"no stage named {cell!r} in the account's pipelines")
+            raise RowProblem(ErrorCode.STAGE_UNKNOWN,
+                             f"no stage named {cell!r} in the account's pipelines")
         if len(set(matches)) > 1:
             raise RowProblem(ErrorCode.STAGE_AMBIGUOUS,
                 f"stage name {cell!r} is in more than one pipeline; write 'Pipeline / Stage'"
@@ -469,7 +479,8 @@ def _check_template_variable(column: str, value: str | None) -> None:
     for bad, what in (("\n", "a line break"), ("\r", "a line break"), ("\t", "a tab")):
         if bad in value:
             raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
-                             f"the template variable {column!r} holds {what}, which WhatsApp refuses")
+                             f"the template variable {column!r} holds {what}, which WhatsApp"
+                             " refuses")
     if _LONG_SPACE_RUN.search(value):
         raise RowProblem(ErrorCode.TEMPLATE_VARIABLE_INVALID,
                          f"the template variable {column!r} holds more than four spaces in a"
@@ -532,8 +543,8 @@ class OptOuts:
         unreadable = []
         for row, column, raw in cells:
             if raw == UNCALCULATED:
-                unreadable.append((row, column, "a formula Excel never calculated (open the"
-                                                " file in Excel and save it again)"))
+                unreadable.append((row, column, ("a formula Excel never calculated (open the"
+                                                 " file in Excel and save it again)")))
                 continue
             phone = self._lenient.normalize(raw, self._lenient.country)
             if isinstance(phone, RowProblem):
@@ -582,8 +593,10 @@ class Validator:
         """``within_file = "last"``, once every row is checked: (row, last row) for each row
         whose phone a later row holds (the last one is sent; the others are duplicates)."""
         last = self._last_row_of_phone
-        for row, phone in zip(self._earlier_rows, self._earlier_phones):
-            yield row, last.get(f"+{phone}")
+        for row, phone in zip(self._earlier_rows, self._earlier_phones, strict=True):
+            last_row = last.get(f"+{phone}")
+            assert last_row is not None  # _repeated_row stored it before setting this row aside
+            yield row, last_row
 
     def check(self, row: MappedRow) -> CheckedRow:
         """The row's verdict, with the phone as written, its column and the name, for
@@ -633,7 +646,8 @@ class Validator:
                                         " never contacted")
         repeated = self._repeated_row(phone, row.number)
         if repeated is not None:
-            return CheckedRow(row.number, RowStatus.DUPLICATE, phone, error_code=ErrorCode.DUPLICATE_PHONE,
+            return CheckedRow(row.number, RowStatus.DUPLICATE, phone,
+                              error_code=ErrorCode.DUPLICATE_PHONE,
                               error=f"same phone as row {repeated}")
         if others and self.policy == "first":  # rows [A, B] and [B, A] were both sent
             for _, other in others:
@@ -676,9 +690,12 @@ class Validator:
     def _template_request(self, row: MappedRow, phone: str, stage_id: str) -> TicketRequest:
         """A template with several variables, through Vambe's template endpoint: the values
         in order, the contact's metadata as meta_data (no ticket metadata: it takes none)."""
+        message = self.config.message
+        # config.template_endpoint: [message] variables is set, so the mapping read them.
+        assert message is not None and row.variables is not None
         if not row.template_id:
             raise RowProblem(ErrorCode.TEMPLATE_MISSING,
-                             f"the template column {self.config.message.template_column!r} is"
+                             f"the template column {message.template_column!r} is"
                              " empty and [message] template_id is not set")
         for name, value in row.variables:
             _check_template_variable(name, value)
@@ -724,20 +741,22 @@ class Validator:
         config = self.config
         if row.stage:
             stage_id = self.stages.resolve(row.stage)
-        else:
+        elif config.defaults.stage_id is not None:
             stage_id = config.defaults.stage_id
-            if stage_id is None:
-                raise RowProblem(ErrorCode.STAGE_MISSING, "stage is empty and [defaults] stage_id is not set")
+        else:
+            raise RowProblem(ErrorCode.STAGE_MISSING,
+                             "stage is empty and [defaults] stage_id is not set")
         if row.emails:
             row = row._replace(email=_first_email(row.emails))
         elif row.email:
             problem = email_problem(row.email)
             if problem is not None:
-                raise RowProblem(ErrorCode.EMAIL_INVALID, f"email {row.email!r} is not valid: {problem}")
+                raise RowProblem(ErrorCode.EMAIL_INVALID,
+                                 f"email {row.email!r} is not valid: {problem}")
         if row.empty_placeholders:
             names = ", ".join(repr(name) for name in row.empty_placeholders)
-            raise RowProblem(ErrorCode.PLACEHOLDER_EMPTY, f"the message needs {names}, which is empty in this row"
-            )
+            raise RowProblem(ErrorCode.PLACEHOLDER_EMPTY,
+                             f"the message needs {names}, which is empty in this row")
         message = config.message
         if config.template_endpoint:
             return self._template_request(row, phone, stage_id)

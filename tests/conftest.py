@@ -174,8 +174,9 @@ def write_config(tmp_path: Path):
         sections = base_sections(url)
         for section, values in changes.items():
             if values is not None and section in sections and isinstance(values, dict):
-                values = {**sections[section], **values}
-            sections[section] = values
+                sections[section] = {**sections[section], **values}
+            else:
+                sections[section] = values
         path = tmp_path / name
         path.write_text(config_text(sections), encoding="utf-8")
         return path
@@ -204,10 +205,9 @@ def write_csv(tmp_path: Path):
 
 def people(count: int, start: int = 0) -> list[list[str]]:
     """A header and ``count`` valid rows of name, phone and email."""
-    rows = [["Nombre", "Teléfono", "Correo"]]
-    for n in range(start, start + count):
-        rows.append([f"Cliente {n}", PHONES[n], f"cliente{n}@example.com"])
-    return rows
+    return [["Nombre", "Teléfono", "Correo"]] + [
+        [f"Cliente {n}", PHONES[n], f"cliente{n}@example.com"]
+        for n in range(start, start + count)]
 
 
 @pytest.fixture

@@ -83,7 +83,8 @@ class PostgresServer:
         the cluster too."""
         subprocess.run(self._command(str(self._bin / "pg_ctl"), "-D", str(self.folder / "data"),
                                      "-m", "immediate", "-w", "stop"),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+                       check=False)
         if remove:
             shutil.rmtree(self.folder, ignore_errors=True)
 

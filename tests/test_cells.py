@@ -29,10 +29,10 @@ def test_letters_in_a_phone_are_refused_never_dialled(write_config, write_csv, i
     source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", "+56 9 CASA 1234", ""],
                         ["Luis", "9 8765 4321 ext 2", ""]])
     assert _verdicts(invoke, write_config, source, tmp_path) == [
-        ("invalid", "phone_invalid", "phone '+56 9 CASA 1234' holds letters: write the number in"
-                                     " digits (letters are never turned into digits)"),
-        ("invalid", "phone_invalid", "phone '9 8765 4321 ext 2' holds letters: write the number"
-                                     " in digits (letters are never turned into digits)")]
+        ("invalid", "phone_invalid", ("phone '+56 9 CASA 1234' holds letters: write the number in"
+                                      " digits (letters are never turned into digits)")),
+        ("invalid", "phone_invalid", ("phone '9 8765 4321 ext 2' holds letters: write the number"
+                                      " in digits (letters are never turned into digits)"))]
 
 
 @pytest.mark.parametrize("value", ["#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!",
@@ -43,8 +43,8 @@ def test_excel_error_values_in_used_cells_refuse_the_row(write_config, write_csv
     source = write_csv([["Nombre", "Teléfono", "Correo", "Nota"], [value, PHONES[0], "", ""],
                         ["Luis", PHONES[1], "", value]])
     assert _verdicts(invoke, write_config, source, tmp_path) == [
-        ("invalid", "cell_error", f"column 'Nombre' holds the Excel error {value}: fix the"
-                                  " formula"),
+        ("invalid", "cell_error", (f"column 'Nombre' holds the Excel error {value}: fix the"
+                                   " formula")),
         ("valid", "", "")]
 
 
@@ -62,10 +62,10 @@ def test_xlsx_error_cells_and_formulas_without_a_value(write_config, invoke, tmp
     sheet.append(["Eva", PHONES[2], None])
     workbook.save(source)
     assert _verdicts(invoke, write_config, source, tmp_path) == [
-        ("invalid", "cell_error", "column 'Teléfono' holds a formula without a value: open the"
-                                  " file in Excel and save it again"),
-        ("invalid", "cell_error", "column 'Nombre' holds the Excel error #DIV/0!: fix the"
-                                  " formula"),
+        ("invalid", "cell_error", ("column 'Teléfono' holds a formula without a value: open the"
+                                   " file in Excel and save it again")),
+        ("invalid", "cell_error", ("column 'Nombre' holds the Excel error #DIV/0!: fix the"
+                                   " formula")),
         ("valid", "", "")]
 
 
@@ -75,8 +75,8 @@ def test_a_cell_over_64_kib_refuses_its_row_in_csv_and_xlsx(write_config, write_
     long = "a" * 70_000
     source = write_csv([["Nombre", "Teléfono", "Correo"], [long, PHONES[0], ""],
                         ["Luis", PHONES[1], ""]])
-    expected = [("invalid", "cell_too_long", "column 'Nombre' holds 70,000 characters, more"
-                                             " than 64 KiB: not data anyone meant to send"),
+    expected = [("invalid", "cell_too_long", ("column 'Nombre' holds 70,000 characters, more"
+                                              " than 64 KiB: not data anyone meant to send")),
                 ("valid", "", "")]
     assert _verdicts(invoke, write_config, source, tmp_path) == expected
     # Excel stops at 32,767 characters a cell (openpyxl truncates to that on writing), so a
@@ -195,7 +195,8 @@ def test_misspelt_sections_and_settings_get_a_suggestion(write_config, write_csv
     path.write_text(text, encoding="utf-8")
     source = write_csv(people(1))
     result = invoke("validate", source, "--config", path, api_key=None)
-    assert result.stderr == "Error: config.toml: [colums]: unknown section; did you mean [columns]?\n"
+    assert result.stderr == ("Error: config.toml: [colums]: unknown section; did you mean"
+                             " [columns]?\n")
     typo = write_config(api={"rate_limit_per_secnd": 5})
     result = invoke("validate", source, "--config", typo, api_key=None)
     assert result.stderr == ("Error: config.toml: [api] rate_limit_per_secnd: unknown setting;"
@@ -223,8 +224,8 @@ def test_a_country_column_reads_each_row_in_its_own_country(write_config, write_
         "+51987654321"]
     assert verdicts[6] == ("invalid", "phone_too_short", "phone '9 8765 4321' is too short for CO")
     assert verdicts[7] == ("invalid", "country_unknown",
-                           "country 'Narnia' is not one I can read: write an ISO code (MX), a"
-                           " dialing code (+52) or a name (México)")
+                           ("country 'Narnia' is not one I can read: write an ISO code (MX), a"
+                            " dialing code (+52) or a name (México)"))
 
 
 def test_international_reading_is_refused_unless_the_setting_says(sandbox, write_config,
@@ -261,9 +262,9 @@ def test_the_possible_hint_only_where_it_helps(write_config, write_csv, invoke, 
     assert verdicts[0] == ("invalid", "phone_invalid",
                            "phone '(55) 5678-9012' (+565556789012) is not a valid number for CL")
     assert verdicts[1] == ("invalid", "phone_invalid",
-                           "phone '+56 9 1234 5678' (+56912345678) is not a valid number for CL"
-                           ' (if your numbers are newer than the phone data, set [defaults]'
-                           ' phone_check = "possible")')
+                           ("phone '+56 9 1234 5678' (+56912345678) is not a valid number for CL"
+                            ' (if your numbers are newer than the phone data, set [defaults]'
+                            ' phone_check = "possible")'))
 
 
 def test_mexican_local_mobile_prefixes_044_and_045(write_config, write_csv, invoke, tmp_path):
@@ -297,15 +298,15 @@ def test_mobile_check_refuses_fixed_lines_and_validate_counts_them(write_config,
                   api_key=None)
     assert "2 rows hold fixed-line numbers" in last.stdout
     assert [(r["status"], r["error_code"], r["error"]) for r in read_results(tmp_path / "m")] == [
-        ("invalid", "phone_not_mobile", "phone '(601) 2345678' (+576012345678) is a fixed line"
-                                        " in CO, which WhatsApp rarely reaches; [defaults]"
-                                        ' phone_check = "valid" sends to fixed lines'),
+        ("invalid", "phone_not_mobile", ("phone '(601) 2345678' (+576012345678) is a fixed line"
+                                         " in CO, which WhatsApp rarely reaches; [defaults]"
+                                         ' phone_check = "valid" sends to fixed lines')),
         ("valid", "", ""),
-        ("invalid", "phone_not_mobile", "phone '+54 11 2345 6789' (+541123456789) is a fixed"
-                                        " line in AR (an Argentine mobile is +54 9 and its area"
-                                        " code, nationally 0 area code 15), which WhatsApp"
-                                        ' rarely reaches; [defaults] phone_check = "valid" sends'
-                                        " to fixed lines")]
+        ("invalid", "phone_not_mobile", ("phone '+54 11 2345 6789' (+541123456789) is a fixed"
+                                         " line in AR (an Argentine mobile is +54 9 and its area"
+                                         " code, nationally 0 area code 15), which WhatsApp"
+                                         ' rarely reaches; [defaults] phone_check = "valid" sends'
+                                         " to fixed lines"))]
 
 
 def test_init_says_when_the_sample_spans_several_countries(invoke, tmp_path, write_csv):
@@ -443,9 +444,10 @@ def test_numbers_nobody_is_a_customer_on_are_refused_under_every_policy(
                                    " number in AR: no customer is reached on it")
 
 
-@pytest.mark.parametrize("cell, region", [
-    ("PER", "PE"), ("MEX", "MX"), ("Sur", None), ("Can", None), ("República del Perú", "PE"), ("Republica del Peru", "PE"),
-    ("Republic of Peru", "PE"), ("Estados Unidos Mexicanos", "MX"), ("Islas Canarias", "ES"),
+@pytest.mark.parametrize(("cell", "region"), [
+    ("PER", "PE"), ("MEX", "MX"), ("Sur", None), ("Can", None), ("República del Perú", "PE"),
+    ("Republica del Peru", "PE"), ("Republic of Peru", "PE"), ("Estados Unidos Mexicanos", "MX"),
+    ("Islas Canarias", "ES"),
     ("Canarias", "ES"), ("Estado Plurinacional de Bolivia", "BO"), ("Puerto Rico", "PR"),
     ("Narnia", None), ("XYZ", None)])
 def test_iso_3_codes_official_names_and_territories_are_countries(cell, region):

@@ -148,12 +148,16 @@ def test_quick_start_has_exactly_the_two_commands():
     quick_start = section(README, "Quick start")
     commands = [block.strip() for block in code_blocks(quick_start, "sh")]
     assert commands == [
-        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m"
-        " pytest -q && .venv/bin/python -m pytest -q -m browser -n 0",
-        ".venv/bin/vambe-import run sample_data/campana_noviembre.csv --config config.example.toml --sandbox",
+        ("python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
+         " && .venv/bin/python -m pytest -q && .venv/bin/python -m pytest -q -m browser -n 0"),
+        (".venv/bin/vambe-import run sample_data/campana_noviembre.csv"
+         " --config config.example.toml --sandbox"),
     ]
+    # CI installs as the quick start does, runs ruff and mypy, then the same test command.
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert commands[0] in ci
+    parts = commands[0].split(" && ")
+    install, tests = " && ".join(parts[:2]), " && ".join(parts[2:])
+    assert install in ci and tests in ci and ci.index(install) < ci.index(tests)
 
 
 def test_the_quick_start_and_validate_examples_are_what_they_print(invoke, tmp_path):
@@ -236,9 +240,9 @@ def test_every_relative_link_resolves():
             elif anchor and file.suffix == ".md" and anchor not in anchors(
                     file.read_text(encoding="utf-8")):
                 broken.append(f"{name}: {link} (no such heading)")
-        for mention in re.findall(r"(?<![\w.])((?:\.\./)+[\w./-]+)", text):
-            if not (path.parent / mention).resolve().is_relative_to(ROOT):
-                broken.append(f"{name}: {mention} (outside the repository)")
+        broken.extend(f"{name}: {mention} (outside the repository)"
+                      for mention in re.findall(r"(?<![\w.])((?:\.\./)+[\w./-]+)", text)
+                      if not (path.parent / mention).resolve().is_relative_to(ROOT))
     assert broken == []
 
 

@@ -184,13 +184,12 @@ def big_workbook(tmp_path_factory) -> Path:
     def row(number: int, *texts: str) -> str:
         return f'<row r="{number}">' + "".join(
             f'<c r="{column}{number}" t="inlineStr"><is><t>{text}</t></is></c>'
-            for column, text in zip("ABC", texts)) + "</row>"
+            for column, text in zip("ABC", texts, strict=False)) + "</row>"
 
     sheet = ['<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">',
              "<sheetData>", row(1, "Nombre", "Teléfono", "Nota")]
-    for number in range(2, BIG_ROWS + 2):
-        sheet.append(row(number, f"Cliente {number}", f"+56 9 8{number:07d}",
-                         rng.randbytes(24).hex()))
+    sheet.extend(row(number, f"Cliente {number}", f"+56 9 8{number:07d}",
+                     rng.randbytes(24).hex()) for number in range(2, BIG_ROWS + 2))
     sheet.append("</sheetData></worksheet>")
     path = folder / "big.xlsx"
     with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as target:

@@ -323,11 +323,11 @@ def test_an_unexpected_error_while_sending_stops_the_run_never_hangs(sandbox, wr
     ({"base_url": "https://api.vambe.ai:70000"},
      "[api] base_url: has a port outside 1-65535: 'https://api.vambe.ai:70000'"),
     ({"base_url": "https://api.vambe.ai\n.evil"},
-     "[api] base_url: must be a URL without spaces or control characters, got"
-     " 'https://api.vambe.ai\\n.evil'"),
+     ("[api] base_url: must be a URL without spaces or control characters, got"
+      " 'https://api.vambe.ai\\n.evil'")),
     ({"rate_limit_per_second": 5e-324},
-     "[api] rate_limit_per_second: must be 0 (no pacing) or at least 0.001 requests per"
-     " second, got 5e-324"),
+     ("[api] rate_limit_per_second: must be 0 (no pacing) or at least 0.001 requests per"
+      " second, got 5e-324")),
     ({"rate_limit_per_second": "5"}, "[api] rate_limit_per_second: Input should be a valid number"),
     ({"max_concurrency": True}, "[api] max_concurrency: Input should be a valid integer"),
     ({"timeout_seconds": "30"}, "[api] timeout_seconds: Input should be a valid number"),

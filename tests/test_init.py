@@ -25,7 +25,8 @@ def test_starter_config_for_the_sample_runs_unchanged(invoke, tmp_path, fake_clo
     config = tomllib.loads(text)
     assert config["columns"] == {"phone": "Teléfono", "contact_name": "Nombre",
                                  "email": "Correo"}
-    assert ('# stage = "Etapa"    # not mapped: its values (\'550e8400-e29b-41d4-a716-446655440001\','
+    assert ('# stage = "Etapa"    # not mapped: its values'
+            " ('550e8400-e29b-41d4-a716-446655440001',"
             " 'Contactado', 'Nuevo') can be checked against the account's stages only with"
             " VAMBE_API_KEY set; uncomment if they are stage names or IDs") in text
     assert config["defaults"]["country"] == "CL"
@@ -133,7 +134,7 @@ def test_a_shopify_export_gets_both_phones_both_name_parts_and_no_guessed_countr
         "Ana Pérez", "Luis Soto", "Eva Ruiz", "Juan Gil"}
 
 
-@pytest.mark.parametrize("name, expected", [
+@pytest.mark.parametrize(("name", "expected"), [
     ("shopify_customers.csv", [("sent", "")] * 7 + [
         ("invalid", "phone_missing"), ("invalid", "not_a_personal_number"),
         ("invalid", "phone_invalid"), ("invalid", "phone_damaged"),
@@ -174,8 +175,8 @@ def test_init_reaches_nobody_else_and_guesses_no_country_it_cannot_know(write_cs
                         name="es.csv")
     made = invoke("init", spanish, "-o", "es.toml", api_key=None)
     assert "No default country" in made.stdout
-    mixed = write_csv([["Phone", "Country"]] + [["202 555 01%02d" % n, "US"] for n in range(3)]
-                      + [["81 1234 56%02d" % n, ""] for n in range(7)], name="mx.csv")
+    mixed = write_csv([["Phone", "Country"]] + [[f"202 555 01{n:02d}", "US"] for n in range(3)]
+                      + [[f"81 1234 56{n:02d}", ""] for n in range(7)], name="mx.csv")
     made = invoke("init", mixed, "-o", "mx.toml", api_key=None)
     defaults = tomllib.loads((tmp_path / "mx.toml").read_text(encoding="utf-8"))["defaults"]
     assert defaults.get("country") == "MX", made.output

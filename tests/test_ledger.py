@@ -15,8 +15,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from .conftest import (PHONES, STAGE_NEW, people, read_errors, read_results, start_run,
-                       wait_until)
+from .conftest import PHONES, STAGE_NEW, people, read_errors, read_results, start_run, wait_until
 
 
 @pytest.fixture(params=["file", "team"])
@@ -92,7 +91,7 @@ def test_two_runs_into_different_folders_send_each_customer_once(make_sandbox, w
             ["duplicate", "sent"], ["sent", "skipped"]), (a, b)
         held = a if a["status"] != "sent" else b
         assert held["error_code"] in ("sent_before", "in_progress")
-    for name, process in zip("ab", runs):
+    for name, process in zip("ab", runs, strict=True):
         # exit 0 only when every row was sent or is a duplicate of one that was
         assert process.returncode == (5 if _statuses(tmp_path / name)["skipped"] else 0)
 

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import stat
 from collections import Counter
+from datetime import UTC
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def test_the_chart_counts_the_journals_requests_second_by_second(
     spans = [tuple(int(part.split()[0]) if "min" not in part else None
                    for part in row[0].split("\u2013")) for row in rows]
     assert all(None not in span for span in spans)  # a short run: spans in whole seconds
-    for (first, last), row in zip(spans, rows):
+    for (first, last), row in zip(spans, rows, strict=True):
         counted = sum(per_second[second] for second in range(first, last))
         assert _number(row[1]) == counted
         assert _number(row[2]) == max(per_second[second] for second in range(first, last))
@@ -154,8 +155,8 @@ def test_report_of_a_folder_without_a_run_is_one_line(invoke, tmp_path):
     (tmp_path / "vacia").mkdir()
     result = invoke("report", "--out", tmp_path / "vacia", api_key=None)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {tmp_path / 'vacia'} holds no run (no journal): nothing to" \
-                            " report\n"
+    assert result.stderr == (f"Error: {tmp_path / 'vacia'} holds no run (no journal): nothing"
+                             " to report\n")
 
 
 def test_a_folder_of_the_earlier_release_gets_a_page(invoke, tmp_path):
@@ -188,7 +189,7 @@ def test_validate_writes_a_page_with_what_would_be_sent(sandbox, write_config, w
 def test_the_page_stays_small_whatever_the_run(size, tmp_path):
     """Hours of requests still make a page of a few tens of KB (a pixel column holds many
     seconds; a table holds at most 24 intervals)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from importer.codes import ExitCode
     from importer.page import RowTally, RunFacts, build_page
@@ -199,7 +200,7 @@ def test_the_page_stays_small_whatever_the_run(size, tmp_path):
     tally = RowTally()
     for n in range(size):
         tally.add("sent", "", "", n + 2, PHONES[n % 50], "CL")
-    began = datetime.fromtimestamp(start, timezone.utc)
+    began = datetime.fromtimestamp(start, UTC)
     facts = RunFacts("run", "x.csv", None, "acct", None, "out", None, 2.0, began,
                      began + timedelta(seconds=size / 2), ExitCode.OK, None,
                      {"sent": size}, requests, [(start + 10, start + 20)])

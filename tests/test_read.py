@@ -94,7 +94,8 @@ def test_xlsx_sheet_option_and_unknown_sheet(sandbox, write_config, invoke, tmp_
     config = write_config(sandbox.url)
     missing = invoke("run", source, "--config", config, "--sheet", "Ventas")
     assert missing.exit_code == 2
-    assert missing.stderr == "Error: libro.xlsx: no sheet named 'Ventas' (sheets: Notas, Clientes)\n"
+    assert missing.stderr == ("Error: libro.xlsx: no sheet named 'Ventas' (sheets: Notas,"
+                              " Clientes)\n")
     result = invoke("run", source, "--config", config, "--sheet", "Clientes")
     assert result.exit_code == 0, result.output
     assert sandbox.state.ticket_bodies()[0]["to_phone_number"] == PHONES[5]
@@ -113,11 +114,16 @@ def test_blank_rows_are_ignored_and_rows_keep_spreadsheet_numbers(write_config, 
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("vacio.csv", b"", "vacio.csv: the file is empty"),
     ("solo.csv", "Nombre,Teléfono,Correo\r\n".encode(), "solo.csv: no data rows below the header"),
-    ("libro.csv", b"PK\x03\x04 zipped", "libro.csv: looks like an XLSX workbook, not a CSV; name it .xlsx"),
-    ("datos.xlsx", b"Nombre,Telefono\n", "datos.xlsx: not an XLSX workbook (is it a CSV renamed .xlsx?)"),
-    ("viejo.xls", b"\xd0\xcf\x11\xe0", "viejo.xls: an old Excel 97-2003 workbook: save it as .xlsx or .csv"),
-    ("hoja.ods", b"PK\x03\x04 zipped", "hoja.ods: an OpenDocument spreadsheet: save it as .xlsx or .csv"),
-    ("hoja.numbers", b"PK\x03\x04 zipped", "hoja.numbers: an Apple Numbers file: save it as .xlsx or .csv"),
+    ("libro.csv", b"PK\x03\x04 zipped",
+     "libro.csv: looks like an XLSX workbook, not a CSV; name it .xlsx"),
+    ("datos.xlsx", b"Nombre,Telefono\n",
+     "datos.xlsx: not an XLSX workbook (is it a CSV renamed .xlsx?)"),
+    ("viejo.xls", b"\xd0\xcf\x11\xe0",
+     "viejo.xls: an old Excel 97-2003 workbook: save it as .xlsx or .csv"),
+    ("hoja.ods", b"PK\x03\x04 zipped",
+     "hoja.ods: an OpenDocument spreadsheet: save it as .xlsx or .csv"),
+    ("hoja.numbers", b"PK\x03\x04 zipped",
+     "hoja.numbers: an Apple Numbers file: save it as .xlsx or .csv"),
 ])
 def test_unreadable_inputs_are_one_line_errors(write_config, invoke, tmp_path, name, content,
                                                message):

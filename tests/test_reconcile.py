@@ -207,7 +207,7 @@ def test_a_request_past_its_deadline_is_unknown_and_reconcile_settles_it(make_sa
 # ---------------------------------------------------------------- clocks (issue 20, item 2)
 
 
-@pytest.mark.parametrize("ours, accounts", [(-3600, 0), (3600, 0), (0, 3600), (0, -3600)],
+@pytest.mark.parametrize(("ours", "accounts"), [(-3600, 0), (3600, 0), (0, 3600), (0, -3600)],
                          ids=["machine-behind", "machine-ahead", "account-ahead",
                               "account-behind"])
 def test_reconcile_judges_in_the_accounts_clock_whatever_the_skew(

@@ -119,13 +119,13 @@ def test_connection_refused_is_retried_then_failed(make_sandbox, write_config, w
 
 
 @pytest.mark.parametrize(("faults", "timeout", "error"), [
-    ({"fail_500": 1.0}, 30, "API error (HTTP 500) after receiving the request: the ticket may"
-                            " exist: Internal server error"),
+    ({"fail_500": 1.0}, 30, ("API error (HTTP 500) after receiving the request: the ticket may"
+                            " exist: Internal server error")),
     ({"drop": 1.0}, 30, "connection lost after sending"),
     # The deadline ten times shorter than the answer: however late a loaded machine fires
     # it, it fires first (a 0.3 s deadline against a drop once fired before the drop).
-    ({"latency": 3.0}, 0.3, "no complete answer within 0.3 s after sending: the ticket may"
-                            " exist"),
+    ({"latency": 3.0}, 0.3, ("no complete answer within 0.3 s after sending: the ticket may"
+                            " exist")),
 ])
 def test_unknown_outcomes_are_never_retried(make_sandbox, write_config, write_csv, invoke,
                                             tmp_path, faults, timeout, error):

@@ -55,7 +55,8 @@ def test_reports_have_exact_columns_and_every_row(sandbox, write_config, write_c
     assert set(summary) >= {"started_at", "finished_at", "elapsed_seconds"}
     assert result.stdout == (
         "3 rows: 1 sent, 1 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped\n"
-        "Reports: informe/results.csv, informe/errors.csv, informe/summary.json, informe/report.html\n"
+        "Reports: informe/results.csv, informe/errors.csv, informe/summary.json,"
+        " informe/report.html\n"
         f"Ledger: {ledger}\n"
         "Invalid and failed rows are in informe/errors.csv: fix and import it again (rows"
         " already sent are never sent again); failed and skipped rows are also retried by"
@@ -107,16 +108,20 @@ def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"api": {"phone_id": "abc"}},
-     "[api] phone_id: must be the numeric WhatsApp Business phone ID, got 'abc' (for a WhatsApp"
-     ' Web connection, channel = "web-whatsapp")'),
+     ("[api] phone_id: must be the numeric WhatsApp Business phone ID, got 'abc' (for a WhatsApp"
+      ' Web connection, channel = "web-whatsapp")')),
     ({"api": {"speed": 3}}, "[api] speed: unknown setting"),
-    ({"defaults": {"stage_id": "etapa-1"}}, "[defaults] stage_id: must be a stage UUID, got 'etapa-1'"),
+    ({"defaults": {"stage_id": "etapa-1"}},
+     "[defaults] stage_id: must be a stage UUID, got 'etapa-1'"),
     ({"columns": {"email": "E-mail"}},
-     "[columns] email: column 'E-mail' is not in clientes.csv (its columns: 'Nombre', 'Teléfono', 'Correo')"),
+     ("[columns] email: column 'E-mail' is not in clientes.csv (its columns: 'Nombre',"
+      " 'Teléfono', 'Correo')")),
     ({"message": {"content": "Hola {Apodo}!"}},
-     "[message] content: column 'Apodo' is not in clientes.csv (its columns: 'Nombre', 'Teléfono', 'Correo')"),
+     ("[message] content: column 'Apodo' is not in clientes.csv (its columns: 'Nombre',"
+      " 'Teléfono', 'Correo')")),
     ({"message": {"content": "Hola {Nombre!"}},
-     "[message] content: unbalanced or empty brace at character 6 (write {{ or }} for a literal brace)"),
+     ("[message] content: unbalanced or empty brace at character 6 (write {{ or }} for a"
+      " literal brace)")),
     ({"api": {"channel": "sms"}}, "[api] channel: Input should be 'whatsapp' or 'web-whatsapp'"),
     ({"columns": {"phone": None}}, "[columns] phone: required setting is missing"),
     ({"api": {"rate_limit_per_second": -1}},
@@ -124,8 +129,8 @@ def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):
     ({"defaults": {"country": "Chile"}},
      "[defaults] country: must be a two-letter country code such as CL or MX, got 'Chile'"),
     ({"api": {"api_key": "secret"}},
-     "[api] api_key: the key is read from the VAMBE_API_KEY environment variable, never from"
-     " the config; remove it from the file"),
+     ("[api] api_key: the key is read from the VAMBE_API_KEY environment variable, never from"
+      " the config; remove it from the file")),
 ])
 def test_config_errors_name_the_setting(sandbox, write_config, write_csv, invoke, changes, message):
     """Every config mistake stops before sending with one line naming the setting, exit 2."""
@@ -217,7 +222,8 @@ def test_sandbox_flag_runs_the_sample_without_account(invoke, fake_clock):
     result = invoke("run", ROOT / "sample_data" / "campana_noviembre.csv", "--config",
                     ROOT / "config.example.toml", "--sandbox", api_key=None)
     assert result.exit_code == 1, result.output
-    assert "45 rows: 35 sent, 9 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped" in result.stdout
+    assert ("45 rows: 35 sent, 9 invalid, 1 duplicate, 0 failed, 0 unknown, 0 skipped"
+            in result.stdout)
     assert ("Sandbox received 36 requests (1 look-up: stages, contacts) and opened 35 tickets"
             " for 35 contacts.") in result.stdout
 
@@ -297,7 +303,8 @@ def test_stages_lists_pipelines_as_a_table_and_as_json(sandbox, write_config, in
     listed = json.loads(invoke("stages", "--config", config, "--json").stdout)
     assert [stage["name"] for stage in listed[1]["stages"]] == ["Nuevo", "Resuelto"]
     refused = invoke("stages", "--config", config, api_key="wrong")
-    assert refused.exit_code == 3 and refused.stderr.startswith("Error: API key rejected (HTTP 401)")
+    assert refused.exit_code == 3
+    assert refused.stderr.startswith("Error: API key rejected (HTTP 401)")
     assert invoke("stages", "--config", config, api_key=None).exit_code == 2
 
 
@@ -335,7 +342,8 @@ def test_xlsx_input_also_gets_errors_xlsx_typed_as_text(sandbox, write_config, i
 
 def test_web_whatsapp_channel_uses_its_endpoint_slowly(sandbox, write_config, write_csv, invoke,
                                                        fake_clock):
-    """``channel = "web-whatsapp"``: string phone ID, its own endpoint, a slow default, a warning."""
+    """``channel = "web-whatsapp"``: string phone ID, its own endpoint, a slow default, a
+    warning."""
     from .conftest import people
 
     config = write_config(sandbox.url, api={"channel": "web-whatsapp", "phone_id": "phone_sandbox",
@@ -365,7 +373,8 @@ def test_web_whatsapp_refuses_templates_at_config_time(write_config, write_csv, 
 
 
 def test_sandbox_command_serves_until_ctrl_c(tmp_path):
-    """``vambe-import sandbox`` serves the API on the given port with faults, and stops on Ctrl-C."""
+    """``vambe-import sandbox`` serves the API on the given port with faults, and stops on
+    Ctrl-C."""
     import signal
     import socket
     import subprocess

@@ -106,7 +106,7 @@ HAND_WRITTEN = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <x:row r="5"><x:c r="A5"><x:f>B5*2</x:f></x:c><x:c r="B5"><x:f>1+1</x:f><x:v>2</x:v></x:c>
 <x:c r="C5" t="str"><x:f>A1</x:f><x:v></x:v></x:c><x:c r="D5"/></x:row>
 <x:row r="7.0"><x:c r="A7"><x:v>5.69123E+10</x:v></x:c><x:c r="B7" t="inlineStr"/></x:row>
-</x:sheetData></x:worksheet>"""
+</x:sheetData></x:worksheet>"""  # noqa: E501 - a worksheet as Excel writes it, line breaks and all
 
 
 def _with_sheet_xml(tmp_path: Path, xml: str, strings: str | None = None) -> Path:
@@ -138,7 +138,7 @@ STRINGS = """<?xml version="1.0" encoding="UTF-8"?>
 <si><r><t>Nom</t></r><r><rPr><b/></rPr><t xml:space="preserve">bre </t></r><rPh sb="0" eb="1"><t>no</t></rPh></si>
 <si><t>a_x005F_x000D_b &amp; &lt;c&gt;</t></si>
 <si><t/></si>
-</sst>"""
+</sst>"""  # noqa: E501 - shared strings as Excel writes them, line breaks and all
 SHARED = """<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
 <row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>
 <row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2" t="s"><v>3</v></c></row>
@@ -170,7 +170,7 @@ SHEET_OF = ('<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2
             '<sheetData><row r="1">{}</row></sheetData></worksheet>')
 
 
-@pytest.mark.parametrize("xml, problem", [
+@pytest.mark.parametrize(("xml", "problem"), [
     ('<!DOCTYPE x [<!ENTITY a "aaaa">]><worksheet/>', "declares a DTD"),
     ("<worksheet><sheetData><row>", "not well-formed XML"),
     (SHEET_OF.format('<c r="A1" t="s"><v>99</v></c>'), "cell A1 holds '99'"),

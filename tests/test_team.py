@@ -7,6 +7,7 @@ tested against both in tests/test_ledger.py; these are what only a team ledger h
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from importer.exceptions import LedgerUnreachableError
 from importer.ledger import Ledger, TeamURL, target_name
 from importer.sandbox import DEFAULT_API_KEY
 
@@ -56,7 +58,7 @@ def _write(tmp_path: Path, name: str, rows: list[list[str]]) -> Path:
 # ---------------------------------------------------------------- choosing the team ledger
 
 
-@pytest.mark.parametrize("where, value", [
+@pytest.mark.parametrize(("where", "value"), [
     ("config", "postgresql://ops:secreto@127.0.0.1:1/vambe"),
     ("config", "postgresql://127.0.0.1:1/vambe?password=secreto"),
     ("env", "postgresql://ops:secreto@127.0.0.1:1/vambe"),
@@ -91,14 +93,14 @@ def test_a_libpq_keyword_string_is_refused_never_taken_as_a_file(write_config, w
     assert "secreto" not in result.output and not list(tmp_path.glob("host=*"))
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"path": "postgresql://127.0.0.1:1/vambe"}, "[ledger] path: a postgresql:// URL goes in"
-                                                 " [ledger] url"),
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"path": "postgresql://127.0.0.1:1/vambe"}, ("[ledger] path: a postgresql:// URL goes in"
+                                                  " [ledger] url")),
     ({"url": "ledger.sqlite"}, "[ledger] url: must be a postgresql:// URL"),
-    ({"url": "redis://127.0.0.1:1/0"}, "[ledger] url: redis:// is not a ledger this release"
-                                       " can use"),
-    ({"url": "postgresql://127.0.0.1:1/v", "path": "l.sqlite"}, "[ledger] path and url: set"
-                                                                " one of them"),
+    ({"url": "redis://127.0.0.1:1/0"}, ("[ledger] url: redis:// is not a ledger this release"
+                                        " can use")),
+    ({"url": "postgresql://127.0.0.1:1/v", "path": "l.sqlite"}, ("[ledger] path and url: set"
+                                                                 " one of them")),
 ])
 def test_ledger_settings_that_cannot_be_a_ledger_stop_with_exit_2(write_config, write_csv,
                                                                   invoke, settings, message):
@@ -269,7 +271,7 @@ def test_slots_are_one_interval_apart_and_never_crowd_a_window(team_database, tm
     try:
         slots = [ledger.reserve_slot(0.1, 10, 1.02)[0]
                  for ledger in [first, second] * 20]
-        assert all(later - earlier >= 0.1 - 1e-6 for earlier, later in zip(slots, slots[1:]))
+        assert all(later - earlier >= 0.1 - 1e-6 for earlier, later in itertools.pairwise(slots))
         assert all(slots[n + 10] - slots[n] >= 1.02 - 1e-6 for n in range(len(slots) - 10))
 
         async def hold() -> None:
@@ -277,7 +279,7 @@ def test_slots_are_one_interval_apart_and_never_crowd_a_window(team_database, tm
             await asyncio.sleep(0)
 
         asyncio.run(hold())
-        slot, wait = second.reserve_slot(0.1, 10, 1.02)
+        _, wait = second.reserve_slot(0.1, 10, 1.02)
         assert wait > 55
     finally:
         first.close()
@@ -289,7 +291,7 @@ def test_a_run_that_cannot_renew_its_lease_stops_before_others_take_it_for_dead(
     ledger = Ledger.open(TeamURL(team_database), target=ACCOUNT, folder=tmp_path / "a")
     try:
         ledger._renewed -= 16  # the heartbeat failed for half a lease
-        with pytest.raises(Exception) as stopped:
+        with pytest.raises(LedgerUnreachableError) as stopped:
             _claim_and_begin(ledger, ["k1"], begun=0)
         assert str(stopped.value).startswith(
             f"team ledger unreachable: {TeamURL(team_database).display}: this run could not"
@@ -411,7 +413,7 @@ def test_the_database_stopped_mid_run_stops_sending_and_resume_completes(
                 [sys.executable, "-m", "importer", "reconcile", str(out), "--config",
                  str(config)], env={**os.environ, "VAMBE_IMPORT_LEDGER": url,
                                     "VAMBE_API_KEY": DEFAULT_API_KEY},
-                capture_output=True, text=True, timeout=120)
+                capture_output=True, text=True, timeout=120, check=False)
             assert settle.returncode == 0, settle.stderr
         assert Counter(row["status"] for row in read_results(out)) == Counter({"sent": 100})
         assert set(server.state.tickets_per_phone().values()) == {1}

@@ -48,8 +48,8 @@ def test_three_variables_go_through_the_template_endpoint(sandbox, write_config,
         ("invalid", "", "template_variable_invalid",
          "the template variable 'Pedido' is empty in this row"),
         ("invalid", "", "template_variable_invalid",
-         "the template variable 'Pedido' holds more than four spaces in a row, which WhatsApp"
-         " refuses")]
+         ("the template variable 'Pedido' holds more than four spaces in a row, which WhatsApp"
+          " refuses"))]
     assert rows[0]["ai_contact_id"] == sandbox.state.contacts[PHONES[0][1:]]
 
 
@@ -82,9 +82,9 @@ def test_unknown_template_sends_are_never_resent(sandbox, write_config, write_cs
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"message": TEMPLATE, "ticket_metadata": {"order": "Pedido"}},
-     "[message] variables: templates with several variables go through Vambe's template"
-     " endpoint, which takes no ticket metadata or integration data; remove"
-     " [ticket_metadata], or use a single variable"),
+     ("[message] variables: templates with several variables go through Vambe's template"
+      " endpoint, which takes no ticket metadata or integration data; remove"
+      " [ticket_metadata], or use a single variable")),
     ({"message": {**TEMPLATE, "variable": "Nombre"}},
      "[message]: give variable (one) or variables (several), not both"),
     ({"message": {"content": "Hola", "variables": ["Nombre"]}},
@@ -92,8 +92,8 @@ def test_unknown_template_sends_are_never_resent(sandbox, write_config, write_cs
     ({"message": {"template_id": "x", "variables": []}},
      "[message] variables: give at least one, in the template's order"),
     ({"message": {"template_id": "x", "variables": ["Apodo"]}},
-     "[message] variables: column 'Apodo' is not in clientes.csv (its columns: 'Nombre',"
-     " 'Teléfono', 'Correo', 'Pedido', 'Ciudad')"),
+     ("[message] variables: column 'Apodo' is not in clientes.csv (its columns: 'Nombre',"
+      " 'Teléfono', 'Correo', 'Pedido', 'Ciudad')")),
 ])
 def test_template_configs_that_cannot_work_are_refused(write_config, write_csv, invoke,
                                                        changes, message):
@@ -120,13 +120,13 @@ def test_the_sandbox_template_endpoint_refuses_what_vambe_does(sandbox):
 # ---------------------------------------------------------------- send windows
 
 import signal  # noqa: E402
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from datetime import UTC, datetime, timedelta, timezone  # noqa: E402
 
 from importer.timing import FakeClock, use_clock  # noqa: E402
 
 from .conftest import start_run  # noqa: E402
 
-FRIDAY_NOON = datetime(2027, 1, 15, 12, 0, tzinfo=timezone.utc).timestamp()
+FRIDAY_NOON = datetime(2027, 1, 15, 12, 0, tzinfo=UTC).timestamp()
 CHILE, MEXICO, SPAIN = "+56987654321", "+525512345678", "+34612345678"
 WORLD = [["Nombre", "Teléfono", "Correo"], ["Ana", CHILE, ""], ["Luis", MEXICO, ""],
          ["Eva", SPAIN, ""]]
@@ -186,7 +186,7 @@ def test_days_and_several_zones_must_all_be_open(sandbox, write_config, write_cs
     assert {r["status"] for r in rows} == {"skipped"}
     assert "it opens 2027-01-18 09:00 America/Santiago" in rows[0]["error"]
     late = {**WINDOW, "hours": "08:00-20:30"}
-    at_1945_utc = datetime(2027, 1, 15, 19, 45, tzinfo=timezone.utc).timestamp()
+    at_1945_utc = datetime(2027, 1, 15, 19, 45, tzinfo=UTC).timestamp()
     with use_clock(_at(at_1945_utc)):  # 20:45 in Madrid (closed), 19:45 in the Canaries
         invoke("run", write_csv(WORLD[:1] + WORLD[3:], name="es.csv"), "--config",
                write_config(sandbox.url, name="late.toml", schedule=late))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import random
 
 import httpx2
@@ -11,9 +12,14 @@ import pytest
 
 from importer.client import classify_status
 from importer.codes import ErrorCode, Outcome
-from importer.timing import Pacer
-from importer.timing import (MAX_BACKOFF_SECONDS, FakeClock, backoff, backoff_ceiling,
-                             parse_retry_after)
+from importer.timing import (
+    MAX_BACKOFF_SECONDS,
+    FakeClock,
+    Pacer,
+    backoff,
+    backoff_ceiling,
+    parse_retry_after,
+)
 
 from .conftest import people, read_results
 
@@ -44,7 +50,7 @@ def test_pacer_spaces_requests_evenly_from_the_first_one():
     clock = FakeClock(start=0.0)
     times = _send_times(4, 12, clock)
     assert times[:4] == [0.0, 0.25, 0.5, 0.75]
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.25 - 1e-9
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.25 - 1e-9
     assert times[-1] <= 11 * 0.25 * 1.03  # the window's 2% margin, no more
     assert _most_in_any_second(times) <= 4
 
@@ -149,4 +155,4 @@ def test_an_idle_pacer_banks_no_credit_for_a_burst_later():
 
     asyncio.run(main())
     assert times[0] == 100.0
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.1 - 1e-9
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.1 - 1e-9

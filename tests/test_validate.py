@@ -65,10 +65,10 @@ def test_possible_policy_sends_numbers_the_data_calls_invalid(sandbox, write_con
 def test_number_without_country_code_needs_a_default_country(sandbox, write_config, write_csv,
                                                              invoke, tmp_path):
     """With no [defaults] country, a local number cannot be placed: it is refused."""
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
-                                [["Nombre", "Teléfono", "Correo"], ["Ana", "9 8765 4321", ""],
-                                 ["Luis", PHONES[1], ""]],
-                                defaults={"stage_id": STAGE_NEW, "country": None})
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                           [["Nombre", "Teléfono", "Correo"], ["Ana", "9 8765 4321", ""],
+                            ["Luis", PHONES[1], ""]],
+                           defaults={"stage_id": STAGE_NEW, "country": None})
     assert [(r["status"], r["error_code"]) for r in results] == [
         ("invalid", "phone_no_country"), ("sent", "")]
 
@@ -76,9 +76,9 @@ def test_number_without_country_code_needs_a_default_country(sandbox, write_conf
 def test_bad_email_is_invalid_and_good_email_is_sent(sandbox, write_config, write_csv, invoke,
                                                      tmp_path):
     """Email syntax is checked without DNS."""
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
-                                [["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], "ana@"],
-                                 ["Luis", PHONES[1], "luis@example.com"]])
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path,
+                           [["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], "ana@"],
+                            ["Luis", PHONES[1], "luis@example.com"]])
     assert [(r["status"], r["error_code"]) for r in results] == [
         ("invalid", "email_invalid"), ("sent", "")]
     assert sandbox.state.ticket_bodies()[0]["email"] == "luis@example.com"
@@ -92,8 +92,8 @@ def test_stage_names_and_ids_resolve_against_the_account(sandbox, write_config, 
             ["c", PHONES[2], "", STAGE_CONTACTED], ["d", PHONES[3], "", ""],
             ["e", PHONES[4], "", "Nuevo"], ["f", PHONES[5], "", "Reactivación"],
             ["g", PHONES[6], "", "11111111-2222-3333-4444-555555555555"]]
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
-                                columns={"stage": "Etapa"})
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                           columns={"stage": "Etapa"})
     assert [b["stage_id"] for b in sandbox.state.ticket_bodies()] == [
         STAGE_CONTACTED, SUPPORT_NEW, STAGE_CONTACTED, STAGE_NEW]
     assert [r["error_code"] for r in results[4:]] == [
@@ -105,7 +105,8 @@ def test_stage_names_and_ids_resolve_against_the_account(sandbox, write_config, 
 def test_default_stage_missing_from_account_stops_before_sending(sandbox, write_config, write_csv,
                                                                  invoke):
     """A default stage the account lacks is a config error (exit 2) and nothing is sent."""
-    config = write_config(sandbox.url, defaults={"stage_id": "11111111-2222-3333-4444-555555555555"})
+    config = write_config(sandbox.url,
+                          defaults={"stage_id": "11111111-2222-3333-4444-555555555555"})
     result = invoke("run", write_csv([["Nombre", "Teléfono", "Correo"], ["a", PHONES[0], ""]]),
                     "--config", config)
     assert result.exit_code == 2
@@ -120,7 +121,7 @@ def test_message_placeholders_render_and_empty_ones_refuse_the_row(sandbox, writ
     """``{Nombre}`` is filled from the row; an empty placeholder never sends "Hola !"."""
     rows = [["Nombre", "Teléfono", "Correo", "Pedido"],
             ["Ana", PHONES[0], "", " 1001 "], ["", PHONES[1], "", "1002"]]
-    result, results = _run_rows(
+    _, results = _run_rows(
         sandbox, write_config, write_csv, invoke, tmp_path, rows,
         message={"content": "Hola {Nombre}! Pedido {Pedido} {{confirmado}}", "ai_generated": False})
     assert sandbox.state.ticket_bodies()[0]["message"] == {
@@ -155,8 +156,8 @@ def test_duplicates_within_the_file(sandbox, write_config, write_csv, invoke, tm
     """Rows with the same normalized phone: ``first``, ``last`` or ``none`` is sent."""
     rows = [["Nombre", "Teléfono", "Correo"], ["a", PHONES[0], ""], ["b", "9 8765 4321", ""],
             ["c", PHONES[1], ""], ["d", "56987654321", ""]]
-    result, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
-                                dedupe={"within_file": policy})
+    _, results = _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows,
+                           dedupe={"within_file": policy})
     assert [r["status"] for r in results] == statuses
     assert sorted(b["contact_name"] for b in sandbox.state.ticket_bodies()) == sent_names
     errors = {r["row"]: r["error"] for r in results if r["status"] == "duplicate"}
@@ -203,7 +204,8 @@ EMAIL_VALIDATOR_SUITE = [
     "trailingdot.@domain.email", "@example.com", "white space@test", "test@white space",
     "\nmy@example.com", "m\ny@example.com", "my\n@example.com", 'bad"quotes"@example.com',
     'obsolete."quoted".atom@example.com', "1" * 65 + "@example.com", "1" * 66 + "@example.com",
-    "me@" + ".".join(["1" * 49] * 5) + ".com", "my.long.address@" + ".".join(["1" * 60] * 4) + ".info",
+    "me@" + ".".join(["1" * 49] * 5) + ".com",
+    "my.long.address@" + ".".join(["1" * 60] * 4) + ".info",
     "me@bad-tld-1", "me@bad.tld-2", "me@xn--0.tld", "me@yy--0.tld", "me@[127.0.0.1]",
     "me@[IPv6:::1]", "me@anything.arpa", "me@valid.invalid", "me@link.local",
     "me@host.localhost", "me@onion.onion.onion", "me@test.test.test", "anything@test",
@@ -302,8 +304,8 @@ def test_template_messages_carry_template_id_and_variable(sandbox, write_config,
         ("template_variable_invalid", "the template variable 'Nombre' is empty in this row"),
         ("template_variable_invalid",
          "the template variable 'Nombre' holds a tab, which WhatsApp refuses"),
-        ("template_variable_invalid", "the template variable 'Nombre' holds more than four"
-                                      " spaces in a row, which WhatsApp refuses"),
+        ("template_variable_invalid", ("the template variable 'Nombre' holds more than four"
+                                       " spaces in a row, which WhatsApp refuses")),
         ("template_variable_invalid",
          "the template variable 'Nombre' holds a line break, which WhatsApp refuses"),
     ]
@@ -377,7 +379,8 @@ def test_opt_out_file_problems_are_config_errors(write_config, write_csv, invoke
     source = write_csv(people(1))
     missing = invoke("validate", source, "--config", write_config(dedupe={"exclude": ["x.csv"]}),
                      api_key=None)
-    assert missing.stderr == f"Error: config.toml: [dedupe] exclude: {tmp_path / 'x.csv'} not found\n"
+    assert missing.stderr == (f"Error: config.toml: [dedupe] exclude: {tmp_path / 'x.csv'}"
+                              " not found\n")
     (tmp_path / "bajas.csv").write_text("Nombre,Motivo\nAna,baja\n", encoding="utf-8")
     nameless = invoke("validate", source, "--config",
                       write_config(dedupe={"exclude": ["bajas.csv"]}), api_key=None)

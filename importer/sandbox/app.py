@@ -20,9 +20,10 @@ import time
 import uuid
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TypedDict
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -30,12 +31,29 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_PHONE_ID = "123456789"
 DEFAULT_WEB_PHONE_ID = "phone_sandbox"
 
-PIPELINES = [
+
+class _Stage(TypedDict):
+    id: str
+    name: str
+    description: str
+
+
+class _Pipeline(TypedDict):
+    """A pipeline as GET /api/public/pipeline answers it."""
+
+    id: str
+    name: str
+    description: str
+    stages: list[_Stage]
+
+
+PIPELINES: list[_Pipeline] = [
     {
         "id": "3f2b8a1e-0c4d-4e5f-8a9b-1c2d3e4f5a6b",
         "name": "Ventas",
@@ -228,8 +246,8 @@ class SandboxState:
 
 def _iso(moment: float) -> str:
     """A time as the API writes it: ISO 8601 in UTC with milliseconds."""
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds"
-                                                                  ).replace("+00:00", "Z")
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds"
+                                                         ).replace("+00:00", "Z")
 
 
 def _error(status: int, message: str, error: str) -> JSONResponse:
@@ -239,12 +257,13 @@ def _error(status: int, message: str, error: str) -> JSONResponse:
 class _StreamedAnswer(Response):
     """A 200 written in pieces, each after ``pause`` seconds: a trickle or a flood."""
 
-    def __init__(self, pieces, *, headers: dict[str, str], pause: float = 0.0) -> None:
+    def __init__(self, pieces: Iterable[bytes], *, headers: dict[str, str],
+                 pause: float = 0.0) -> None:
         super().__init__(status_code=200)
         self._pieces, self._pause = pieces, pause
         self.raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         for piece in self._pieces:
             if self._pause:
@@ -308,7 +327,7 @@ def _too_many(wait: float, retry_after: str | None = None) -> JSONResponse:
 class _DroppedResponse(Response):
     """Starts an answer, then breaks the connection: the client cannot know what happened."""
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", b"100")]})
@@ -415,6 +434,7 @@ def create_app(state: SandboxState) -> _Dated:
         problem = _check_body(body, state)
         if problem is not None:
             return _error(400, problem, "Bad Request")
+        assert isinstance(body, dict)  # _check_body refuses any other body
         digits = re.sub(r"\D", "", str(body["to_phone_number"]))
         now = state.now()
         with state._lock:
@@ -565,12 +585,12 @@ class _Dated:
     def __init__(self, state: SandboxState, app: Starlette) -> None:
         self._state, self._app = state, app
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
 
-        async def dated(message: dict) -> None:
+        async def dated(message: Message) -> None:
             if message["type"] == "http.response.start":
                 date = email.utils.formatdate(self._state.now(), usegmt=True)
                 message = {**message, "headers": [*message.get("headers", []),

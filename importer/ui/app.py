@@ -14,7 +14,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,18 +23,25 @@ import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import (FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse,
-                                 Response, StreamingResponse)
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
-from ..codes import RowStatus
-from ..config import Config, load_config
-from ..exceptions import ImporterError
-from ..job import StopSwitch, list_stages, run_import, validate_file
-from ..plan import Plan, duration_text
-from ..read import open_table
-from ..report import RowResult, Summary
-from ..starter import starter_config
+from importer.codes import RowStatus
+from importer.config import Config, load_config
+from importer.exceptions import ImporterError
+from importer.job import StopSwitch, list_stages, run_import, validate_file
+from importer.plan import Plan, duration_text
+from importer.read import open_table
+from importer.report import RowResult, Summary
+from importer.starter import starter_config
+
 from .mapping import Mapping, config_text
 
 HERE = Path(__file__).parent
@@ -266,6 +273,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
     async def check_page(request: Request) -> Response:
         if session.config_path is None:
             return RedirectResponse("/mapping", 303)
+        assert session.file is not None
         out = session.workdir / "check"
         shutil.rmtree(out, ignore_errors=True)
         try:
@@ -305,7 +313,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
 
     async def send_page(request: Request) -> Response:
         job = session.job
-        if job is None or job.finished.is_set() or job.kind not in ("send",):
+        if job is None or job.finished.is_set() or job.kind != "send":
             _start(session, "send")
             job = session.job
         assert job is not None
@@ -331,7 +339,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
         if job is None:
             return PlainTextResponse("no run", 404)
 
-        async def stream():
+        async def stream() -> AsyncIterator[str]:
             # Bounded: ends when the run does (or the page goes away), at most 2 a second.
             while True:
                 state = job.progress()
@@ -470,7 +478,7 @@ def _allowed_path(text: str) -> Path:
 def _sheets(path: Path) -> list[str]:
     if path.suffix.lower() != ".xlsx":
         return []
-    from ..sheet import load
+    from importer.sheet import load
 
     book = load(path)
     try:
@@ -510,8 +518,12 @@ def _config(session: Session) -> Config:
     if not session.sandbox:
         return config
     if session.sandbox_server is None:
-        from ..sandbox import (DEFAULT_PHONE_ID, DEFAULT_WEB_PHONE_ID, SandboxServer,
-                               SandboxState)
+        from importer.sandbox import (
+            DEFAULT_PHONE_ID,
+            DEFAULT_WEB_PHONE_ID,
+            SandboxServer,
+            SandboxState,
+        )
 
         session.sandbox_server = SandboxServer(SandboxState(
             phone_ids=(config.api.phone_id, DEFAULT_PHONE_ID),
@@ -522,7 +534,7 @@ def _config(session: Session) -> Config:
 
 def _key(session: Session) -> str | None:
     if session.sandbox:
-        from ..sandbox import DEFAULT_API_KEY
+        from importer.sandbox import DEFAULT_API_KEY
 
         return DEFAULT_API_KEY
     return session.api_key or os.environ.get("VAMBE_API_KEY", "").strip() or None
@@ -547,6 +559,7 @@ def _stages(session: Session) -> list[tuple[str, str]]:
 
 def _first_request(session: Session) -> str | None:
     """The exact body the first valid row would send, as validate previews it."""
+    assert session.file is not None
     out = session.workdir / "preview"
     shutil.rmtree(out, ignore_errors=True)
     try:
@@ -597,15 +610,17 @@ def _start(session: Session, kind: str, *, limit: int | None = None) -> None:
     options: dict[str, Any] = {"ledger_path": _sandbox_ledger(session),
                                "account": "sandbox"} if session.sandbox else {}
 
+    file = session.file
+
     def work() -> None:
         try:
             if kind == "reconcile":
-                from ..reconcile import reconcile_folder
+                from importer.reconcile import reconcile_folder
 
                 job.summary = reconcile_folder(out, config, api_key=key, **options)
             else:
                 job.summary = run_import(
-                    session.file, config, api_key=key, out_dir=out, sheet=session.sheet,
+                    file, config, api_key=key, out_dir=out, sheet=session.sheet,
                     resume=started, limit=limit, handle_signals=False,
                     confirm=job.confirm, interactive=kind == "send",
                     on_result=job.on_result, on_note=job.notes.append,
