@@ -234,7 +234,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
         except ImporterError as error:
             return failed("file.html", request, error, sheets=[], key_from_env=False)
         mapping = Mapping.from_toml(_starting_toml(session, table))
-        return _mapping_view(request, mapping, table.headers, sample)
+        return await _mapping_view(request, mapping, table.headers, sample)
 
     async def mapping_post(request: Request) -> Response:
         if session.file is None:
@@ -249,24 +249,26 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             config = load_config(path)
             config.check_columns(list(table.headers), table.path.name)
         except ImporterError as error:
-            return _mapping_view(request, mapping, table.headers, sample, error=str(error),
-                                 status=400)
+            return await _mapping_view(request, mapping, table.headers, sample,
+                                       error=str(error), status=400)
         session.config_path = path
         if form.get("action") == "next":
             return RedirectResponse("/check", 303)
-        return _mapping_view(request, mapping, table.headers, sample)
+        return await _mapping_view(request, mapping, table.headers, sample)
 
-    def _mapping_view(request: Request, mapping: Mapping, headers: tuple[str, ...],
+    async def _mapping_view(request: Request, mapping: Mapping, headers: tuple[str, ...],
                       sample: list[tuple[str, ...]], *, error: str | None = None,
                       status: int = 200) -> Response:
         columns = [(header, [row[index] for row in sample[:PREVIEW_VALUES] if index < len(row)])
                    for index, header in enumerate(headers)]
         body = None
+        # The library's calls run their own event loop: in a worker thread, not this one.
         if error is None and session.config_path is not None:
-            body = _first_request(session)
+            body = await asyncio.to_thread(_first_request, session)
+        stages = await asyncio.to_thread(_stages, session)
         return page("mapping.html", request, status, mapping=mapping, columns=columns,
-                    toml=config_text(mapping), body=body, error=error,
-                    stages=_stages(session), saved=session.config_path)
+                    toml=config_text(mapping), body=body, error=error, stages=stages,
+                    saved=session.config_path)
 
     # ------------------------------------------------------------ 3. check
 
@@ -507,8 +509,11 @@ def _starting_toml(session: Session, table: Any) -> str:
 
 
 def _config_path(session: Session) -> Path:
+    """Next to the file; for an upload (in the page's private folder, which goes when it
+    stops), in the working folder."""
     assert session.file is not None
-    return session.file.with_name(f"{session.file.stem}.vambe.toml")
+    folder = Path.cwd() if session.file.parent == session.workdir else session.file.parent
+    return folder / f"{session.file.stem}.vambe.toml"
 
 
 def _config(session: Session) -> Config:
