@@ -28,6 +28,11 @@ _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _ROW, _CELL, _VALUE, _FORMULA = (f"{_MAIN} {tag}" for tag in ("row", "c", "v", "f"))
 _INLINE, _TEXT, _ITEM, _PHONETIC = (f"{_MAIN} {tag}" for tag in ("is", "t", "si", "rPh"))
 _CHUNK = 1 << 16
+
+
+class _Misplaced(Exception):
+    """Valid XML that is no worksheet: text or a cell where the format has none
+    (``<c>`` inside ``<v>``, ``<si>`` inside ``<si>``)."""
 _DIGITS = "0123456789"
 
 
@@ -91,11 +96,13 @@ class SharedStrings:
             nonlocal text, item, phonetic
             if tag == _TEXT:
                 if text is not None:
-                    assert item is not None  # text is read only inside an <si>
+                    if item is None:  # text is read only inside an <si>: else not a worksheet
+                        raise _Misplaced
                     item += text
                     text = None
             elif tag == _ITEM:
-                assert item is not None  # expat matches each </si> with its <si>
+                if item is None:  # expat matches each </si> with its <si>: else not a worksheet
+                    raise _Misplaced
                 self._strings.append(item.replace("x005F_", ""))
                 item = None
             elif tag == _PHONETIC:
@@ -113,9 +120,10 @@ class SharedStrings:
             chunk = self._source.read(_CHUNK)
             try:
                 self._parser.Parse(chunk, not chunk)
-            except expat.ExpatError as error:
+            except (expat.ExpatError, _Misplaced) as error:
                 raise InputFileError(f"{self._name}: the shared strings are not well-formed"
-                                     f" XML ({error})") from None
+                                     f" XML ({str(error) or 'an element where none can be'})"
+                                     ) from None
             if not chunk:
                 self._source.close()
                 self._source = None
@@ -215,7 +223,8 @@ class SheetParser:
                     except IndexError:
                         pass  # read_cell says what is wrong
                 if string is not None:
-                    assert known is not None  # a string is read only for a known column
+                    if known is None:  # a string only for a known column
+                        raise _Misplaced
                     column = known
                     cells.append((known, string))
                 else:
@@ -224,13 +233,15 @@ class SheetParser:
                 cell = None
             elif tag == _VALUE:
                 if text is not None:
-                    assert cell is not None  # text is read only inside a <c>
+                    if cell is None:  # text is read only inside a <c>: else not a worksheet
+                        raise _Misplaced
                     if cell[3] is None:  # the first <v>, as findtext reads it
                         cell[3] = text or None
                     text = None
             elif tag == _TEXT:
                 if text is not None:
-                    assert cell is not None  # text is read only inside a <c>
+                    if cell is None:  # text is read only inside a <c>: else not a worksheet
+                        raise _Misplaced
                     cell[5] += text
                     text = None
             elif tag == _ROW:
@@ -251,9 +262,9 @@ class SheetParser:
                     yield from rows
                     rows.clear()
             parser.Parse(b"", True)
-        except expat.ExpatError as error:
+        except (expat.ExpatError, _Misplaced) as error:
             raise InputFileError(f"{self.name}: the sheet is not well-formed XML"
-                                 f" ({error})") from None
+                                 f" ({str(error) or 'an element where none can be'})") from None
         yield from rows
 
     def _read_cell(self, cell: list, column: int) -> int:

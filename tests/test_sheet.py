@@ -234,3 +234,29 @@ def test_a_reader_process_that_cannot_start_leaves_the_reading_to_the_importer(m
     assert list(read.open_table(sample).rows()) == expected
     monkeypatch.setattr(read.sys, "executable", "/nonexistent/python")
     assert list(read.open_table(sample).rows()) == expected
+
+
+def test_valid_xml_that_is_no_worksheet_is_one_line(tmp_path, invoke, write_config):
+    """A cell inside a value (valid XML, not a worksheet) is the file's problem, said in one
+    line with exit 2, never an unexpected error."""
+    import zipfile
+
+    import openpyxl
+
+    path = tmp_path / "raro.xlsx"
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Teléfono"])
+    workbook.active.append(["+56987654321"])
+    workbook.save(path)
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    parts["xl/worksheets/sheet1.xml"] = sheet.replace(
+        "<v>", '<v><c r="B2" t="s"><v>0</v></c>', 1).encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    result = invoke("validate", path, "--config", write_config(), api_key=None)
+    assert result.exit_code == 2, result.output
+    assert "unexpected" not in result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
