@@ -237,8 +237,8 @@ def test_a_reader_process_that_cannot_start_leaves_the_reading_to_the_importer(m
 
 
 def test_valid_xml_that_is_no_worksheet_is_one_line(tmp_path, invoke, write_config):
-    """A cell inside a value (valid XML, not a worksheet) is the file's problem, said in one
-    line with exit 2, never an unexpected error."""
+    """A cell inside a cell's value (valid XML, not a worksheet) is the file's problem, said
+    in one line with exit 2, never an unexpected error."""
     import zipfile
 
     import openpyxl
@@ -251,8 +251,11 @@ def test_valid_xml_that_is_no_worksheet_is_one_line(tmp_path, invoke, write_conf
     with zipfile.ZipFile(path) as source:
         parts = {name: source.read(name) for name in source.namelist()}
     sheet = parts["xl/worksheets/sheet1.xml"].decode()
-    parts["xl/worksheets/sheet1.xml"] = sheet.replace(
-        "<v>", '<v><c r="B2" t="s"><v>0</v></c>', 1).encode()
+    import re
+
+    parts["xl/worksheets/sheet1.xml"] = re.sub(  # a cell inside a cell's value
+        r'<row r="2">.*?</row>', '<row r="2"><c r="A2"><v>1<c r="B2"><v>2</v></c>3</v></c></row>',
+        sheet).encode()
     with zipfile.ZipFile(path, "w") as target:
         for name, data in parts.items():
             target.writestr(name, data)
