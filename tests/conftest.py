@@ -233,6 +233,14 @@ def read_errors(out_dir: Path, encoding: str = "utf-8", delimiter: str = ",") ->
         return list(csv.reader(handle, delimiter=delimiter))
 
 
+def _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows, **config_changes):
+    """``run`` on ``rows`` (header first) with the base config and ``config_changes``: the
+    CLI's result and the rows of results.csv."""
+    source = write_csv(rows)
+    result = invoke("run", source, "--config", write_config(sandbox.url, **config_changes))
+    return result, read_results(tmp_path / "clientes-import")
+
+
 def start_run(config: Path, source: Path, *options, cwd: Path | None = None
               ) -> subprocess.Popen:
     """``vambe-import run`` as a real process without a terminal (as cron or a pipe runs it)."""
