@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import signal
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from importer.config import ScheduleSettings
+from importer.schedule import SendWindow
 from importer.timing import FakeClock, use_clock
 
 from .conftest import read_results, start_run
@@ -145,3 +150,66 @@ def test_ctrl_c_while_waiting_for_a_window_stops_at_once(sandbox, write_config, 
     assert (row["status"], row["error_code"]) == ("skipped", "outside_window")
     assert row["error"].startswith("not sent: outside the send window ([schedule]); it opens ")
     assert sandbox.state.tickets == []
+
+
+# ---------------------------------------------------------------- across midnight
+
+GERMANY = "+4915123456789"  # one zone, Europe/Berlin
+NIGHT = {"hours": "22:00-06:00", "timezone": "America/Santiago"}
+
+
+def test_a_window_across_midnight_is_open_on_both_sides_of_it(sandbox, write_config,
+                                                              write_csv, invoke, tmp_path):
+    """22:00-06:00 at 05:00 UTC: 02:00 in Santiago (the window opened the evening before) and
+    23:00 in Mexico City are inside it; 06:00 in Berlin is its end, outside, and the row says
+    it opens at 22:00 that evening; --resume then sends it."""
+    rows = [["Nombre", "Teléfono", "Correo"], ["Ana", CHILE, ""], ["Luis", MEXICO, ""],
+            ["Jonas", GERMANY, ""]]
+    config, source = write_config(sandbox.url, schedule=NIGHT), write_csv(rows)
+    with use_clock(_at(datetime(2027, 1, 16, 5, 0, tzinfo=UTC).timestamp())):
+        first = invoke("run", source, "--config", config)
+    assert first.exit_code == 5, first.output
+    results = read_results(tmp_path / "clientes-import")
+    assert [(r["phone"], r["status"]) for r in results] == [
+        (CHILE, "sent"), (MEXICO, "sent"), (GERMANY, "skipped")]
+    assert results[2]["error"] == (
+        "not sent: outside the send window ([schedule]); it opens 2027-01-16 22:00"
+        " Europe/Berlin (2027-01-16 21:00 UTC); --resume (or --wait) sends it then")
+    with use_clock(_at(datetime(2027, 1, 16, 21, 30, tzinfo=UTC).timestamp())):
+        assert invoke("run", source, "--config", config, "--resume").exit_code == 0
+    assert sorted(b["to_phone_number"] for b in sandbox.state.ticket_bodies()) == sorted(
+        [CHILE, MEXICO, GERMANY])
+
+
+def test_the_days_of_a_window_across_midnight_are_the_days_it_opens():
+    """Friday's 22:00-02:00 runs into Saturday: open at 01:00 on Saturday, closed at 23:00
+    (next open the Friday after), and on Friday evening it opens at 22:00."""
+    window = SendWindow(ScheduleSettings(hours="22:00-02:00", days=["fri"],
+                                         timezone="America/Santiago"))
+
+    def berlin(day: int, hour: int) -> float:
+        return datetime(2027, 1, day, hour, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+
+    assert window.opens_at(GERMANY, berlin(16, 1)) is None  # Saturday 01:00
+    assert window.describe_opening(GERMANY, window.opens_at(GERMANY, berlin(16, 23))) == (
+        "2027-01-22 22:00 Europe/Berlin (2027-01-22 21:00 UTC)")
+    assert window.describe_opening(GERMANY, window.opens_at(GERMANY, berlin(15, 21))) == (
+        "2027-01-15 22:00 Europe/Berlin (2027-01-15 21:00 UTC)")
+
+
+@pytest.mark.xfail(strict=True, reason="schedule.SendWindow adds the window's length to its"
+                   " opening in UTC: on the night clocks go forward, 22:00-06:00 in Berlin"
+                   " stays open until 07:00 local time")
+def test_a_night_window_ends_at_its_local_hour_when_clocks_go_forward(sandbox, write_config,
+                                                                      write_csv, invoke,
+                                                                      tmp_path):
+    """On 2027-03-28 Berlin's clocks go from 02:00 to 03:00. At 06:30 there the window
+    22:00-06:00 is over: nobody is messaged, and the row says when it opens again."""
+    at_0630_berlin = datetime(2027, 3, 28, 4, 30, tzinfo=UTC).timestamp()
+    with use_clock(_at(at_0630_berlin)):
+        invoke("run", write_csv([["Nombre", "Teléfono", "Correo"], ["Jonas", GERMANY, ""]]),
+               "--config", write_config(sandbox.url, schedule=NIGHT))
+    assert sandbox.state.tickets == []
+    [row] = read_results(tmp_path / "clientes-import")
+    assert (row["status"], row["error_code"]) == ("skipped", "outside_window")
+    assert "it opens 2027-03-28 22:00 Europe/Berlin" in row["error"]
