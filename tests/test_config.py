@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .conftest import PHONES, people
+from .conftest import PHONES, people, read_results
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -121,3 +121,58 @@ def test_every_spelling_of_this_machine_is_this_machine(host):
     from importer.config import is_this_machine
 
     assert is_this_machine(host)
+
+
+# ---------------------------------------------------------------- every section
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"schedule": {"hours": "9-20", "timezone": "America/Santiago"}},
+     '[schedule] hours: must be "HH:MM-HH:MM" (24-hour, start and end differ), got \'9-20\''),
+    ({"schedule": {"hours": "22:00-22:00", "timezone": "America/Santiago"}},
+     ('[schedule] hours: must be "HH:MM-HH:MM" (24-hour, start and end differ), got'
+      " '22:00-22:00'")),
+    ({"schedule": {"hours": "09:00-20:00", "timezone": "Santiago"}},
+     ('[schedule] timezone: must be an IANA time zone such as "America/Santiago", got'
+      " 'Santiago'")),
+    ({"schedule": {"hours": "09:00-20:00"}}, "[schedule] timezone: required setting is missing"),
+    ({"schedule": {"hours": "09:00-20:00", "timezone": "America/Santiago", "days": []}},
+     "[schedule] days: name at least one day"),
+    ({"input": {"encoding": "utf-9"}}, "[input] encoding: unknown encoding 'utf-9'"),
+    ({"input": {"delimiter": ";;"}}, "[input] delimiter: must be a single character, got ';;'"),
+    ({"columns": {"phone": ["Teléfono", "Teléfono"]}}, "[columns] phone: names a column twice"),
+    ({"columns": {"phone": []}},
+     "[columns] phone: must be a header, or a list of headers in order of preference"),
+    ({"contact_metadata": {"company": "{Empresa"}},
+     ("[contact_metadata] company: unbalanced or empty brace at character 1 (write {{ or }}"
+      " for a literal brace)")),
+    ({"dedupe": {"within_file": "latest"}},
+     "[dedupe] within_file: Input should be 'first', 'last' or 'none'"),
+    ({"api": {"phone_id": "123/../456"}},
+     "[api] phone_id: must be the channel's phone ID, got '123/../456'"),
+])
+def test_a_mistake_in_any_section_is_one_line_naming_the_setting(sandbox, write_config,
+                                                                 write_csv, invoke, changes,
+                                                                 message):
+    """[schedule], [input], [columns], metadata, [dedupe] and a phone ID that would change
+    the ticket URL's path: exit 2 before the API is contacted at all."""
+    result = invoke("run", write_csv(people(1)), "--config", write_config(sandbox.url, **changes))
+    assert (result.exit_code, result.stderr) == (2, f"Error: config.toml: {message}\n")
+    assert sandbox.state.received == []
+
+
+def test_relative_paths_are_beside_the_config_not_where_it_is_run(sandbox, write_config,
+                                                                 write_csv, invoke, tmp_path):
+    """A campaign folder holds its config, its opt-out list and its ledger; run from another
+    folder (cron, another terminal), [dedupe] exclude and [ledger] path still name the files
+    beside the config."""
+    campaign = tmp_path / "campana"
+    campaign.mkdir()
+    (campaign / "bajas.csv").write_text(f"Teléfono\n{PHONES[0]}\n", encoding="utf-8")
+    config = write_config(sandbox.url, name="campana/config.toml",
+                          dedupe={"exclude": ["bajas.csv"]}, ledger={"path": "envios.sqlite"})
+    result = invoke("run", write_csv(people(2)), "--config", config)  # run from tmp_path
+    assert result.exit_code == 0, result.output
+    assert [(r["status"], r["error"]) for r in read_results(tmp_path / "clientes-import")] == [
+        ("excluded", "phone is in bajas.csv (opt-outs): never contacted"), ("sent", "")]
+    assert f"Ledger: {campaign / 'envios.sqlite'}\n" in result.stdout
+    assert (campaign / "envios.sqlite").is_file()
