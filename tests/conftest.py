@@ -22,6 +22,13 @@ from importer.timing import FakeClock, use_clock
 from .browser import ARGS, launch_chromium
 from .postgres import PostgresServer, PostgresUnavailable
 
+# Child processes (``python -m importer`` runs, the XLSX reader process) start in test
+# folders, where ``importer`` is found through the installed package, which may be another
+# checkout's (git worktrees sharing one virtualenv): they import this checkout's code.
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+
 # Valid Chilean mobiles (libphonenumber's data); +56 9 1... is unallocated, so not valid.
 PHONES = [f"+5698765{n:04d}" for n in range(4321, 4421)]
 STAGE_NEW = "550e8400-e29b-41d4-a716-446655440000"
@@ -231,6 +238,14 @@ def read_results(out_dir: Path) -> list[dict[str, str]]:
 def read_errors(out_dir: Path, encoding: str = "utf-8", delimiter: str = ",") -> list[list[str]]:
     with (out_dir / "errors.csv").open(encoding=encoding, newline="") as handle:
         return list(csv.reader(handle, delimiter=delimiter))
+
+
+def _run_rows(sandbox, write_config, write_csv, invoke, tmp_path, rows, **config_changes):
+    """``run`` on ``rows`` (header first) with the base config and ``config_changes``: the
+    CLI's result and the rows of results.csv."""
+    source = write_csv(rows)
+    result = invoke("run", source, "--config", write_config(sandbox.url, **config_changes))
+    return result, read_results(tmp_path / "clientes-import")
 
 
 def start_run(config: Path, source: Path, *options, cwd: Path | None = None

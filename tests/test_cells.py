@@ -187,22 +187,6 @@ def test_a_used_column_that_appears_twice_stops_naming_both(write_config, write_
     assert invoke("validate", unused, "--config", write_config(), api_key=None).exit_code == 0
 
 
-def test_misspelt_sections_and_settings_get_a_suggestion(write_config, write_csv, invoke,
-                                                         tmp_path):
-    """``[colums]`` is not reported as a missing ``[columns]``."""
-    path = write_config()
-    text = path.read_text(encoding="utf-8").replace("[columns]", "[colums]")
-    path.write_text(text, encoding="utf-8")
-    source = write_csv(people(1))
-    result = invoke("validate", source, "--config", path, api_key=None)
-    assert result.stderr == ("Error: config.toml: [colums]: unknown section; did you mean"
-                             " [columns]?\n")
-    typo = write_config(api={"rate_limit_per_secnd": 5})
-    result = invoke("validate", source, "--config", typo, api_key=None)
-    assert result.stderr == ("Error: config.toml: [api] rate_limit_per_secnd: unknown setting;"
-                             " did you mean rate_limit_per_second?\n")
-
-
 # ---------------------------------------------------------------- countries
 
 

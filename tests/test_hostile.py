@@ -310,43 +310,7 @@ def test_an_unexpected_error_while_sending_stops_the_run_never_hangs(sandbox, wr
     assert [r["status"] for r in rows] == ["sent", "sent", "unknown"] + ["skipped"] * 7
 
 
-# ---------------------------------------------------------------- a config that cannot surprise
-
-
-@pytest.mark.parametrize(("api", "message"), [
-    ({"base_url": "ftp://api.vambe.ai"},
-     "[api] base_url: must be http:// or https:// and a host, got 'ftp://api.vambe.ai'"),
-    ({"base_url": "https://user:pw@api.vambe.ai"},
-     "[api] base_url: must not hold a user name or password (the key goes in VAMBE_API_KEY)"),
-    ({"base_url": "https://api.vambe.ai/?x=1"},
-     "[api] base_url: must not hold a query or a fragment, got 'https://api.vambe.ai/?x=1'"),
-    ({"base_url": "https://api.vambe.ai:70000"},
-     "[api] base_url: has a port outside 1-65535: 'https://api.vambe.ai:70000'"),
-    ({"base_url": "https://api.vambe.ai\n.evil"},
-     ("[api] base_url: must be a URL without spaces or control characters, got"
-      " 'https://api.vambe.ai\\n.evil'")),
-    ({"rate_limit_per_second": 5e-324},
-     ("[api] rate_limit_per_second: must be 0 (no pacing) or at least 0.001 requests per"
-      " second, got 5e-324")),
-    ({"rate_limit_per_second": "5"}, "[api] rate_limit_per_second: Input should be a valid number"),
-    ({"max_concurrency": True}, "[api] max_concurrency: Input should be a valid integer"),
-    ({"timeout_seconds": "30"}, "[api] timeout_seconds: Input should be a valid number"),
-])
-def test_config_values_that_could_surprise_are_refused(write_config, write_csv, invoke, api,
-                                                       message):
-    """Every such setting is one line naming it, exit 2, nothing sent."""
-    result = invoke("validate", write_csv(people(1)), "--config", write_config(api=api),
-                    api_key=None)
-    assert (result.exit_code, result.stderr) == (2, f"Error: config.toml: {message}\n")
-
-
-def test_plain_http_to_another_machine_is_warned(write_config, write_csv, invoke, tmp_path):
-    """http:// to a host that is not this machine carries the key in clear: said before."""
-    from importer.config import load_config as load
-
-    assert load(write_config("http://api.example.com")).api.plain_http_off_machine
-    assert not load(write_config("http://127.0.0.1:8787")).api.plain_http_off_machine
-    assert not load(write_config("http://localhost:1")).api.plain_http_off_machine
+# ------------------------------------------------- output folders, text shown, the key in clear
 
 
 @pytest.mark.parametrize("out", ["afile/sub", "afile"])
@@ -375,13 +339,6 @@ def test_bidi_and_invisible_characters_are_shown_escaped_but_kept_in_reports(
     assert rows[1]["status"] == "invalid"
     errors = (tmp_path / "clientes-import" / "errors.csv").read_text(encoding="utf-8")
     assert "\u2066" in errors  # the report keeps the cell as written
-
-
-@pytest.mark.parametrize("host", ["127.1", "127.0.0.2", "2130706433", "LOCALHOST", "[::1]"])
-def test_every_spelling_of_this_machine_is_this_machine(host):
-    from importer.config import is_this_machine
-
-    assert is_this_machine(host)
 
 
 @pytest.mark.parametrize("command", ["validate", "stages", "channels"])

@@ -1,4 +1,4 @@
-"""A whole run: reports with exact columns, exit codes, config errors, the library API."""
+"""A whole run: reports with exact columns, exit codes, the library API."""
 
 from __future__ import annotations
 
@@ -104,60 +104,6 @@ def test_xlsx_errors_file_is_utf8_bom_with_commas(sandbox, invoke, tmp_path):
     raw = (tmp_path / "libro-import" / "errors.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbfTel\xc3\xa9fono,Nombre,_row,")
     assert "12345,Peña,2,invalid,phone_too_short" in raw.decode("utf-8-sig")
-
-
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"api": {"phone_id": "abc"}},
-     ("[api] phone_id: must be the numeric WhatsApp Business phone ID, got 'abc' (for a WhatsApp"
-      ' Web connection, channel = "web-whatsapp")')),
-    ({"api": {"speed": 3}}, "[api] speed: unknown setting"),
-    ({"defaults": {"stage_id": "etapa-1"}},
-     "[defaults] stage_id: must be a stage UUID, got 'etapa-1'"),
-    ({"columns": {"email": "E-mail"}},
-     ("[columns] email: column 'E-mail' is not in clientes.csv (its columns: 'Nombre',"
-      " 'Teléfono', 'Correo')")),
-    ({"message": {"content": "Hola {Apodo}!"}},
-     ("[message] content: column 'Apodo' is not in clientes.csv (its columns: 'Nombre',"
-      " 'Teléfono', 'Correo')")),
-    ({"message": {"content": "Hola {Nombre!"}},
-     ("[message] content: unbalanced or empty brace at character 6 (write {{ or }} for a"
-      " literal brace)")),
-    ({"api": {"channel": "sms"}}, "[api] channel: Input should be 'whatsapp' or 'web-whatsapp'"),
-    ({"columns": {"phone": None}}, "[columns] phone: required setting is missing"),
-    ({"api": {"rate_limit_per_second": -1}},
-     "[api] rate_limit_per_second: Input should be greater than or equal to 0"),
-    ({"defaults": {"country": "Chile"}},
-     "[defaults] country: must be a two-letter country code such as CL or MX, got 'Chile'"),
-    ({"api": {"api_key": "secret"}},
-     ("[api] api_key: the key is read from the VAMBE_API_KEY environment variable, never from"
-      " the config; remove it from the file")),
-])
-def test_config_errors_name_the_setting(sandbox, write_config, write_csv, invoke, changes, message):
-    """Every config mistake stops before sending with one line naming the setting, exit 2."""
-    if changes.get("columns", {}).get("phone", "") is None:
-        changes = {"columns": {"contact_name": "Nombre"}}
-        path = write_config(sandbox.url)
-        text = path.read_text(encoding="utf-8").replace('"phone" = "Teléfono"\n', "")
-        path.write_text(text, encoding="utf-8")
-    else:
-        path = write_config(sandbox.url, **changes)
-    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
-    result = invoke("run", source, "--config", path)
-    assert result.exit_code == 2
-    assert result.stderr == f"Error: config.toml: {message}\n"
-    assert sandbox.state.received == []
-
-
-def test_bad_toml_and_missing_config(write_csv, invoke, tmp_path):
-    """Unparseable TOML and a missing config file are one-line errors, exit 2."""
-    source = write_csv([["Nombre", "Teléfono", "Correo"], ["Ana", PHONES[0], ""]])
-    (tmp_path / "roto.toml").write_text("[api\nphone_id = 1\n", encoding="utf-8")
-    broken = invoke("validate", source, "--config", tmp_path / "roto.toml")
-    assert broken.exit_code == 2
-    assert re.fullmatch(r"Error: roto\.toml: not valid TOML: .+\n", broken.stderr)
-    missing = invoke("validate", source, "--config", tmp_path / "nada.toml")
-    assert missing.exit_code == 2
-    assert missing.stderr == f"Error: {tmp_path / 'nada.toml'}: config file not found\n"
 
 
 def test_traceback_flag_shows_the_traceback(write_csv, invoke, tmp_path):

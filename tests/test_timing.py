@@ -1,4 +1,5 @@
-"""Pacing, backoff, Retry-After and answer classification, in virtual time (no real waiting)."""
+"""Pacing, backoff and Retry-After, in virtual time (no real waiting). (Answer
+classification is in test_client.py.)"""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ import email.utils
 import itertools
 import random
 
-import httpx2
 import pytest
 
-from importer.client import classify_status
-from importer.codes import ErrorCode, Outcome
 from importer.timing import (
     MAX_BACKOFF_SECONDS,
     FakeClock,
@@ -20,8 +18,6 @@ from importer.timing import (
     backoff_ceiling,
     parse_retry_after,
 )
-
-from .conftest import people, read_results
 
 
 def _send_times(rate: float, callers: int, clock: FakeClock) -> list[float]:
@@ -91,52 +87,6 @@ def test_retry_after_as_seconds_or_http_date(value, seconds):
     """Retry-After is seconds or an HTTP date; the past, junk and NaN never mean a wait."""
     now = email.utils.parsedate_to_datetime("Wed, 21 Oct 2026 07:28:00 GMT").timestamp()
     assert parse_retry_after(value, now=now) == seconds
-
-
-@pytest.mark.parametrize(("status", "outcome", "code"), [
-    (200, Outcome.SENT, ""),
-    (201, Outcome.SENT, ""),
-    (400, Outcome.REJECTED, ErrorCode.API_REJECTED),
-    (422, Outcome.REJECTED, ErrorCode.API_REJECTED),
-    (401, Outcome.FATAL, ErrorCode.API_KEY_REJECTED),
-    (403, Outcome.FATAL, ErrorCode.API_KEY_REJECTED),
-    (404, Outcome.FATAL, ErrorCode.PHONE_ID_UNKNOWN),
-    (429, Outcome.THROTTLED, ErrorCode.THROTTLED),
-    (503, Outcome.RETRY, ErrorCode.API_UNAVAILABLE),
-    (500, Outcome.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN),
-    (502, Outcome.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN),
-    (504, Outcome.UNKNOWN, ErrorCode.OUTCOME_UNKNOWN),
-])
-def test_every_answer_is_classified_by_the_table(status, outcome, code):
-    """Only 429 and 503 are retried; 5xx that may have been processed are unknown."""
-    answer = classify_status(status, b'{"message": "m", "aiContactId": "c"}', httpx2.Headers())
-    assert (answer.outcome, answer.error_code) == (outcome, code)
-
-
-def test_a_429_pauses_for_its_http_date_and_slows_the_run(make_sandbox, write_config, write_csv,
-                                                          invoke, tmp_path, fake_clock):
-    """A 429 whose Retry-After is an HTTP date pauses the whole run that long, then the run
-    goes on a fifth slower; the throttled row is sent once it may be."""
-    later = email.utils.formatdate(fake_clock.time() + 30, usegmt=True)
-    server = make_sandbox(throttle_first=1, retry_after=later)
-    config = write_config(server.url, api={"rate_limit_per_second": 5, "max_concurrency": 1})
-    result = invoke("run", write_csv(people(3)), "--config", config)
-    assert result.exit_code == 0, result.output
-    # the stage look-up took the account's first slot: the ticket went 0.2 s (1/R) later
-    assert "API throttled the run (HTTP 429): pausing 29.8 s, then sending at 4/s" in result.stderr
-    assert fake_clock.now - 1000.0 >= 30
-    assert [r["attempts"] for r in read_results(tmp_path / "clientes-import")] == ["2", "1", "1"]
-    assert len(server.state.tickets) == 3
-
-
-def test_a_redirect_is_named_for_what_it_is():
-    """Found in issue 20 (item 8): a 302 on the stage listing said "the ticket may exist"."""
-    import httpx2
-
-    answer = classify_status(302, b"", httpx2.Headers({"location": "https://api.vambe.me/"}))
-    assert answer.error == ("the API answered with a redirect (HTTP 302 to"
-                            " https://api.vambe.me/): check [api] base_url")
-    assert "ticket" not in answer.error
 
 
 def test_an_idle_pacer_banks_no_credit_for_a_burst_later():
