@@ -14,6 +14,7 @@ import stat
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +38,13 @@ from importer.codes import RowStatus
 from importer.config import Config, load_config
 from importer.exceptions import ImporterError
 from importer.job import StopSwitch, list_stages, run_import, validate_file
+from importer.journal import read_journal
 from importer.plan import Plan, duration_text
 from importer.read import open_table
 from importer.report import RowResult, Summary
 from importer.starter import starter_config
 
-from .mapping import Mapping, config_text
+from .mapping import Mapping, merged_config
 
 HERE = Path(__file__).parent
 MAX_UPLOAD_BYTES = 50 << 20  # a CSV of a million rows is about 100 MB: use a path for those
@@ -94,15 +96,17 @@ class Job:
                 "unknown": self.counts.get(RowStatus.UNKNOWN, 0),
                 "rate": round(rate, 2),
                 "eta": duration_text(left / rate) if rate and left else "",
-                "finished": self.finished.is_set(), "error": self.error}
+                "finished": self.finished.is_set(), "error": self.error,
+                "notes": list(self.notes)}
 
 
 @dataclass
 class Session:
     """The one person's work: their file, config, key and runs (in memory only)."""
 
-    token: str
+    token: str  # the printed address's; emptied once used
     workdir: Path
+    cookie: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     api_key: str | None = None
     file: Path | None = None
     sheet: str | None = None
@@ -114,6 +118,15 @@ class Session:
     sandbox_server: Any = None
     pilot_done: bool = False
     runs: list[Path] = field(default_factory=list)
+    closing: bool = False  # the server is stopping: live streams end
+
+    def stop_job(self) -> None:
+        """Stop the run going on as Ctrl-C stops one (a plan waiting for its answer is
+        declined); the server's shutdown calls it first."""
+        self.closing = True
+        if self.job is not None and not self.job.finished.is_set():
+            self.job.stop.request()
+            self.job.decided.set()
 
 
 class UiError(Exception):
@@ -131,6 +144,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
     """The page's application for one session, served at ``host:port``."""
     templates = _templates()
     allowed_hosts = {f"{host}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"}
+    cookie_name = f"{COOKIE}_{port}"
     script = (HERE / "static" / "progress.js").read_text(encoding="utf-8")
 
     def page(name: str, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
@@ -149,21 +163,27 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             if request.headers.get("host", "") not in allowed_hosts:
                 return PlainTextResponse("forbidden: unknown host", 403)
             given = request.query_params.get("token")
-            if given is not None and secrets.compare_digest(given, session.token):
+            if (given is not None and session.token
+                    and secrets.compare_digest(given, session.token)):
+                # One time: the address printed works once; the browser keeps a cookie of
+                # its own (named after the port: two pages on two ports keep theirs).
+                session.token = ""
                 response = RedirectResponse(request.url.path, 303)
-                response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict")
+                response.set_cookie(cookie_name, session.cookie, httponly=True,
+                                    samesite="strict")
                 return response
-            cookie = request.cookies.get(COOKIE, "")
-            if not secrets.compare_digest(cookie, session.token):
+            cookie = request.cookies.get(cookie_name, "")
+            if not secrets.compare_digest(cookie, session.cookie):
                 return PlainTextResponse("forbidden: open the address vambe-import ui printed",
                                          403)
             if request.method == "POST":
-                origin = request.headers.get("origin")
-                if origin is None or origin.removeprefix("http://") not in allowed_hosts:
+                origin = request.headers.get("origin") or ""
+                address = origin.removeprefix("http://").removeprefix("https://")
+                if address == origin or address not in allowed_hosts:
                     return PlainTextResponse("forbidden: request from another site", 403)
             try:
                 return await endpoint(request)
-            except UiError as error:
+            except (UiError, ImporterError) as error:
                 return PlainTextResponse(f"Error: {error}", 400)
         return guarded
 
@@ -218,7 +238,10 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             return failed("file.html", request, UiError("choose a file first"), sheets=[],
                           key_from_env=False)
         session.sheet = str(form.get("sheet") or "") or None
-        session.sandbox = form.get("sandbox") == "on"
+        sandbox = form.get("sandbox") == "on"
+        if sandbox != session.sandbox:
+            session.out = None  # a sandbox run's folder is never a real run's, nor back
+        session.sandbox = sandbox
         key = str(form.get("api_key") or "").strip()
         if key:
             session.api_key = key  # memory only: never written, never sent back
@@ -233,8 +256,10 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             table, sample = _sample(session)
         except ImporterError as error:
             return failed("file.html", request, error, sheets=[], key_from_env=False)
-        mapping = Mapping.from_toml(_starting_toml(session, table))
-        return await _mapping_view(request, mapping, table.headers, sample)
+        original, problem = _starting_toml(session, table)
+        return await _mapping_view(request, Mapping.from_toml(original), table.headers, sample,
+                                   toml=merged_config(original, Mapping.from_toml(original)),
+                                   error=problem)
 
     async def mapping_post(request: Request) -> Response:
         if session.file is None:
@@ -242,23 +267,32 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
         form = await request.form()
         table, sample = _sample(session)
         mapping = Mapping.from_form({key: str(value) for key, value in form.items()})
-        text = config_text(mapping)
+        original, _ = _starting_toml(session, table)
         path = _config_path(session)
-        path.write_text(text, encoding="utf-8")
+        # Checked before it replaces the saved one: a config that does not load is shown
+        # with its error, and the one saved before stays as it was.
+        staging = path.with_name(f".{path.name}.new")
         try:
-            config = load_config(path)
+            text = merged_config(original, mapping)
+            staging.write_text(text, encoding="utf-8")
+            config = load_config(staging)
             config.check_columns(list(table.headers), table.path.name)
-        except ImporterError as error:
+        except (ImporterError, ValueError) as error:
+            staging.unlink(missing_ok=True)
             return await _mapping_view(request, mapping, table.headers, sample,
-                                       error=str(error), status=400)
+                                       toml=None, status=400,
+                                       error=str(error).replace(staging.name, path.name))
+        os.replace(staging, path)
         session.config_path = path
         if form.get("action") == "next":
             return RedirectResponse("/check", 303)
-        return await _mapping_view(request, mapping, table.headers, sample)
+        return await _mapping_view(request, mapping, table.headers, sample, toml=text,
+                                   warning=config.api.plain_http_warning)
 
     async def _mapping_view(request: Request, mapping: Mapping, headers: tuple[str, ...],
-                      sample: list[tuple[str, ...]], *, error: str | None = None,
-                      status: int = 200) -> Response:
+                            sample: list[tuple[str, ...]], *, toml: str | None,
+                            error: str | None = None, warning: str | None = None,
+                            status: int = 200) -> Response:
         columns = [(header, [row[index] for row in sample[:PREVIEW_VALUES] if index < len(row)])
                    for index, header in enumerate(headers)]
         body = None
@@ -267,7 +301,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             body = await asyncio.to_thread(_first_request, session)
         stages = await asyncio.to_thread(_stages, session)
         return page("mapping.html", request, status, mapping=mapping, columns=columns,
-                    toml=config_text(mapping), body=body, error=error, stages=stages,
+                    toml=toml, body=body, error=error, warning=warning, stages=stages,
                     saved=session.config_path)
 
     # ------------------------------------------------------------ 3. check
@@ -287,7 +321,10 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             return failed("mapping_error.html", request, error)
         session.checked = summary
         rows = _rows_not_sent(out)
-        page_number = max(1, int(request.query_params.get("page", "1") or 1))
+        try:
+            page_number = max(1, int(request.query_params.get("page", "1") or 1))
+        except ValueError:
+            page_number = 1
         per_page = 20
         shown = rows[(page_number - 1) * per_page:page_number * per_page]
         return page("check.html", request, summary=summary, rows=shown, page=page_number,
@@ -314,12 +351,18 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
         return RedirectResponse("/progress", 303)
 
     async def send_page(request: Request) -> Response:
+        """The plan being made or waiting for its answer; else the button that makes it
+        (a POST: a GET changes nothing)."""
+        job = session.job
+        if job is None or job.kind != "send" or job.decided.is_set():
+            return page("send.html", request, job=None)
+        return page("send.html", request, job=job)
+
+    async def send_plan(request: Request) -> Response:
         job = session.job
         if job is None or job.finished.is_set() or job.kind != "send":
             _start(session, "send")
-            job = session.job
-        assert job is not None
-        return page("send.html", request, job=job)
+        return RedirectResponse("/send", 303)
 
     async def send_confirm(request: Request) -> Response:
         form = await request.form()
@@ -346,7 +389,8 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
             while True:
                 state = job.progress()
                 yield f"data: {json.dumps(state)}\n\n"
-                if state["finished"] or await request.is_disconnected():
+                if (state["finished"] or session.closing
+                        or await request.is_disconnected()):
                     return
                 await asyncio.sleep(0.5)
 
@@ -374,6 +418,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
                     settleable=settleable, unknown=summary.get("unknown", 0),
                     xlsx=(out / "errors.xlsx").exists(),
                     can_act=session.config_path is not None and session.file is not None,
+                    notes=session.job.notes if session.job is not None else [],
                     after_pilot=session.job is not None and session.job.kind == "pilot"
                     and session.job.out == out and settleable > 0)
 
@@ -431,6 +476,7 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
         Route("/pilot", guard(pilot_post), methods=["POST"]),
         Route("/send", guard(send_page)),
         Route("/send", guard(send_confirm), methods=["POST"]),
+        Route("/send/plan", guard(send_plan), methods=["POST"]),
         Route("/progress", guard(progress_page)),
         Route("/events", guard(events)),
         Route("/stop", guard(stop), methods=["POST"]),
@@ -500,12 +546,19 @@ def _sample(session: Session) -> tuple[Any, list[tuple[str, ...]]]:
     return table, sample
 
 
-def _starting_toml(session: Session, table: Any) -> str:
-    """The config saved earlier for this file, else init's guesses."""
+def _starting_toml(session: Session, table: Any) -> tuple[str, str | None]:
+    """The config saved earlier for this file, else init's guesses; with the reason when
+    the saved one cannot be read (then init's guesses, and the file is left as it is)."""
     path = _config_path(session)
     if path.exists():
-        return path.read_text(encoding="utf-8")
-    return starter_config(table).text
+        try:
+            text = path.read_text(encoding="utf-8")
+            tomllib.loads(text)
+            return text, None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            return starter_config(table).text, (f"{path.name} cannot be read ({error}): these"
+                                                " are init's guesses; Next replaces it")
+    return starter_config(table).text, None
 
 
 def _config_path(session: Session) -> Path:
@@ -603,7 +656,8 @@ def _start(session: Session, kind: str, *, limit: int | None = None) -> None:
     elif folder == session.workdir:
         folder = Path.cwd()
     out = session.out or folder / f"{session.file.stem}-import"
-    started = (out / "journal.sqlite").exists()
+    found = read_journal(out) if (out / "journal.sqlite").exists() else None
+    started = found is not None and found.started  # (a plan declined is no run)
     job = Job(kind, out)
     if kind != "send":  # the button was the confirmation: the plan is only counted
         job.go = True
@@ -644,6 +698,19 @@ def _start(session: Session, kind: str, *, limit: int | None = None) -> None:
 # ---------------------------------------------------------------- the server
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, stopping the run going on at the first Ctrl-C: it would otherwise wait for
+    the live progress streams, which end only with the run."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
 class UiServer:
     """The page served by uvicorn on ``host:port`` in a thread (tests) or the caller's."""
 
@@ -651,20 +718,22 @@ class UiServer:
                  api_key: str | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="vambe-import-ui-"))
         os.chmod(self.workdir, 0o700)
-        self.session = Session(secrets.token_urlsafe(24), self.workdir, api_key=api_key)
+        self.token = secrets.token_urlsafe(24)
+        self.session = Session(self.token, self.workdir, api_key=api_key)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         app = create_app(self.session, host=host, port=self.port)
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                                     access_log=False, lifespan="off"))
+        self._server = _Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                              lifespan="off", timeout_graceful_shutdown=5),
+                               on_exit=self.session.stop_job)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The address to open, with the one-time token."""
-        return f"http://{self.host}:{self.port}/?token={self.session.token}"
+        return f"http://{self.host}:{self.port}/?token={self.token}"
 
     def start(self) -> UiServer:
         self._thread = threading.Thread(target=self._server.run,
@@ -681,11 +750,10 @@ class UiServer:
         self._server.run(sockets=[self._socket])
 
     def stop(self) -> None:
+        self.session.stop_job()
         job = self.session.job
-        if job is not None and not job.finished.is_set():
-            job.stop.request()
-            job.decided.set()
-            job.finished.wait(60)
+        if job is not None:
+            job.finished.wait(60)  # its reports are written
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -117,42 +117,102 @@ def _pairs(text: str) -> dict[str, str]:
 
 
 def _q(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a TOML basic string is JSON's
+    """A TOML basic string: JSON's escapes, plus DEL and C1 controls, which TOML forbids
+    as they are; a lone surrogate is no text at all."""
+    text = json.dumps(value, ensure_ascii=False)
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in text):
+        raise ValueError(f"{value!r} holds a character that is not text")
+    return "".join(f"\\u{ord(char):04x}" if 0x7F <= ord(char) <= 0x9F else char
+                   for char in text)
 
 
-def config_text(mapping: Mapping) -> str:
-    """The config, as TOML the CLI reads (``vambe-import run FILE --config`` this file)."""
-    lines = ["# Written by vambe-import ui; the CLI reads it as is.", "", "[api]",
-             f"base_url = {_q(mapping.base_url)}", f"phone_id = {_q(mapping.phone_id)}",
-             f"rate_limit_per_second = {mapping.rate:g}", "", "[columns]"]
-    phones = [phone for phone in (mapping.phone, mapping.phone_fallback) if phone]
-    if len(phones) > 1:
-        lines.append(f"phone = [{', '.join(_q(phone) for phone in phones)}]")
-    else:
-        lines.append(f"phone = {_q(phones[0] if phones else '')}")
-    for name, value in (("contact_name", mapping.contact_name), ("email", mapping.email),
-                        ("stage", mapping.stage), ("country", mapping.country)):
-        if value:
-            lines.append(f"{name} = {_q(value)}")
-    defaults = [(name, value) for name, value in (("stage_id", mapping.stage_id),
-                                                  ("country", mapping.default_country))
-                if value]
-    if defaults:
-        lines += ["", "[defaults]"] + [f"{name} = {_q(value)}" for name, value in defaults]
-    for section in ("contact_metadata", "ticket_metadata"):
-        values = getattr(mapping, section)
-        if values:
-            lines += ["", f"[{section}]"] + [f"{_q(key)} = {_q(column)}"
-                                               for key, column in values.items()]
-    if mapping.message == "text" and mapping.content:
-        lines += ["", "[message]", f"content = {_q(mapping.content)}"]
-    elif mapping.message == "template" and mapping.template_id:
-        lines += ["", "[message]", f"template_id = {_q(mapping.template_id)}"]
-        if mapping.variable:
-            lines.append(f"variable = {_q(mapping.variable)}")
-    if mapping.exclude:
-        lines += ["", "[dedupe]", f"exclude = [{_q(mapping.exclude)}]"]
-    if mapping.hours:
-        lines += ["", "[schedule]", f"hours = {_q(mapping.hours)}",
-                  f"timezone = {_q(mapping.timezone or 'UTC')}"]
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _q(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_q(key)} = {_value(item)}" for key, item in value.items()) + " }"
+    raise ValueError(f"cannot write {value!r} in TOML")
+
+
+def dump_toml(data: dict) -> str:
+    """A config as TOML: each section a table, a value inside one inline."""
+    lines = ["# Written by vambe-import ui; the CLI reads it as is."]
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            lines.insert(1, f"{_q(section)} = {_value(values)}")
+            continue
+        lines += ["", f"[{section}]"]
+        lines += [f"{_q(key)} = {_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
+
+
+def merged_config(original: str, form: Mapping) -> str:
+    """The config ``original`` with what the form changed, and nothing else changed: a
+    setting the form does not show (a third phone column, a second opt-out list, a team
+    ledger, template columns...) is kept as written."""
+    data: dict = tomllib.loads(original) if original.strip() else {}
+    before = Mapping.from_toml(original) if original.strip() else Mapping()
+
+    def changed(*names: str) -> bool:
+        return any(getattr(form, name) != getattr(before, name) for name in names)
+
+    def put(section: str, key: str, value: object) -> None:
+        table = data.setdefault(section, {})
+        if value in ("", None, [], {}):
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+    if changed("base_url"):
+        put("api", "base_url", form.base_url)
+    if changed("phone_id"):
+        put("api", "phone_id", form.phone_id)
+    if changed("rate"):
+        put("api", "rate_limit_per_second", form.rate)
+    if changed("phone", "phone_fallback"):
+        phones = [phone for phone in (form.phone, form.phone_fallback) if phone]
+        put("columns", "phone", phones if len(phones) > 1 else (phones[0] if phones else ""))
+    if changed("name_first", "name_last"):
+        put("columns", "contact_name", form.contact_name)
+    for name in ("email", "stage", "country"):
+        if changed(name):
+            put("columns", name, getattr(form, name))
+    if changed("stage_id"):
+        put("defaults", "stage_id", form.stage_id)
+    if changed("default_country"):
+        put("defaults", "country", form.default_country)
+    for section in ("contact_metadata", "ticket_metadata"):
+        if changed(section):
+            constants = {key: value for key, value in data.get(section, {}).items()
+                         if not isinstance(value, str)}
+            data[section] = {**constants, **getattr(form, section)}
+    if changed("message", "content", "template_id", "variable"):
+        kept = {key: value for key, value in (data.get("message") or {}).items()
+                if key == "ai_generated"}
+        if form.message == "text" and form.content:
+            data["message"] = {"content": form.content, **kept}
+        elif form.message == "template" and form.template_id:
+            data["message"] = {"template_id": form.template_id, **kept}
+            if form.variable:
+                data["message"]["variable"] = form.variable
+        else:
+            data.pop("message", None)
+    if changed("exclude"):
+        exclude = list(data.get("dedupe", {}).get("exclude") or [])
+        exclude = [form.exclude] + exclude[1:] if form.exclude else exclude[1:]
+        put("dedupe", "exclude", exclude)
+    if changed("hours", "timezone"):
+        if form.hours:
+            put("schedule", "hours", form.hours)
+            put("schedule", "timezone", form.timezone or "UTC")
+        else:
+            data.pop("schedule", None)
+    for section in [name for name, values in data.items() if values == {}]:
+        data.pop(section)
+    return dump_toml(data)

@@ -20,6 +20,12 @@
     text("sent", state.sent.toLocaleString()); text("failed", state.failed.toLocaleString());
     text("unknown", state.unknown.toLocaleString()); text("rate", state.rate);
     text("eta", state.eta ? ", about " + state.eta + " left" : "");
+    var notes = document.getElementById("notes");
+    if (notes && state.notes.length > notes.children.length) {
+      state.notes.slice(notes.children.length).forEach(function (note) {
+        var item = document.createElement("li"); item.textContent = note; notes.appendChild(item);
+      });
+    }
     rates.push(state.rate); if (rates.length > 120) { rates.shift(); } draw();
     if (state.finished) {
       source.close();
