@@ -453,7 +453,9 @@ class _Progress:
 def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
     """Settle the run's unknown rows against the account, on evidence; opens no ticket.
 
-    Exit 0 when no row is left unknown, 5 otherwise. Needs VAMBE_API_KEY.
+    Exit as run does: 0 all settled, 5 while rows can still be settled (unknown, or found
+    not processed: --resume sends them), 1 when only invalid ones are left. Needs
+    VAMBE_API_KEY.
     """
     from .reconcile import reconcile_folder
 
@@ -463,7 +465,7 @@ def reconcile(out_dir: Path, config_path: Path, quiet: bool) -> None:
     if summary.unknown_rows:
         _say(f"{len(summary.unknown_rows)} rows are still unknown: the account cannot tell;"
              " their errors say why. --resume --retry-unknown sends them again.")
-    sys.exit(EXIT_OK if not summary.unknown_rows else EXIT_SETTLEABLE)
+    sys.exit(exit_code(summary))
 
 
 @cli.command()

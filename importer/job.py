@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import signal
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -637,7 +636,7 @@ async def _run(config: Config, journal: Journal, ledger: Ledger, api_key: str,
     try:
         write_reports(journal.path.parent, journal.table(), journal.results(unreached), summary,
                       journal)
-    except (OutputFolderError, OSError, sqlite3.Error) as error:
+    except Exception as error:  # noqa: BLE001 - customers were messaged: exit 4, never 2
         if summary.local_error is None:
             summary.local_error = f"the run ended but its reports could not be written ({error})"
         summary.notes.append(f"the reports could not be written ({error}); --resume writes"

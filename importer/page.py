@@ -23,6 +23,8 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from .codes import ERROR_HELP, ErrorCode, ExitCode, RowStatus
 
+MAX_SPAN = 7 * 86400  # requests over longer than this: a clock was set; no time charts
+EXAMPLE_CHARS = 200  # an example's reason, cut: a 60 KB cell stays in errors.csv
 WIDTH, HEIGHT = 720, 170  # a chart's drawing area, in CSS pixels (fits A4 portrait)
 EXAMPLES = 3  # example rows shown per error code
 TABLE_ROWS = 24  # a chart's table: at most this many intervals
@@ -34,7 +36,8 @@ _STATUS_COLOURS = {
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """HTML-escaped, and a lone surrogate (a file name that is not UTF-8) as U+FFFD."""
+    return html.escape(str(text), quote=True).encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass
@@ -53,7 +56,8 @@ class RowTally:
             self.errors[error_code] += 1
             shown = self.examples.setdefault(error_code, [])
             if len(shown) < EXAMPLES:
-                shown.append((row, error))
+                shown.append((row, error if len(error) <= EXAMPLE_CHARS
+                              else error[:EXAMPLE_CHARS] + "…"))
             if error_code in (ErrorCode.OUTSIDE_WINDOW, ErrorCode.DAILY_LIMIT):
                 self.skipped_until.setdefault(error_code, error)
         region = self._region_of(phone) if phone else (country or "")
@@ -105,7 +109,10 @@ def build_page(facts: RunFacts, tally: RowTally) -> str:
     """The whole page, as text."""
     parts = [_HEAD, f"<h1>Campaign report: {esc(facts.file)}</h1>", _run_section(facts),
              _status_section(facts)]
-    if facts.requests:
+    if facts.requests and facts.requests[-1][0] - facts.requests[0][0] > MAX_SPAN:
+        parts.append('<p class="note">The requests span more than a week, so this machine\'s'
+                     " clock was set during the run: the time charts are left out.</p>")
+    elif facts.requests:
         line = _Timeline.of(facts.requests)
         parts.append(_rate_section(facts, line))
         parts.append(_latency_section(facts, line))
@@ -285,14 +292,20 @@ def _rate_section(facts: RunFacts, line: _Timeline) -> str:
     lows = "".join(f"M{column * column_width:.1f} {HEIGHT}V{HEIGHT - low[column] * scale:.1f}"
                    f"h{column_width - gap:.1f}V{HEIGHT}z" for column in range(line.columns)
                    if low[column])
-    shades = []
+    # Pauses merged where they touch within a pixel: one shade each, however many 429s.
+    spans: list[list[float]] = []
     for began, ended in facts.pauses:
         left = max(0.0, (began - line.start) / line.seconds * WIDTH)
         right = min(float(WIDTH), (ended - line.start) / line.seconds * WIDTH)
-        if right > left:
-            shades.append(f'<rect class="pause" x="{left:.1f}" y="0" width="{right - left:.1f}"'
-                          f' height="{HEIGHT}" fill="#ffe0b2"><title>paused by the API'
-                          "</title></rect>")
+        if right <= left:
+            continue
+        if spans and left <= spans[-1][1] + 1:
+            spans[-1][1] = max(spans[-1][1], right)
+        else:
+            spans.append([left, right])
+    shades = [f'<rect class="pause" x="{left:.1f}" y="0" width="{right - left:.1f}"'
+              f' height="{HEIGHT}" fill="#ffe0b2"><title>paused by the API</title></rect>'
+              for left, right in spans]
     marks = "".join(
         f'<rect class="m429" x="{column * column_width:.1f}" y="{HEIGHT + 16}"'
         f' width="{max(column_width, 2):.1f}" height="6" fill="#c62828"/>'
@@ -481,6 +494,16 @@ def _duration(seconds: float) -> str:
     if hours:
         return f"{hours} h {minutes:02d} min"
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def fallback_page(counts: dict[str, int], problem: str) -> str:
+    """A page that says it could not be drawn, with the counts (the CSVs hold the rest)."""
+    rows = "".join(f'<tr><td>{esc(status)}</td><td class="n">{count:,}</td></tr>'
+                   for status, count in counts.items() if count)
+    return (f"{_HEAD}<h1>Campaign report</h1><p>This page could not be drawn"
+            f" ({esc(problem)}); results.csv, errors.csv and summary.json are whole.</p>"
+            f'<section aria-labelledby="statuses"><h2 id="statuses">Rows</h2><table><tbody>'
+            f"{rows}</tbody></table></section></main></body></html>\n")
 
 
 def requests_per_second(requests: Iterable[tuple[float, float, int | None]]) -> Counter[int]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .codes import ERROR_STATUSES, ErrorCode, ExitCode, RowStatus
 from .exceptions import OutputFolderError
 from .files import open_private, private_folder
-from .page import RowTally, RunFacts, build_page
+from .page import RowTally, RunFacts, build_page, fallback_page
 from .read import ERROR_COLUMNS, FORMULA_TRIGGERS, SourceRow, Table
 
 if TYPE_CHECKING:  # openpyxl loads only when an errors.xlsx is written
@@ -253,22 +253,29 @@ class ReportWriter:
                                     f" ({error.strerror or error})") from None
 
     def _commit(self, summary: Summary, page: str) -> None:
+        """Every file made whole first (the workbook takes seconds); then the old summary
+        and page removed, so that a process killed among the renames leaves them absent,
+        never describing another run; then the renames, the page last."""
         self._results_file.close()
         self._errors_file.close()
-        page_tmp = self.out_dir / "report.html.tmp"
-        with open_private(page_tmp, encoding="utf-8") as handle:
+        out = self.out_dir
+        page_tmp = out / "report.html.tmp"
+        with open_private(page_tmp, encoding="utf-8", errors="replace") as handle:
             handle.write(page)
-        os.replace(self._results_path, self.out_dir / "results.csv")
-        os.replace(self._errors_path, self.out_dir / "errors.csv")
         if self._workbook is not None:
             self._workbook.save()
-            os.replace(self._workbook.path, self.out_dir / "errors.xlsx")
-            summary.wrote_xlsx = True
-        summary_tmp = self.out_dir / "summary.json.tmp"
+        summary_tmp = out / "summary.json.tmp"
         with open_private(summary_tmp, encoding="utf-8") as handle:
             handle.write(json.dumps(summary.as_json(), indent=2) + "\n")
-        os.replace(summary_tmp, self.out_dir / "summary.json")
-        os.replace(page_tmp, self.out_dir / "report.html")  # last: it describes the others
+        for stale in ("summary.json", "report.html"):
+            (out / stale).unlink(missing_ok=True)
+        os.replace(self._results_path, out / "results.csv")
+        os.replace(self._errors_path, out / "errors.csv")
+        if self._workbook is not None:
+            os.replace(self._workbook.path, out / "errors.xlsx")
+            summary.wrote_xlsx = True
+        os.replace(summary_tmp, out / "summary.json")
+        os.replace(page_tmp, out / "report.html")  # last: it describes the others
 
     def discard(self) -> None:
         for handle, path in ((self._results_file, self._results_path),
@@ -279,7 +286,8 @@ class ReportWriter:
                 path.unlink(missing_ok=True)
         if self._workbook is not None:
             self._workbook.path.unlink(missing_ok=True)
-        (self.out_dir / "report.html.tmp").unlink(missing_ok=True)
+        for leftover in ("report.html.tmp", "summary.json.tmp"):
+            (self.out_dir / leftover).unlink(missing_ok=True)
 
 
 
@@ -302,7 +310,7 @@ def write_reports(out_dir: Path, table: Table,
             tally.add(result.status, result.error_code, result.error, result.row,
                       result.phone, result.country)
         summary.finished_at = datetime.now(UTC)
-        page = build_page(run_facts(summary, table, journal), tally)
+        page = safe_page(summary, table, journal, tally)
         if journal is not None:
             journal.set_meta(report=json.dumps(_page_meta(summary)))
     except BaseException:
@@ -349,9 +357,23 @@ def summary_from_meta(found: str | None, out_dir: Path) -> Summary:
     return summary
 
 
+def safe_page(summary: Summary, table: Table, journal: Journal | None, tally: RowTally) -> str:
+    """The page; if drawing it fails, a page that says so with the counts: the other
+    reports never depend on it."""
+    try:
+        return build_page(run_facts(summary, table, journal), tally)
+    except Exception as error:  # noqa: BLE001 - the page is a view: the CSVs are the record
+        return fallback_page(summary.counts, f"{type(error).__name__}: {error}")
+
+
 def rewrite_page(out_dir: Path, journal: Journal, unreached: RowResult) -> Path:
     """``vambe-import report``: report.html again from the journal alone."""
-    summary = summary_from_meta(journal.meta("report"), out_dir)
+    found = journal.meta("report")
+    started = float(journal.meta("run_started") or 0)
+    if found and started > datetime.fromisoformat(json.loads(found)["finished_at"]).timestamp():
+        raise OutputFolderError(f"{out_dir}: its last run did not finish (stopped at once, or"
+                                " killed): --resume finishes it and writes every report")
+    summary = summary_from_meta(found, out_dir)
     table = journal.table()
     tally = RowTally()
     for result, _ in journal.results(unreached):
@@ -360,7 +382,7 @@ def rewrite_page(out_dir: Path, journal: Journal, unreached: RowResult) -> Path:
                   result.country)
     if summary.finished_at is None:
         summary.finished_at = summary.started_at
-    page = build_page(run_facts(summary, table, journal), tally)
+    page = safe_page(summary, table, journal, tally)
     path = out_dir / "report.html"
     staging = out_dir / "report.html.tmp"
     try:

@@ -209,3 +209,62 @@ def test_the_page_stays_small_whatever_the_run(size, tmp_path):
     parsed = _Page(text)
     assert sum(_number(row[1]) for row in parsed.tables["rate"][1:]) == size
     assert len(parsed.tables["rate"]) - 1 <= 24
+
+
+def test_a_file_name_that_is_not_utf8_never_costs_the_reports(sandbox, write_config,
+                                                              write_csv, invoke, tmp_path):
+    """Found by review: a Latin-1 file name (from Windows or Samba) made the page fail, and
+    with it every report, after customers were messaged, with exit 2 "nothing was sent"."""
+    import os
+
+    written = write_csv(people(3))
+    source = tmp_path / os.fsdecode(b"clientes_a\xf1o.csv")
+    written.rename(source)
+    result = invoke("run", source, "--config", write_config(sandbox.url), "--out", "informe")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "informe"
+    assert len(read_results(out)) == 3
+    assert "clientes_a?o.csv" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_thousands_of_pauses_long_reasons_and_a_clock_set_keep_the_page_small(tmp_path):
+    """Found by review: one shade per 429 pause and whole 60 KB reasons made pages of
+    megabytes; requests a year apart (a clock set mid-run) made lists of a year of seconds."""
+    from datetime import datetime, timedelta
+
+    from importer.codes import ExitCode
+    from importer.page import RowTally, RunFacts, build_page
+
+    start = 1_800_000_000.0
+    requests = [(start + n * 0.05, start + n * 0.05 + 0.1, 429 if n % 100 == 0 else 200)
+                for n in range(100_000)]
+    pauses = [(start + n * 5.0, start + n * 5.0 + 1.0) for n in range(1000)]
+    tally = RowTally()
+    for n in range(30):
+        tally.add("invalid", f"code_{n}", "x" * 60_000, n + 2, "", "CL")
+    began = datetime.fromtimestamp(start, UTC)
+    facts = RunFacts("run", "x.csv", None, "acct", None, "out", None, 20.0, began,
+                     began + timedelta(hours=2), ExitCode.OK, None, {"sent": 100_000},
+                     requests, pauses)
+    assert len(build_page(facts, tally).encode()) < 200_000
+    jumped = facts.__class__(**{**facts.__dict__, "requests": [
+        (start, start + 0.1, 200), (start + 365 * 86400, start + 365 * 86400 + 0.1, 200)]})
+    page = _Page(build_page(jumped, RowTally()))
+    assert "rate" not in page.tables
+    assert "clock was set during the run" in "".join(page.text)
+
+
+def test_report_refuses_a_folder_whose_last_run_did_not_finish(
+        sandbox, write_config, write_csv, invoke, tmp_path):
+    """Found by review: after a resume killed at once, `report` drew the earlier run's page
+    with the killed one's half record ("sent 0"). It says what to do instead."""
+    out = _run_with_every_status(sandbox, write_config, write_csv, invoke, tmp_path)
+    db = sqlite3.connect(out / "journal.sqlite")
+    db.execute("UPDATE meta SET value='9999999999' WHERE name='run_started'")
+    db.commit()
+    db.close()
+    result = invoke("report", "--out", "clientes-import", api_key=None)
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: clientes-import: its last run did not finish (stopped at"
+                             " once, or killed): --resume finishes it and writes every"
+                             " report\n")
