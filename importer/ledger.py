@@ -282,6 +282,16 @@ class Prior(NamedTuple):
     origin: str
 
 
+class FolderActivity(NamedTuple):
+    """What a ledger knows of one output folder's requests."""
+
+    folder: str
+    requests: int
+    sent: int
+    unknown: int
+    last: float  # when one was last recorded (this machine's clock)
+
+
 class Unknown(NamedTuple):
     """A request whose outcome is unknown, as reconcile needs it."""
 
@@ -623,6 +633,16 @@ class Ledger:
             " AND state IN (?, ?, ?) LIMIT 1",
             (target, self.origin, self.folder, RequestState.SENT, RequestState.UNKNOWN,
              RequestState.IN_FLIGHT)).fetchone() is not None
+
+    @_reading
+    def folders(self, limit: int = 100) -> list[FolderActivity]:
+        """The output folders that sent through this ledger, to any account, the latest
+        first (the local page's Runs)."""
+        return [FolderActivity(*found) for found in self._execute(
+            "SELECT folder, count(*), sum(CASE WHEN state=? THEN 1 ELSE 0 END),"
+            " sum(CASE WHEN state=? THEN 1 ELSE 0 END), max(updated_at) FROM requests"
+            " GROUP BY folder ORDER BY max(updated_at) DESC LIMIT ?",
+            (RequestState.SENT, RequestState.UNKNOWN, limit))]
 
     @_reading
     def phones_reached(self) -> set[str]:

@@ -389,3 +389,24 @@ def test_stopping_the_server_stops_the_run_even_with_progress_open(tmp_path, mon
     assert job.summary is not None and job.summary.interrupted
     assert job.summary.counts["skipped"] > 0
     assert len(account.state.tickets) < 13
+
+
+def test_runs_lists_the_folders_this_machines_ledger_knows(page_server, tmp_path, invoke,
+                                                           sandbox, write_config, write_csv):
+    """A run made with the CLI is on the page's Runs (from the ledger), with its state, and
+    opens at the result step."""
+    from .conftest import people
+
+    source = write_csv(people(3))
+    assert invoke("run", source, "--config", write_config(sandbox.url), "--out",
+                  "campana").exit_code == 0
+    with _client(page_server) as client:
+        runs = client.get("/runs")
+        assert runs.status_code == 200
+        assert str(tmp_path / "campana") in runs.text and "finished" in runs.text
+        opened = client.post("/runs", data={"folder": str(tmp_path / "campana")})
+        assert opened.status_code == 303 and opened.headers["location"] == "/result"
+        result = client.get("/result")
+        assert "<td>sent</td><td>3</td>" in result.text
+        stranger = client.post("/runs", data={"folder": "/etc"})
+        assert stranger.status_code == 404

@@ -445,18 +445,15 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
         return RedirectResponse("/progress", 303)
 
     async def runs_page(request: Request) -> Response:
-        known = []
-        for out in session.runs:
-            found = out / "summary.json"
-            counts = json.loads(found.read_text(encoding="utf-8")) if found.exists() else {}
-            known.append((out, counts))
+        known = await asyncio.to_thread(_known_runs, session)
         return page("runs.html", request, runs=known)
 
     async def open_run(request: Request) -> Response:
         form = await request.form()
         chosen = Path(str(form.get("folder", "")))
-        if chosen not in session.runs:
-            return PlainTextResponse("not a run of this page", 404)
+        known = await asyncio.to_thread(_known_runs, session)
+        if chosen not in [run.folder for run in known]:
+            return PlainTextResponse("not a run this machine's ledger knows", 404)
         session.out = chosen
         return RedirectResponse("/result", 303)
 
@@ -630,6 +627,62 @@ def _first_request(session: Session) -> str | None:
     if not summary.preview:
         return "(no valid row)"
     return json.dumps(summary.preview[0], ensure_ascii=False, indent=2)
+
+
+@dataclass
+class KnownRun:
+    """An output folder on the Runs page: from the ledger, and its own summary.json."""
+
+    folder: Path
+    requests: int
+    sent: int
+    unknown: int
+    last: str
+    counts: dict[str, Any]
+
+    @property
+    def state(self) -> str:
+        if not self.counts:
+            return "no reports (stopped at once, or killed: Resume finishes it)"
+        left = sum(self.counts.get(name, 0) for name in ("failed", "unknown", "skipped"))
+        return f"{left:,} rows left to settle" if left else "finished"
+
+
+def _known_runs(session: Session) -> list[KnownRun]:
+    """The output folders this machine's ledger (and this page's sandbox ledger) recorded,
+    the latest first."""
+    from importer.ledger import Ledger, Policy, default_ledger_path, ledger_location
+
+    locations = []
+    try:
+        config = load_config(session.config_path) if session.config_path else None
+        locations.append(ledger_location(config) if config else default_ledger_path())
+    except ImporterError:
+        pass
+    if (session.workdir / SANDBOX_LEDGER).exists():
+        locations.append(session.workdir / SANDBOX_LEDGER)
+    found: list[KnownRun] = []
+    for location in locations:
+        try:
+            ledger = Ledger.peek(location, target="", folder=session.workdir, policy=Policy())
+        except ImporterError:
+            continue
+        if ledger is None:
+            continue
+        try:
+            for activity in ledger.folders():
+                folder = Path(activity.folder)
+                summary = folder / "summary.json"
+                counts = (json.loads(summary.read_text(encoding="utf-8"))
+                          if summary.exists() else {})
+                found.append(KnownRun(folder, activity.requests, activity.sent,
+                                      activity.unknown,
+                                      time.strftime("%Y-%m-%d %H:%M",
+                                                    time.localtime(float(activity.last))),
+                                      counts))
+        finally:
+            ledger.close()
+    return found
 
 
 def _rows_not_sent(out: Path) -> list[dict[str, str]]:
