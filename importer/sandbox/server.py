@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import uvicorn
+
+from importer.serving import serve_in_thread
 
 from .app import SandboxState, create_app
 
@@ -31,27 +32,22 @@ class SandboxServer:
                                 access_log=False, lifespan="off", timeout_keep_alive=30,
                                 date_header=False)  # the app's own, exact (app._Dated)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> SandboxServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the sandbox API did not start within 10 s")
-            time.sleep(0.01)
+        self._thread = serve_in_thread(self._server, self._socket, "the sandbox API")
         return self
 
     def stop(self) -> None:
         """Stop now: connections still open (a trickling answer) are not waited for."""
         self._server.should_exit = True
         self._server.force_exit = True
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._socket.close()
 
     def serve_forever(self) -> None:

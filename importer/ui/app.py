@@ -42,6 +42,7 @@ from importer.journal import read_journal
 from importer.plan import Plan, duration_text
 from importer.read import open_table
 from importer.report import RowResult, Summary
+from importer.serving import serve_in_thread
 from importer.starter import starter_config
 
 from .mapping import Mapping, merged_config
@@ -789,14 +790,7 @@ class UiServer:
         return f"http://{self.host}:{self.port}/?token={self.token}"
 
     def start(self) -> UiServer:
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._socket]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the page's server did not start within 10 s")
-            time.sleep(0.01)
+        self._thread = serve_in_thread(self._server, self._socket, "the page's server")
         return self
 
     def serve_forever(self) -> None:
