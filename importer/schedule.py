@@ -8,7 +8,7 @@ All times come from :func:`importer.timing.clock`, so tests run windows in virtu
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -35,8 +35,6 @@ class SendWindow:
         self.settings = settings
         self.start, self.end = settings.window()
         self.days = frozenset(DAYS.index(day) for day in settings.days)
-        length = (datetime.combine(date.min, self.end) - datetime.combine(date.min, self.start))
-        self.length = length if length > timedelta(0) else length + timedelta(days=1)
 
     def zones(self, phone: str) -> tuple[str, ...]:
         return zones_of(phone, self.settings.timezone)
@@ -49,8 +47,12 @@ class SendWindow:
         for offset in range(-1, _LOOKAHEAD_DAYS):
             day = today + timedelta(days=offset)
             if day.weekday() in self.days:
+                # Both ends in local wall time: on the night clocks change, 22:00-06:00 is
+                # seven or nine hours, never 06:00 plus or minus an hour.
+                last = day + timedelta(days=1) if self.end <= self.start else day
                 opens = datetime.combine(day, self.start, tzinfo=place).astimezone(UTC)
-                spans.append((opens, opens + self.length))
+                closes = datetime.combine(last, self.end, tzinfo=place).astimezone(UTC)
+                spans.append((opens, closes))
         return spans
 
     def opens_at(self, phone: str, moment: float) -> float | None:

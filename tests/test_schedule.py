@@ -7,8 +7,6 @@ import signal
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from importer.config import ScheduleSettings
 from importer.schedule import SendWindow
 from importer.timing import FakeClock, use_clock
@@ -197,9 +195,6 @@ def test_the_days_of_a_window_across_midnight_are_the_days_it_opens():
         "2027-01-15 22:00 Europe/Berlin (2027-01-15 21:00 UTC)")
 
 
-@pytest.mark.xfail(strict=True, reason="schedule.SendWindow adds the window's length to its"
-                   " opening in UTC: on the night clocks go forward, 22:00-06:00 in Berlin"
-                   " stays open until 07:00 local time")
 def test_a_night_window_ends_at_its_local_hour_when_clocks_go_forward(sandbox, write_config,
                                                                       write_csv, invoke,
                                                                       tmp_path):
