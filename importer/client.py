@@ -352,11 +352,17 @@ class VambeClient:
             except TimeoutError:
                 answer = Answer(Outcome.UNKNOWN, error=f"no complete answer within"
                                                        f" {self.timeout:g} s")
+                reason = answer.error
             except httpx.TransportError as error:
                 answer = self._redacted(classify_exception(error, self.timeout))
+                reason = f"the connection failed ({type(error).__name__})"
             else:
                 answer = self._redacted(classify_status(response.status_code, content,
                                                         response.headers, self.redact))
+                # Said as a GET's, not a ticket's: a listing involves no phone ID and
+                # opens no ticket, whatever classify_status would say of a POST.
+                reason = f"HTTP {response.status_code}" + (
+                    f" with an answer {UNREADABLE}" if content is None else "")
                 if answer.outcome == Outcome.SENT and content is not None:
                     return content
                 if answer.http_status == 404 and missing_ok:
@@ -370,10 +376,7 @@ class VambeClient:
                         MAX_BACKOFF_SECONDS)
             await clock().sleep(delay)
         hint = "; check [api] base_url" if answer.http_status == 404 else ""
-        raise ApiUnavailableError(
-            f"could not {what} at {url}: {answer.error or 'unreadable answer'}{hint};"
-            " nothing was sent"
-        )
+        raise ApiUnavailableError(f"could not {what} at {url}: {reason}{hint}; nothing was sent")
 
 
 def _json(content: bytes, what: str) -> object:

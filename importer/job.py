@@ -511,7 +511,9 @@ def _resumable_journal(out: Path, record: JournalRecord | None, input_path: Path
             raise ConfigError(
                 f"{config.source}: the config changed since the run was planned (its mapping,"
                 f" defaults, message, dedupe or phone ID); nothing was sent: {replan}")
-        journal.clear_outcomes()
+        # The earlier runs' outcomes stay: each row this run reaches gets its own, and a
+        # row a stopped resume never reached keeps what an earlier run recorded (sent stays
+        # sent, never "not sent").
     except BaseException:
         journal.close()
         raise

@@ -468,11 +468,6 @@ class Journal:
                 keys[key] = RowStatus(status)
         return Reached(keys, phones)
 
-    def clear_outcomes(self) -> None:
-        """A resumed run records every row's outcome again (the ledger remembers what was
-        sent, so rows already sent are reported sent, not sent again)."""
-        self._execute([("DELETE FROM outcomes", [()])])
-
     def add_result(self, result: RowResult) -> None:
         """Buffer a planned row's outcome."""
         self._outcomes.append((result.row, result.status, result.ai_contact_id,

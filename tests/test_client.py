@@ -167,9 +167,6 @@ def test_a_stage_listing_the_importer_cannot_read_stops_before_any_ticket(sandbo
     assert [r.path for r in sandbox.state.received] == ["/api/public/pipeline"]
 
 
-@pytest.mark.xfail(strict=True, reason="client.get() words a failed GET with classify_status's"
-                   " ticket wording: a 404 on the stage listing says 'phone ID not found', an"
-                   " unreadable 200 'the status code says the ticket was opened'")
 @pytest.mark.parametrize(("path", "pipelines", "said"), [
     ("/v2", None, "HTTP 404"),
     ("", [{"id": "p", "name": "x" * (1 << 20), "stages": []}], "larger than 1 MiB"),

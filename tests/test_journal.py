@@ -58,9 +58,6 @@ def test_a_file_saved_while_it_is_read_is_refused(write_csv):
                                   " once it is still")
 
 
-@pytest.mark.xfail(strict=True, reason="Journal.clear_outcomes() forgets every row's outcome"
-                   " when a resume starts; rows the stopped resume never reached are reported"
-                   " skipped ('not sent ... --resume sends it') though an earlier run sent them")
 def test_a_resume_stopped_early_still_reports_the_rows_sent_before_as_sent(
         sandbox, write_config, write_csv, tmp_path, fake_clock):
     """The first run's first claim batch meets 503s (failed, not processed) and the rows
