@@ -115,10 +115,7 @@ class Session:
     config_path: Path | None = None
     out: Path | None = None
     job: Job | None = None
-    checked: Summary | None = None
     sandbox_server: Any = None
-    pilot_done: bool = False
-    runs: list[Path] = field(default_factory=list)
     closing: bool = False  # the server is stopping: live streams end
 
     def stop_job(self) -> None:
@@ -320,7 +317,6 @@ def create_app(session: Session, *, host: str, port: int) -> Starlette:
                 **({"ledger_path": _sandbox_ledger(session)} if session.sandbox else {}))
         except ImporterError as error:
             return failed("mapping_error.html", request, error)
-        session.checked = summary
         rows = _rows_not_sent(out)
         try:
             page_number = max(1, int(request.query_params.get("page", "1") or 1))
@@ -499,7 +495,6 @@ def _choose_file(session: Session, path: Path) -> None:
     session.sheet = None
     session.config_path = None
     session.out = None
-    session.pilot_done = False
 
 
 def _allowed_path(text: str) -> Path:
@@ -718,8 +713,6 @@ def _start(session: Session, kind: str, *, limit: int | None = None) -> None:
         job.decided.set()
     session.job = job
     session.out = out
-    if out not in session.runs:
-        session.runs.append(out)
     options: dict[str, Any] = {"ledger_path": _sandbox_ledger(session),
                                "account": "sandbox"} if session.sandbox else {}
 
