@@ -36,8 +36,9 @@ from .job import (
     run_until_settled,
     validate_file,
 )
-from .plan import Plan, duration_text
+from .plan import Plan
 from .report import RowResult, Summary, plural
+from .timing import duration_text
 from .version import __version__
 
 if TYPE_CHECKING:

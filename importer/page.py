@@ -15,13 +15,14 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from .codes import ERROR_HELP, ErrorCode, ExitCode, RowStatus
+from .timing import duration_text
 
 MAX_SPAN = 7 * 86400  # requests over longer than this: a clock was set; no time charts
 EXAMPLE_CHARS = 200  # an example's reason, cut: a 60 KB cell stays in errors.csv
@@ -154,7 +155,7 @@ def _run_section(facts: RunFacts) -> str:
             ("Account", facts.account), ("Ledger", facts.ledger or "none"),
             ("Output folder", facts.out_dir),
             ("Started", _when(facts.started_at)), ("Finished", _when(facts.finished_at)),
-            ("Duration", _duration(duration)),
+            ("Duration", duration_text(duration)),
             ("Rate limit", f"{facts.rate:g} requests/s" if facts.rate else "none"),
             ("Ended", f"exit {int(facts.exit_code)}: {facts.exit_code.meaning}"
                       + (f" ({facts.stopped})" if facts.stopped and facts.stopped
@@ -264,7 +265,7 @@ def _axis(x_seconds: int, y_max: float, unit: str) -> str:
     return (f'<line x1="0" y1="{HEIGHT}" x2="{WIDTH}" y2="{HEIGHT}" stroke="#999"/>'
             f'<text x="2" y="11" font-size="11" fill="#555">{y_max:g} {esc(unit)}</text>'
             f'<text x="{WIDTH - 2}" y="{HEIGHT + 13}" font-size="11" fill="#555"'
-            f' text-anchor="end">{_duration(x_seconds)}</text>'
+            f' text-anchor="end">{duration_text(x_seconds)}</text>'
             f'<text x="0" y="{HEIGHT + 13}" font-size="11" fill="#555">0 s</text>')
 
 
@@ -333,7 +334,7 @@ def _rate_section(facts: RunFacts, line: _Timeline) -> str:
     rows = []
     for first, last in line.spans(TABLE_ROWS):
         seconds = line.per_second[first:last]
-        rows.append(f"<tr><td>{_duration(first)}&ndash;{_duration(last)}</td>"
+        rows.append(f"<tr><td>{duration_text(first)}&ndash;{duration_text(last)}</td>"
                     f'<td class="n">{sum(seconds):,}</td><td class="n">{max(seconds):,}</td>'
                     f'<td class="n">{sum(line.throttled[first:last]):,}</td>'
                     f'<td class="n">{sum(line.unavailable[first:last]):,}</td></tr>')
@@ -346,7 +347,7 @@ def _rate_section(facts: RunFacts, line: _Timeline) -> str:
 def _rate_text(line: _Timeline, facts: RunFacts) -> str:
     total = sum(line.per_second)
     throttled = sum(line.throttled)
-    text = (f"{total:,} requests in {_duration(line.seconds)}; busiest second"
+    text = (f"{total:,} requests in {duration_text(line.seconds)}; busiest second"
             f" {max(line.per_second):,}")
     if facts.rate:
         text += f" against a limit of {facts.rate:g}/s"
@@ -396,7 +397,7 @@ def _latency_section(facts: RunFacts, line: _Timeline) -> str:
     for (first, last), values in zip(per_span, span_values, strict=True):
         if values:
             p50, p90, p99 = _percentiles(values)
-            rows.append(f"<tr><td>{_duration(first)}&ndash;{_duration(last)}</td>"
+            rows.append(f"<tr><td>{duration_text(first)}&ndash;{duration_text(last)}</td>"
                         f'<td class="n">{len(values):,}</td><td class="n">{p50 * 1000:.0f}</td>'
                         f'<td class="n">{p90 * 1000:.0f}</td><td class="n">{p99 * 1000:.0f}'
                         "</td></tr>")
@@ -487,15 +488,6 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-
-
 def fallback_page(counts: dict[str, int], problem: str) -> str:
     """A page that says it could not be drawn, with the counts (the CSVs hold the rest)."""
     rows = "".join(f'<tr><td>{esc(status)}</td><td class="n">{count:,}</td></tr>'
@@ -504,12 +496,3 @@ def fallback_page(counts: dict[str, int], problem: str) -> str:
             f" ({esc(problem)}); results.csv, errors.csv and summary.json are whole.</p>"
             f'<section aria-labelledby="statuses"><h2 id="statuses">Rows</h2><table><tbody>'
             f"{rows}</tbody></table></section></main></body></html>\n")
-
-
-def requests_per_second(requests: Iterable[tuple[float, float, int | None]]) -> Counter[int]:
-    """Requests started in each whole second of the run (the chart's data, for tests)."""
-    requests = list(requests)
-    if not requests:
-        return Counter()
-    start = requests[0][0]
-    return Counter(int(began - start) for began, _, _ in requests)

@@ -22,7 +22,7 @@ from .mapping import RowMapper
 from .read import SourceRow, Table
 from .report import RowResult
 from .schedule import SendWindow
-from .timing import format_time
+from .timing import duration_text, format_time
 from .validate import CheckedRow, Validator
 
 # The exact bytes of every body sent: compact, and UTF-8 as written (one encoder, made once:
@@ -189,14 +189,6 @@ def ledger_note(sent_before: int, unknown: int, in_progress: int) -> str:
         (unknown, "with an unknown outcome (--retry-unknown sends them)"),
         (in_progress, "being sent by another run")) if count]
     return f"The ledger holds back {sent_before + unknown + in_progress} rows: {', '.join(parts)}"
-
-
-def duration_text(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 def held_in_ledger(journal: Journal, ledger: Ledger | None

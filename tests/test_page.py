@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from importer.page import requests_per_second
 from importer.sandbox import Faults
 
 from .conftest import PHONES, people, read_results
@@ -55,6 +54,13 @@ class _Page(HTMLParser):
         self.text.append(data)
         if self._cell is not None:
             self._cell.append(data)
+
+
+def requests_per_second(requests: list[tuple[float, float, int | None]]) -> Counter[int]:
+    """Requests started in each whole second of the run, counted here from the journal's
+    rows, apart from the page's own code."""
+    start = requests[0][0]
+    return Counter(int(began - start) for began, _, _ in requests)
 
 
 def _page(out: Path) -> _Page:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +38,15 @@ from starlette.routing import Route
 from importer.codes import RowStatus
 from importer.config import Config, load_config
 from importer.exceptions import ImporterError
-from importer.job import StopSwitch, list_stages, run_import, validate_file
+from importer.job import StopSwitch, list_stages, read_opt_outs, run_import, validate_file
 from importer.journal import read_journal
-from importer.plan import Plan, duration_text
+from importer.plan import Plan, checked_groups
 from importer.read import open_table
 from importer.report import RowResult, Summary
 from importer.serving import serve_in_thread
 from importer.starter import starter_config
+from importer.timing import duration_text
+from importer.validate import StageResolver, Validator
 
 from .mapping import Mapping, merged_config
 
@@ -63,7 +66,8 @@ class Job:
     total: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
-    sent_times: list[float] = field(default_factory=list)
+    # When the last rows were sent: the rate shown (a run of a million rows keeps 256).
+    sent_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     notes: list[str] = field(default_factory=list)
     plan: Plan | None = None
     decided: threading.Event = field(default_factory=threading.Event)
@@ -88,7 +92,7 @@ class Job:
     def progress(self) -> dict[str, Any]:
         done = sum(self.counts.values())
         now = time.monotonic()
-        recent = [moment for moment in self.sent_times[-200:] if moment > now - 10]
+        recent = [moment for moment in self.sent_times if moment > now - 10]
         rate = len(recent) / 10 if recent else 0.0
         left = max(0, self.total - done)
         return {"done": done, "total": self.total,
@@ -609,20 +613,21 @@ def _stages(session: Session) -> list[tuple[str, str]]:
 
 
 def _first_request(session: Session) -> str | None:
-    """The exact body the first valid row would send, as validate previews it."""
+    """The exact body the first valid row would send, as validate previews it: the plan's
+    own checks, read only as far as that row (not the whole file at every preview)."""
     assert session.file is not None
-    out = session.workdir / "preview"
-    shutil.rmtree(out, ignore_errors=True)
     try:
-        summary = validate_file(session.file, _config(session), out_dir=out, sheet=session.sheet,
-                                api_key=None)
+        config = _config(session)
+        table = open_table(session.file, sheet=session.sheet or config.input.sheet,
+                           encoding=config.input.encoding, delimiter=config.input.delimiter)
+        validator = Validator(config, StageResolver(None), read_opt_outs(config))
+        for group in checked_groups(table, config, validator):
+            for _, checked in group:
+                if checked.request is not None:
+                    return json.dumps(checked.request.body, ensure_ascii=False, indent=2)
     except ImporterError as error:
         return f"(no request: {error})"
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    if not summary.preview:
-        return "(no valid row)"
-    return json.dumps(summary.preview[0], ensure_ascii=False, indent=2)
+    return "(no valid row)"
 
 
 @dataclass
